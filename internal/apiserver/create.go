@@ -1,0 +1,164 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+
+	"github.com/kubesvc/kubesvc/internal/registry/defaults"
+	"github.com/kubesvc/kubesvc/internal/registry/validation"
+)
+
+func isDryRun(r *http.Request) (bool, error) {
+	for _, v := range r.URL.Query()["dryRun"] {
+		if v != "All" {
+			return false, badRequest("Invalid dryRun value: %q: supported values: \"All\"", v)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo) {
+	data, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	obj := h.res.New()
+	if err := s.decodeInto(w, r, data, h.res.GVK(), obj); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	dryRun, err := isDryRun(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, err := s.create(r.Context(), h, ri.Namespace, obj, dryRun)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.respond(w, r, h, http.StatusCreated, out)
+}
+
+// create runs the create path for obj (already decoded) in namespace: metadata,
+// defaults, validation, namespace checks, then storage.
+func (s *Server) create(ctx context.Context, h *resourceHandler, namespace string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	gr := h.res.GroupResource()
+	m := objectMeta(obj)
+	if m == nil {
+		return nil, badRequest("object has no metadata")
+	}
+	if h.res.Namespaced {
+		if m.Namespace != "" && namespace != "" && m.Namespace != namespace {
+			return nil, badRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+		if namespace == "" {
+			namespace = m.Namespace
+		}
+		if namespace == "" {
+			return nil, badRequest("namespace is required")
+		}
+		m.Namespace = namespace
+	} else {
+		m.Namespace = ""
+	}
+	if m.Name == "" && m.GenerateName != "" {
+		m.Name = m.GenerateName + rand.String(5)
+	}
+	m.UID = uuid.NewUUID()
+	m.CreationTimestamp = metav1.NewTime(time.Now().Truncate(time.Second))
+	m.DeletionTimestamp = nil
+	m.DeletionGracePeriodSeconds = nil
+	m.ResourceVersion = ""
+	m.ManagedFields = nil
+	if h.res.HasSpec {
+		m.Generation = 1
+	} else {
+		m.Generation = 0
+	}
+	prepareForCreate(obj)
+	defaults.Default(obj)
+	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), m.Name, errs)
+	}
+	if h.res.Namespaced {
+		if err := s.checkNamespace(ctx, namespace); err != nil {
+			return nil, err
+		}
+	}
+	if dryRun {
+		return obj, nil
+	}
+	out, err := s.store.Create(ctx, h.res.Key(namespace, m.Name), obj)
+	if err != nil {
+		return nil, toAPIError(err, gr, m.Name)
+	}
+	return out, nil
+}
+
+// checkNamespace refuses objects in a missing or terminating namespace, with
+// Kubernetes' messages (the NamespaceLifecycle admission plugin).
+func (s *Server) checkNamespace(ctx context.Context, namespace string) error {
+	obj, err := s.store.Get(ctx, s.handlers["/v1/namespaces"].res.Key("", namespace))
+	if err != nil {
+		return toAPIError(err, corev1.Resource("namespaces"), namespace)
+	}
+	ns := obj.(*corev1.Namespace)
+	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
+		return apierrors.NewForbidden(corev1.Resource("namespaces"), namespace,
+			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
+	}
+	return nil
+}
+
+// prepareForCreate resets what a client may not set on create (Kubernetes' strategies'
+// PrepareForCreate).
+func prepareForCreate(obj runtime.Object) {
+	switch o := obj.(type) {
+	case *corev1.Service:
+		o.Status = corev1.ServiceStatus{}
+	case *corev1.Pod:
+		o.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(o)}
+	case *corev1.Namespace:
+		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+	case *corev1.Node:
+		// Node agents register their node with its status filled in.
+	default:
+		clearStatus(obj)
+	}
+}
+
+func qosClass(p *corev1.Pod) corev1.PodQOSClass {
+	requests, limits := 0, 0
+	guaranteed := true
+	for _, c := range p.Spec.Containers {
+		requests += len(c.Resources.Requests)
+		limits += len(c.Resources.Limits)
+		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			l, okl := c.Resources.Limits[r]
+			q, okq := c.Resources.Requests[r]
+			if !okl || (okq && q.Cmp(l) != 0) {
+				guaranteed = false
+			}
+		}
+	}
+	switch {
+	case requests == 0 && limits == 0:
+		return corev1.PodQOSBestEffort
+	case guaranteed:
+		return corev1.PodQOSGuaranteed
+	default:
+		return corev1.PodQOSBurstable
+	}
+}

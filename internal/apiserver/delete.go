@@ -1,0 +1,231 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/kubesvc/kubesvc/internal/storage"
+)
+
+// deleteOptions reads DeleteOptions from the body (JSON or protobuf) or the query.
+func (s *Server) deleteOptions(r *http.Request) (*metav1.DeleteOptions, error) {
+	opts := &metav1.DeleteOptions{}
+	data, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > 0 {
+		if err := s.decodeOptions(r, data, opts); err != nil {
+			return nil, err
+		}
+	}
+	q := r.URL.Query()
+	if v := q.Get("gracePeriodSeconds"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, badRequest("invalid gracePeriodSeconds %q", v)
+		}
+		opts.GracePeriodSeconds = &n
+	}
+	if v := q.Get("propagationPolicy"); v != "" {
+		p := metav1.DeletionPropagation(v)
+		opts.PropagationPolicy = &p
+	}
+	if v := q.Get("orphanDependents"); v != "" {
+		b := v == "true"
+		opts.OrphanDependents = &b
+	}
+	if dr := q["dryRun"]; len(dr) > 0 {
+		opts.DryRun = dr
+	}
+	for _, v := range opts.DryRun {
+		if v != metav1.DryRunAll {
+			return nil, badRequest("Invalid dryRun value: %q: supported values: \"All\"", v)
+		}
+	}
+	if opts.PropagationPolicy != nil {
+		switch *opts.PropagationPolicy {
+		case metav1.DeletePropagationBackground, metav1.DeletePropagationForeground, metav1.DeletePropagationOrphan:
+		default:
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("DeleteOptions.propagationPolicy: Unsupported value: %q: supported values: \"Foreground\", \"Background\", \"Orphan\"", *opts.PropagationPolicy))
+		}
+	}
+	return opts, nil
+}
+
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo) {
+	opts, err := s.deleteOptions(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, err := s.delete(r.Context(), h, ri.Namespace, ri.Name, opts)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.respond(w, r, h, http.StatusOK, out)
+}
+
+// delete deletes one object with Kubernetes' semantics: preconditions; an object with
+// finalizers (or a namespace, or a pod on a node with a grace period) is only marked
+// with deletionTimestamp; otherwise it is removed.
+func (s *Server) delete(ctx context.Context, h *resourceHandler, namespace, name string, opts *metav1.DeleteOptions) (runtime.Object, error) {
+	gr := h.res.GroupResource()
+	key := h.res.Key(namespace, name)
+	dryRun := len(opts.DryRun) > 0
+	checkPre := func(cur runtime.Object) error {
+		m := objectMeta(cur)
+		if p := opts.Preconditions; p != nil {
+			if p.UID != nil && *p.UID != m.UID {
+				return apierrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, m.UID))
+			}
+			if p.ResourceVersion != nil && *p.ResourceVersion != m.ResourceVersion {
+				return apierrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, m.ResourceVersion))
+			}
+		}
+		return nil
+	}
+	var finished bool
+	marked, err := s.store.GuaranteedUpdate(ctx, key, func(cur runtime.Object) (runtime.Object, error) {
+		if err := checkPre(cur); err != nil {
+			return nil, err
+		}
+		m := objectMeta(cur)
+		grace := gracePeriod(h, cur, opts)
+		switch {
+		case h.res.Kind == "Namespace":
+			ns := cur.(*corev1.Namespace)
+			if ns.DeletionTimestamp == nil {
+				now := nowTime()
+				ns.DeletionTimestamp = &now
+				zero := int64(0)
+				ns.DeletionGracePeriodSeconds = &zero
+			}
+			ns.Status.Phase = corev1.NamespaceTerminating
+			if len(ns.Spec.Finalizers) == 0 && len(ns.Finalizers) == 0 {
+				finished = true
+				return nil, nil
+			}
+		case len(m.Finalizers) > 0:
+			if m.DeletionTimestamp == nil {
+				now := nowTime()
+				m.DeletionTimestamp = &now
+				zero := int64(0)
+				m.DeletionGracePeriodSeconds = &zero
+			}
+			addPropagationFinalizer(m, opts)
+		case grace > 0:
+			if m.DeletionTimestamp != nil && m.DeletionGracePeriodSeconds != nil && *m.DeletionGracePeriodSeconds <= grace {
+				return nil, nil
+			}
+			t := metav1.NewTime(time.Now().Add(time.Duration(grace) * time.Second).Truncate(time.Second))
+			m.DeletionTimestamp = &t
+			m.DeletionGracePeriodSeconds = &grace
+		default:
+			finished = true
+			return nil, nil
+		}
+		if dryRun {
+			return nil, errDryRun
+		}
+		return cur, nil
+	})
+	if errors.Is(err, errDryRun) {
+		return marked, nil
+	}
+	if err != nil {
+		return nil, toAPIError(err, gr, name)
+	}
+	if !finished {
+		return marked, nil
+	}
+	if dryRun {
+		return marked, nil
+	}
+	out, err := s.store.Delete(ctx, key, checkPre)
+	if err != nil {
+		return nil, toAPIError(err, gr, name)
+	}
+	return out, nil
+}
+
+// gracePeriod is the grace a deletion waits: only pods that a node runs get one.
+func gracePeriod(h *resourceHandler, obj runtime.Object, opts *metav1.DeleteOptions) int64 {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || !h.res.GracefulDelete {
+		return 0
+	}
+	// A pod that never reached a node, or that has finished, goes at once.
+	if pod.Spec.NodeName == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return 0
+	}
+	if opts.GracePeriodSeconds != nil {
+		if *opts.GracePeriodSeconds < 0 {
+			return 1
+		}
+		return *opts.GracePeriodSeconds
+	}
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		return *pod.Spec.TerminationGracePeriodSeconds
+	}
+	return 30
+}
+
+// addPropagationFinalizer records foreground/orphan deletion for the garbage collector.
+func addPropagationFinalizer(m *metav1.ObjectMeta, opts *metav1.DeleteOptions) {
+	var f string
+	switch {
+	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationForeground:
+		f = metav1.FinalizerDeleteDependents
+	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationOrphan,
+		opts.OrphanDependents != nil && *opts.OrphanDependents:
+		f = metav1.FinalizerOrphanDependents
+	default:
+		return
+	}
+	if !contains(m.Finalizers, f) {
+		m.Finalizers = append(m.Finalizers, f)
+	}
+}
+
+func (s *Server) handleDeleteCollection(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo) {
+	opts, err := s.deleteOptions(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	objs, lm, err := s.list(r.Context(), r, h, ri.Namespace)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var deleted []runtime.Object
+	for _, o := range objs {
+		m := objectMeta(o)
+		out, err := s.delete(r.Context(), h, m.Namespace, m.Name, opts)
+		if err != nil {
+			if storage.IsNotFound(err) || apierrors.IsNotFound(err) {
+				continue
+			}
+			s.writeError(w, r, err)
+			return
+		}
+		deleted = append(deleted, out)
+	}
+	list := h.res.NewList()
+	if err := setList(list, deleted, lm); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeObject(w, r, http.StatusOK, list)
+}

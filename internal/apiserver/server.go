@@ -1,0 +1,271 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kubesvc/kubesvc/internal/pki"
+	"github.com/kubesvc/kubesvc/internal/registry"
+	"github.com/kubesvc/kubesvc/internal/scheme"
+	"github.com/kubesvc/kubesvc/internal/storage"
+)
+
+// Config is the validated, immutable configuration of one API server.
+type Config struct {
+	// DataDir holds etcd data (DataDir/etcd), the PKI (DataDir/pki) and
+	// DataDir/admin.kubeconfig.
+	DataDir string
+	// BindAddress and SecurePort: where HTTPS listens.
+	BindAddress string
+	SecurePort  int
+	// EtcdServers, when set, replaces the embedded etcd member.
+	EtcdServers []string
+	// ServiceClusterIPRange and ServiceNodePortRange (used by the Service registry).
+	ServiceClusterIPRange string
+	ServiceNodePortRange  string
+	// TokenAuthFile is an optional CSV of bearer tokens: token,user,uid,"group1,group2".
+	TokenAuthFile string
+	// Version is what /version reports (the kubectl dispatcher picks its binary by the
+	// minor version).
+	Version VersionInfo
+}
+
+// VersionInfo is the reported Kubernetes version.
+type VersionInfo struct {
+	Major, Minor, GitVersion string
+}
+
+// DefaultVersion reports 1.32, whose kubectl is the dispatcher's built-in one.
+func DefaultVersion() VersionInfo {
+	return VersionInfo{Major: "1", Minor: "32", GitVersion: "v1.32.4-kubesvc"}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	if net.ParseIP(c.BindAddress) == nil {
+		return fmt.Errorf("--bind-address %q is not an IP address", c.BindAddress)
+	}
+	if c.SecurePort < 0 || c.SecurePort > 65535 {
+		return fmt.Errorf("--secure-port %d out of range", c.SecurePort)
+	}
+	if c.Version.Minor == "" {
+		c.Version = DefaultVersion()
+	}
+	return nil
+}
+
+// KubeconfigPath is where the admin kubeconfig is written.
+func (c *Config) KubeconfigPath() string { return filepath.Join(c.DataDir, "admin.kubeconfig") }
+
+// Server is a running API server.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	codecs   *scheme.Codecs
+	backend  *storage.Backend
+	store    *storage.Store
+	cache    *storage.Cacher
+	handlers map[string]*resourceHandler // "group/version/resource"
+	byGV     map[string][]*resourceHandler
+	tokens   map[string]userInfo
+	openapi  *openapiDocs
+	ready    chan struct{}
+	addr     net.Addr
+}
+
+// New prepares a server; nothing runs until Run.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	codecs, err := scheme.New()
+	if err != nil {
+		return nil, fmt.Errorf("scheme: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, codecs: codecs, handlers: map[string]*resourceHandler{},
+		byGV: map[string][]*resourceHandler{}, ready: make(chan struct{})}
+	for _, res := range registry.All() {
+		h := &resourceHandler{res: res}
+		gv := res.Group + "/" + res.Version
+		s.handlers[gv+"/"+res.Name] = h
+		s.byGV[gv] = append(s.byGV[gv], h)
+	}
+	if cfg.TokenAuthFile != "" {
+		if s.tokens, err = loadTokenFile(cfg.TokenAuthFile); err != nil {
+			return nil, err
+		}
+	}
+	if s.openapi, err = buildOpenAPI(s); err != nil {
+		return nil, fmt.Errorf("openapi: %w", err)
+	}
+	return s, nil
+}
+
+// Ready is closed once the server answers requests with working storage.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the listening address (valid after Ready).
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// Run starts storage, the watch cache and HTTPS, and serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	var err error
+	if len(s.cfg.EtcdServers) > 0 {
+		s.backend, err = storage.ConnectExternal(ctx, s.cfg.EtcdServers)
+	} else {
+		s.backend, err = storage.StartEmbedded(ctx, storage.EmbeddedConfig{DataDir: filepath.Join(s.cfg.DataDir, "etcd")})
+	}
+	if err != nil {
+		return err
+	}
+	defer s.backend.Close()
+	s.store = storage.NewStore(s.backend.Client, s.codecs)
+	s.cache = storage.NewCacher(s.store, s.log)
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.BindAddress, strconv.Itoa(s.cfg.SecurePort)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	s.addr = ln.Addr()
+	files := pki.Files{Dir: filepath.Join(s.cfg.DataDir, "pki")}
+	ca, err := pki.Ensure(files, servingHosts(s.cfg.BindAddress))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(files.ServingCert(), files.ServingKey())
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serving certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	tlsCfg := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    pool,
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cacheDone := make(chan struct{})
+	go func() {
+		defer close(cacheDone)
+		s.cache.Run(runCtx)
+	}()
+	if _, err := s.cache.WaitFresh(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("watch cache: %w", err)
+	}
+	if err := s.bootstrap(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	host := s.cfg.BindAddress
+	if ip := net.ParseIP(host); ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	serverURL := "https://" + net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	if err := pki.WriteKubeconfig(s.cfg.KubeconfigPath(), serverURL, ca.CertPEM, files.AdminCert(), files.AdminKey()); err != nil {
+		ln.Close()
+		return err
+	}
+
+	srv := &http.Server{
+		Handler:           s.withAuth(http.HandlerFunc(s.serveHTTP)),
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 30 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return runCtx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tls.NewListener(ln, tlsCfg)) }()
+	close(s.ready)
+	s.log.Info("kubesvc API server ready", "address", serverURL, "kubeconfig", s.cfg.KubeconfigPath())
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		cancel()
+		<-cacheDone
+		return fmt.Errorf("serve: %w", err)
+	}
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	cancel() // ends watches so Shutdown need not wait for them
+	_ = srv.Shutdown(shutdownCtx)
+	<-cacheDone
+	return nil
+}
+
+// servingHosts are the names and addresses the serving certificate covers.
+func servingHosts(bind string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1", "kubernetes", "kubernetes.default",
+		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+		hosts = append(hosts, bind)
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+				hosts = append(hosts, ipn.IP.String())
+			}
+		}
+	}
+	return hosts
+}
+
+// serveHTTP routes one authenticated request.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	switch {
+	case p == "/healthz" || p == "/livez" || p == "/readyz" || strings.HasPrefix(p, "/healthz/") ||
+		strings.HasPrefix(p, "/livez/") || strings.HasPrefix(p, "/readyz/"):
+		s.serveHealth(w, r)
+	case p == "/version" || p == "/version/":
+		s.serveVersion(w, r)
+	case p == "/api" || p == "/api/":
+		s.serveCoreDiscovery(w, r)
+	case p == "/apis" || p == "/apis/":
+		s.serveGroupsDiscovery(w, r)
+	case strings.HasPrefix(p, "/openapi/"):
+		s.serveOpenAPI(w, r)
+	case strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/apis/"):
+		s.serveAPI(w, r)
+	case p == "/":
+		s.serveRootPaths(w, r)
+	default:
+		s.writeError(w, r, notFoundPath())
+	}
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if err := s.backend.Check(r.Context()); err != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, "[-]etcd failed: %v\nhealthz check failed\n", err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if r.URL.Query().Has("verbose") {
+		fmt.Fprint(w, "[+]ping ok\n[+]etcd ok\n")
+		fmt.Fprintf(w, "%s check passed\n", strings.Trim(r.URL.Path, "/"))
+		return
+	}
+	fmt.Fprint(w, "ok")
+}

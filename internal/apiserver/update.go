@@ -1,0 +1,201 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/kubesvc/kubesvc/internal/registry/defaults"
+	"github.com/kubesvc/kubesvc/internal/registry/validation"
+	"github.com/kubesvc/kubesvc/internal/storage"
+)
+
+func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo, status bool) {
+	data, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	obj := h.res.New()
+	if err := s.decodeInto(w, r, data, h.res.GVK(), obj); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	dryRun, err := isDryRun(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m := objectMeta(obj)
+	if m.Name != "" && m.Name != ri.Name {
+		s.writeError(w, r, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.Name, ri.Name))
+		return
+	}
+	if h.res.Namespaced && m.Namespace != "" && m.Namespace != ri.Namespace {
+		s.writeError(w, r, badRequest("the namespace of the provided object does not match the namespace sent on the request"))
+		return
+	}
+	m.Name = ri.Name
+	if h.res.Namespaced {
+		m.Namespace = ri.Namespace
+	}
+	out, code, err := s.update(r.Context(), h, ri, func(context.Context, runtime.Object) (runtime.Object, error) {
+		return obj.DeepCopyObject(), nil
+	}, updateOptions{Status: status || ri.Subresource == "finalize", DryRun: dryRun, CreateOnUpdate: allowCreateOnUpdate(h)})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.respond(w, r, h, code, out)
+}
+
+// allowCreateOnUpdate lists the kinds that a PUT may create (Kubernetes'
+// AllowCreateOnUpdate).
+func allowCreateOnUpdate(h *resourceHandler) bool {
+	switch h.res.Kind {
+	case "Endpoints", "Lease", "Event":
+		return true
+	}
+	return false
+}
+
+// newObjectFunc computes the requested new state from the current one.
+type newObjectFunc func(ctx context.Context, cur runtime.Object) (runtime.Object, error)
+
+// update is the shared update path of PUT, PATCH, status and scale: it applies
+// newObj on the latest stored version with compare-and-swap, enforces the caller's
+// resourceVersion precondition, keeps what clients may not change, defaults and
+// validates. It returns the HTTP code (200, or 201 when a PUT created).
+// updateOptions select the variant of the update path.
+type updateOptions struct {
+	// Status: only status changes (the /status subresource).
+	Status bool
+	DryRun bool
+	// CreateOnUpdate: a PUT of a missing object creates it.
+	CreateOnUpdate bool
+	// System: a server-internal change (pods/binding) that bypasses update validation.
+	System bool
+}
+
+func (s *Server) update(ctx context.Context, h *resourceHandler, ri requestInfo, newObj newObjectFunc, o updateOptions) (runtime.Object, int, error) {
+	status, dryRun, createOnUpdate := o.Status, o.DryRun, o.CreateOnUpdate
+	gr := h.res.GroupResource()
+	key := h.res.Key(ri.Namespace, ri.Name)
+	var result runtime.Object
+	var deleteAfter bool
+	out, err := s.store.GuaranteedUpdate(ctx, key, func(cur runtime.Object) (runtime.Object, error) {
+		old := cur.DeepCopyObject()
+		next, err := newObj(ctx, cur)
+		if err != nil {
+			return nil, err
+		}
+		nm, om := objectMeta(next), objectMeta(old)
+		if nm.ResourceVersion != "" && nm.ResourceVersion != om.ResourceVersion {
+			return nil, apierrors.NewConflict(gr, ri.Name, errors.New(optimisticLockMsg))
+		}
+		if nm.UID != "" && nm.UID != om.UID {
+			return nil, apierrors.NewConflict(gr, ri.Name, errors.New("Precondition failed: UID in precondition: "+string(nm.UID)+", UID in object meta: "+string(om.UID)))
+		}
+		if status {
+			// A status update changes only status: everything else comes from old.
+			st := next
+			next = old.DeepCopyObject()
+			copyField(next, st, "Status")
+			if ri.Subresource == "finalize" {
+				if ns, ok := st.(*corev1.Namespace); ok {
+					next.(*corev1.Namespace).Spec.Finalizers = ns.Spec.Finalizers
+				}
+			}
+			nm = objectMeta(next)
+		} else {
+			if h.res.HasSubresource("status") {
+				copyField(next, old, "Status")
+			}
+			// System-owned metadata is kept.
+			nm.UID = om.UID
+			nm.CreationTimestamp = om.CreationTimestamp
+			nm.DeletionTimestamp = om.DeletionTimestamp
+			nm.DeletionGracePeriodSeconds = om.DeletionGracePeriodSeconds
+			nm.Generation = om.Generation
+			nm.ManagedFields = nil
+			if nm.GenerateName == "" {
+				nm.GenerateName = om.GenerateName
+			}
+			defaults.Default(next)
+			if h.res.HasSpec && specChanged(next, old) {
+				nm.Generation = om.Generation + 1
+			}
+		}
+		nm.Name, nm.Namespace = om.Name, om.Namespace
+		nm.ResourceVersion = ""
+		var errs = validation.ValidateUpdate(next, old)
+		if status {
+			errs = validation.ValidateStatusUpdate(next, old)
+		}
+		if len(errs) > 0 && !o.System {
+			return nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), ri.Name, errs)
+		}
+		if om.DeletionTimestamp != nil && len(nm.Finalizers) > len(om.Finalizers) && !subset(nm.Finalizers, om.Finalizers) {
+			return nil, apierrors.NewForbidden(gr, ri.Name, errors.New("no new finalizers can be added if the object is being deleted"))
+		}
+		deleteAfter = nm.DeletionTimestamp != nil && len(nm.Finalizers) == 0 &&
+			(nm.DeletionGracePeriodSeconds == nil || *nm.DeletionGracePeriodSeconds == 0)
+		result = next
+		if dryRun {
+			return nil, errDryRun
+		}
+		return next, nil
+	})
+	if errors.Is(err, errDryRun) {
+		return result, http.StatusOK, nil
+	}
+	if storage.IsNotFound(err) && createOnUpdate {
+		obj, cerr := newObj(ctx, nil)
+		if cerr != nil {
+			return nil, 0, cerr
+		}
+		if rv := objectMeta(obj).ResourceVersion; rv != "" {
+			return nil, 0, apierrors.NewNotFound(gr, ri.Name)
+		}
+		created, cerr := s.create(ctx, h, ri.Namespace, obj, dryRun)
+		return created, http.StatusCreated, cerr
+	}
+	if err != nil {
+		return nil, 0, toAPIError(err, gr, ri.Name)
+	}
+	if deleteAfter {
+		// The last finalizer of an object being deleted is gone: finish the deletion.
+		if deleted, derr := s.store.Delete(ctx, key, func(cur runtime.Object) error {
+			cm := objectMeta(cur)
+			if len(cm.Finalizers) != 0 || cm.DeletionTimestamp == nil {
+				return errNotDeletable
+			}
+			return nil
+		}); derr == nil {
+			return deleted, http.StatusOK, nil
+		}
+	}
+	return out, http.StatusOK, nil
+}
+
+var (
+	errDryRun       = errors.New("dry run")
+	errNotDeletable = errors.New("object no longer ready for deletion")
+)
+
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+func nowTime() metav1.Time { return metav1.NewTime(time.Now().Truncate(time.Second)) }

@@ -1,0 +1,93 @@
+// Package registry describes every resource kubesvc serves: its names, scope, verbs,
+// subresources and the strategy (defaulting, validation, status handling, field
+// selectors) the API server applies to it.
+package registry
+
+import (
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Resource is one served resource.
+type Resource struct {
+	Group, Version string
+	// Name is the plural resource name (services).
+	Name         string
+	SingularName string
+	Kind         string
+	Namespaced   bool
+	ShortNames   []string
+	Categories   []string
+	// Subresources served beside the main resource: "status", "scale", "binding", ...
+	Subresources []string
+	// New and NewList return zero objects of the type.
+	New     func() runtime.Object
+	NewList func() runtime.Object
+	// Fields returns the fields that field selectors can use on obj (metadata.name and
+	// metadata.namespace are always included by the caller).
+	Fields func(obj runtime.Object) fields.Set
+	// HasSpec: updates to spec bump metadata.generation.
+	HasSpec bool
+	// GracefulDelete: deletion first sets deletionTimestamp and waits for the owner of
+	// the object (the node agent, for pods) to finish it.
+	GracefulDelete bool
+	// Verbs are the verbs of the main resource.
+	Verbs []string
+}
+
+// GVR is the resource's group, version and plural name.
+func (r *Resource) GVR() schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: r.Group, Version: r.Version, Resource: r.Name}
+}
+
+// GVK is the resource's kind.
+func (r *Resource) GVK() schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}
+}
+
+// GroupResource is the resource's group and plural name.
+func (r *Resource) GroupResource() schema.GroupResource {
+	return schema.GroupResource{Group: r.Group, Resource: r.Name}
+}
+
+// HasSubresource reports whether sub is served.
+func (r *Resource) HasSubresource(sub string) bool {
+	for _, s := range r.Subresources {
+		if s == sub {
+			return true
+		}
+	}
+	return false
+}
+
+// KeyPrefix is the etcd prefix of all objects of the resource:
+// /registry/<group or "core">/<resource>/.
+func (r *Resource) KeyPrefix() string {
+	g := r.Group
+	if g == "" {
+		g = "core"
+	}
+	return "/registry/" + g + "/" + r.Name + "/"
+}
+
+// Key is the etcd key of one object; namespace is ignored for cluster-scoped resources.
+func (r *Resource) Key(namespace, name string) string {
+	if r.Namespaced {
+		return r.KeyPrefix() + namespace + "/" + name
+	}
+	return r.KeyPrefix() + name
+}
+
+// ListPrefix is the prefix for a list in namespace ("" = all namespaces).
+func (r *Resource) ListPrefix(namespace string) string {
+	if r.Namespaced && namespace != "" {
+		return r.KeyPrefix() + namespace + "/"
+	}
+	return r.KeyPrefix()
+}
+
+// StandardVerbs returns the verbs of an ordinary resource.
+func StandardVerbs() []string {
+	return []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+}
