@@ -71,7 +71,8 @@ func (s *Server) decodeAs(w http.ResponseWriter, r *http.Request, ct string, dat
 	if err != nil {
 		if strict, ok := runtime.AsStrictDecodingError(err); ok && obj != nil {
 			if fv == "Strict" {
-				return apierrors.NewBadRequest(strict.Error())
+				return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v",
+					gvk.Kind, gvk.Version, gvk.Kind, strict.Error()))
 			}
 			for _, e := range strict.Errors() {
 				addWarning(w, e.Error())

@@ -145,7 +145,9 @@ func (s *Server) list(ctx context.Context, r *http.Request, h *resourceHandler, 
 			}
 			return nil, metav1.ListMeta{}, toAPIError(err, gr, "")
 		}
-		rev = readRev
+		if rev == 0 {
+			rev = readRev // later pages read this same snapshot
+		}
 		for _, o := range objs {
 			if f.matches(o) {
 				out = append(out, o)

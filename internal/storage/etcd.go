@@ -23,7 +23,7 @@ type Backend struct {
 type EmbeddedConfig struct {
 	// DataDir holds the member's data (created if absent).
 	DataDir string
-	// Logger receives etcd's own logs; nil silences them except errors.
+	// Logger receives etcd's own logs; nil silences them.
 	Logger *zap.Logger
 }
 
@@ -48,9 +48,12 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Backend, error) {
 	ec.AutoCompactionRetention = "5m"
 	ec.QuotaBackendBytes = 8 << 30
 	ec.LogLevel = "error"
-	if cfg.Logger != nil {
-		ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(cfg.Logger)
+	// etcd logs expected shutdown errors at error level; stay quiet unless asked.
+	logger := cfg.Logger
+	if logger == nil {
+		logger = zap.NewNop()
 	}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(logger)
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, fmt.Errorf("could not start embedded etcd in %s: %w", ec.Dir, err)
