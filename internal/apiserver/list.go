@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-
 )
 
 // continueToken is the opaque metadata.continue value (the same shape as Kubernetes').
@@ -163,7 +162,6 @@ func (s *Server) list(ctx context.Context, r *http.Request, h *resourceHandler, 
 		}
 	}
 }
-
 
 // setList fills a typed list with objs and the list metadata.
 func setList(list runtime.Object, objs []runtime.Object, lm metav1.ListMeta) error {
