@@ -2,9 +2,18 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubesvc/kubesvc/internal/storage"
 )
@@ -14,22 +23,145 @@ func systemNamespaces() []string {
 	return []string{"default", "kube-system", "kube-public", "kube-node-lease"}
 }
 
-// bootstrap creates what a new cluster has before any client acts.
-func (s *Server) bootstrap(ctx context.Context) error {
-	h := s.handlers["/v1/namespaces"]
+// bootstrap creates what a new cluster has before any client acts: the system
+// namespaces, the default ServiceCIDR, and the default/kubernetes Service with its
+// Endpoints and EndpointSlice.
+func (s *Server) bootstrap(ctx context.Context, port int) error {
 	for _, name := range systemNamespaces() {
-		if _, err := s.store.Get(ctx, h.res.Key("", name)); err == nil {
-			continue
-		} else if !storage.IsNotFound(err) {
-			return err
-		}
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name,
 			Labels: map[string]string{"kubernetes.io/metadata.name": name}}}
-		if _, err := s.create(ctx, h, "", ns, false); err != nil && !storage.IsExists(err) {
-			if _, gerr := s.store.Get(ctx, h.res.Key("", name)); gerr != nil {
-				return err
-			}
+		if err := s.ensure(ctx, "/v1/namespaces", "", ns); err != nil {
+			return err
 		}
 	}
+	var cidrs []string
+	for _, c := range s.cidrs {
+		cidrs = append(cidrs, c.String())
+	}
+	sc := &networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"},
+		Spec: networkingv1.ServiceCIDRSpec{CIDRs: cidrs}}
+	if err := s.ensure(ctx, "networking.k8s.io/v1/servicecidrs", "", sc); err != nil {
+		return err
+	}
+	if err := s.markServiceCIDRReady(ctx); err != nil {
+		return err
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
+			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: s.services.FirstIP().String(),
+			Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP,
+				TargetPort: intstr.FromInt32(int32(port))}},
+		},
+	}
+	if err := s.ensure(ctx, "/v1/services", "default", svc); err != nil {
+		return err
+	}
+	ip := advertiseAddress(s.cfg.BindAddress)
+	if !ip.IsValid() {
+		s.log.Info("no non-loopback address to advertise: default/kubernetes has no endpoints")
+		return nil
+	}
+	ep := &corev1.Endpoints{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
+			Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"}},
+		Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: ip.String()}},
+			Ports:     []corev1.EndpointPort{{Name: "https", Port: int32(port), Protocol: corev1.ProtocolTCP}},
+		}},
+	}
+	if err := s.put(ctx, "/v1/endpoints", "default", ep); err != nil {
+		return err
+	}
+	addrType := discoveryv1.AddressTypeIPv4
+	if ip.Is6() {
+		addrType = discoveryv1.AddressTypeIPv6
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
+			Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes"}},
+		AddressType: addrType,
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{ip.String()},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(int32(port)), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	return s.put(ctx, "discovery.k8s.io/v1/endpointslices", "default", slice)
+}
+
+// ensure creates obj unless it exists.
+func (s *Server) ensure(ctx context.Context, handler, namespace string, obj runtime.Object) error {
+	h := s.handlers[handler]
+	m := objectMeta(obj)
+	if _, err := s.store.Get(ctx, h.res.Key(namespace, m.Name)); err == nil {
+		return nil
+	} else if !storage.IsNotFound(err) {
+		return err
+	}
+	if _, err := s.create(ctx, h, namespace, obj, false); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create %s %s: %w", h.res.Kind, m.Name, err)
+	}
 	return nil
+}
+
+// put creates obj or replaces its content (the API server owns it).
+func (s *Server) put(ctx context.Context, handler, namespace string, obj runtime.Object) error {
+	h := s.handlers[handler]
+	m := objectMeta(obj)
+	_, _, err := s.update(ctx, h, requestInfo{Namespace: namespace, Name: m.Name},
+		func(context.Context, runtime.Object) (runtime.Object, error) { return obj.DeepCopyObject(), nil },
+		updateOptions{CreateOnUpdate: true})
+	if err != nil {
+		return fmt.Errorf("write %s %s: %w", h.res.Kind, m.Name, err)
+	}
+	return nil
+}
+
+func (s *Server) markServiceCIDRReady(ctx context.Context) error {
+	h := s.handlers["networking.k8s.io/v1/servicecidrs"]
+	_, _, err := s.update(ctx, h, requestInfo{Name: "kubernetes", Subresource: "status"},
+		func(_ context.Context, cur runtime.Object) (runtime.Object, error) {
+			sc := cur.(*networkingv1.ServiceCIDR)
+			for _, c := range sc.Status.Conditions {
+				if c.Type == networkingv1.ServiceCIDRConditionReady && c.Status == metav1.ConditionTrue {
+					return sc, nil
+				}
+			}
+			sc.Status.Conditions = []metav1.Condition{{Type: networkingv1.ServiceCIDRConditionReady,
+				Status: metav1.ConditionTrue, Reason: "", Message: "Kubernetes Service CIDR is ready",
+				LastTransitionTime: nowTime()}}
+			return sc, nil
+		}, updateOptions{Status: true})
+	return err
+}
+
+// advertiseAddress is the address clients in the cluster reach the API server at: the
+// bind address when it is a real one, else the host's first global unicast address.
+func advertiseAddress(bind string) netip.Addr {
+	if ip, err := netip.ParseAddr(bind); err == nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+		return ip
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return netip.Addr{}
+	}
+	var v6 netip.Addr
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok || !ip.Unmap().IsGlobalUnicast() {
+			continue
+		}
+		ip = ip.Unmap()
+		if ip.Is4() {
+			return ip
+		}
+		if !v6.IsValid() {
+			v6 = ip
+		}
+	}
+	return v6
 }

@@ -12,9 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/kubesvc/kubesvc/internal/registry/defaults"
 	"github.com/kubesvc/kubesvc/internal/registry/validation"
+	"github.com/kubesvc/kubesvc/internal/storage"
 )
 
 func isDryRun(r *http.Request) (bool, error) {
@@ -48,6 +50,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, h *resourc
 		s.writeError(w, r, err)
 		return
 	}
+	s.addWarnings(w, h, out)
 	s.respond(w, r, h, http.StatusCreated, out)
 }
 
@@ -89,7 +92,13 @@ func (s *Server) create(ctx context.Context, h *resourceHandler, namespace strin
 	}
 	prepareForCreate(obj)
 	defaults.Default(obj)
-	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
+	hooks := s.hooksFor(h)
+	var errs field.ErrorList
+	if hooks != nil {
+		errs = hooks.prepare(obj, nil)
+	}
+	errs = append(errs, validation.ValidateCreate(obj)...)
+	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), m.Name, errs)
 	}
 	if h.res.Namespaced {
@@ -97,14 +106,41 @@ func (s *Server) create(ctx context.Context, h *resourceHandler, namespace strin
 			return nil, err
 		}
 	}
-	if dryRun {
-		return obj, nil
+	key := h.res.Key(namespace, m.Name)
+	if hooks == nil {
+		if dryRun {
+			return obj, nil
+		}
+		out, err := s.store.Create(ctx, key, obj, nil)
+		if err != nil {
+			return nil, toAPIError(err, gr, m.Name)
+		}
+		return out, nil
 	}
-	out, err := s.store.Create(ctx, h.res.Key(namespace, m.Name), obj)
-	if err != nil {
-		return nil, toAPIError(err, gr, m.Name)
+	if _, err := s.store.Get(ctx, key); err == nil {
+		// Answer AlreadyExists before allocating anything (as Kubernetes does).
+		return nil, apierrors.NewAlreadyExists(gr, m.Name)
 	}
-	return out, nil
+	orig := obj.DeepCopyObject()
+	for attempt := 0; ; attempt++ {
+		obj = orig.DeepCopyObject()
+		txn, err := hooks.allocate(ctx, obj, nil, dryRun)
+		if err != nil {
+			return nil, err
+		}
+		if dryRun {
+			return obj, nil
+		}
+		out, err := s.store.Create(ctx, key, obj, txn)
+		if storage.IsCode(err, storage.CodeExtraConflict) && attempt < maxAllocationRetries {
+			hooks.recheck(ctx, obj)
+			continue
+		}
+		if err != nil {
+			return nil, toAPIError(err, gr, m.Name)
+		}
+		return out, nil
+	}
 }
 
 // checkNamespace refuses objects in a missing or terminating namespace, with

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -152,11 +153,20 @@ func (s *Server) delete(ctx context.Context, h *resourceHandler, namespace, name
 	if dryRun {
 		return marked, nil
 	}
-	out, err := s.store.Delete(ctx, key, checkPre)
+	out, err := s.finalDelete(ctx, h, key, checkPre)
 	if err != nil {
 		return nil, toAPIError(err, gr, name)
 	}
 	return out, nil
+}
+
+// finalDelete removes the object, releasing what it held in the same transaction.
+func (s *Server) finalDelete(ctx context.Context, h *resourceHandler, key string, precondition func(runtime.Object) error) (runtime.Object, error) {
+	var release func(runtime.Object) []clientv3.Op
+	if hooks := s.hooksFor(h); hooks != nil {
+		release = hooks.release
+	}
+	return s.store.DeleteTxn(ctx, key, precondition, release)
 }
 
 // gracePeriod is the grace a deletion waits: only pods that a node runs get one.

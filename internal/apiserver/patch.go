@@ -38,6 +38,7 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, h *resource
 		s.writeError(w, r, err)
 		return
 	}
+	s.addWarnings(w, h, out)
 	s.respond(w, r, h, http.StatusOK, out)
 }
 

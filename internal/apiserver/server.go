@@ -9,13 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kubesvc/kubesvc/internal/allocator/portallocator"
 	"github.com/kubesvc/kubesvc/internal/pki"
 	"github.com/kubesvc/kubesvc/internal/registry"
+	"github.com/kubesvc/kubesvc/internal/registry/service"
 	"github.com/kubesvc/kubesvc/internal/scheme"
 	"github.com/kubesvc/kubesvc/internal/storage"
 )
@@ -61,6 +64,12 @@ func (c *Config) Validate() error {
 	if c.SecurePort < 0 || c.SecurePort > 65535 {
 		return fmt.Errorf("--secure-port %d out of range", c.SecurePort)
 	}
+	if c.ServiceClusterIPRange == "" {
+		c.ServiceClusterIPRange = "10.96.0.0/12"
+	}
+	if c.ServiceNodePortRange == "" {
+		c.ServiceNodePortRange = "30000-32767"
+	}
 	if c.Version.Minor == "" {
 		c.Version = DefaultVersion()
 	}
@@ -78,6 +87,9 @@ type Server struct {
 	backend  *storage.Backend
 	store    *storage.Store
 	cache    *storage.Cacher
+	services *service.Registry
+	cidrs    []netip.Prefix
+	ports    portallocator.PortRange
 	handlers map[string]*resourceHandler // "group/version/resource"
 	byGV     map[string][]*resourceHandler
 	tokens   map[string]userInfo
@@ -102,6 +114,12 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		gv := res.Group + "/" + res.Version
 		s.handlers[gv+"/"+res.Name] = h
 		s.byGV[gv] = append(s.byGV[gv], h)
+	}
+	if s.cidrs, err = service.ParseCIDRs(cfg.ServiceClusterIPRange); err != nil {
+		return nil, err
+	}
+	if s.ports, err = portallocator.ParsePortRange(cfg.ServiceNodePortRange); err != nil {
+		return nil, fmt.Errorf("--service-node-port-range: %w", err)
 	}
 	if cfg.TokenAuthFile != "" {
 		if s.tokens, err = loadTokenFile(cfg.TokenAuthFile); err != nil {
@@ -134,6 +152,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.backend.Close()
 	s.store = storage.NewStore(s.backend.Client, s.codecs)
 	s.cache = storage.NewCacher(s.store, s.log)
+	if s.services, err = service.New(service.Config{ServiceCIDRs: s.cidrs, NodePorts: s.ports, Store: s.store, Log: s.log}); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.BindAddress, strconv.Itoa(s.cfg.SecurePort)))
 	if err != nil {
@@ -168,11 +189,16 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(cacheDone)
 		s.cache.Run(runCtx)
 	}()
+	go s.services.Run(runCtx)
 	if _, err := s.cache.WaitFresh(ctx); err != nil {
 		ln.Close()
 		return fmt.Errorf("watch cache: %w", err)
 	}
-	if err := s.bootstrap(ctx); err != nil {
+	if err := s.services.WaitReady(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	if err := s.bootstrap(ctx, ln.Addr().(*net.TCPAddr).Port); err != nil {
 		ln.Close()
 		return fmt.Errorf("bootstrap: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/kubesvc/kubesvc/internal/registry/defaults"
 	"github.com/kubesvc/kubesvc/internal/registry/validation"
@@ -52,6 +53,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, h *resourc
 		s.writeError(w, r, err)
 		return
 	}
+	s.addWarnings(w, h, out)
 	s.respond(w, r, h, code, out)
 }
 
@@ -68,10 +70,6 @@ func allowCreateOnUpdate(h *resourceHandler) bool {
 // newObjectFunc computes the requested new state from the current one.
 type newObjectFunc func(ctx context.Context, cur runtime.Object) (runtime.Object, error)
 
-// update is the shared update path of PUT, PATCH, status and scale: it applies
-// newObj on the latest stored version with compare-and-swap, enforces the caller's
-// resourceVersion precondition, keeps what clients may not change, defaults and
-// validates. It returns the HTTP code (200, or 201 when a PUT created).
 // updateOptions select the variant of the update path.
 type updateOptions struct {
 	// Status: only status changes (the /status subresource).
@@ -83,75 +81,30 @@ type updateOptions struct {
 	System bool
 }
 
+// update is the shared update path of PUT, PATCH, status and scale: it applies
+// newObj on the latest stored version with compare-and-swap, enforces the caller's
+// resourceVersion precondition, keeps what clients may not change, defaults, validates
+// and runs the kind's allocation hooks. It returns the HTTP code (200, or 201 when a
+// PUT created).
 func (s *Server) update(ctx context.Context, h *resourceHandler, ri requestInfo, newObj newObjectFunc, o updateOptions) (runtime.Object, int, error) {
-	status, dryRun, createOnUpdate := o.Status, o.DryRun, o.CreateOnUpdate
+	dryRun, createOnUpdate := o.DryRun, o.CreateOnUpdate
 	gr := h.res.GroupResource()
 	key := h.res.Key(ri.Namespace, ri.Name)
 	var result runtime.Object
 	var deleteAfter bool
-	out, err := s.store.GuaranteedUpdate(ctx, key, func(cur runtime.Object) (runtime.Object, error) {
-		old := cur.DeepCopyObject()
-		next, err := newObj(ctx, cur)
-		if err != nil {
-			return nil, err
+	hooks := s.hooksFor(h)
+	var out runtime.Object
+	var err error
+	for attempt := 0; ; attempt++ {
+		out, err = s.store.GuaranteedUpdateTxn(ctx, key, func(cur runtime.Object) (runtime.Object, *storage.Txn, error) {
+			return s.tryUpdate(ctx, h, ri, hooks, cur, newObj, o, &result, &deleteAfter)
+		})
+		if storage.IsCode(err, storage.CodeExtraConflict) && attempt < maxAllocationRetries && result != nil {
+			hooks.recheck(ctx, result)
+			continue
 		}
-		nm, om := objectMeta(next), objectMeta(old)
-		if nm.ResourceVersion != "" && nm.ResourceVersion != om.ResourceVersion {
-			return nil, apierrors.NewConflict(gr, ri.Name, errors.New(optimisticLockMsg))
-		}
-		if nm.UID != "" && nm.UID != om.UID {
-			return nil, apierrors.NewConflict(gr, ri.Name, errors.New("Precondition failed: UID in precondition: "+string(nm.UID)+", UID in object meta: "+string(om.UID)))
-		}
-		if status {
-			// A status update changes only status: everything else comes from old.
-			st := next
-			next = old.DeepCopyObject()
-			copyField(next, st, "Status")
-			if ri.Subresource == "finalize" {
-				if ns, ok := st.(*corev1.Namespace); ok {
-					next.(*corev1.Namespace).Spec.Finalizers = ns.Spec.Finalizers
-				}
-			}
-			nm = objectMeta(next)
-		} else {
-			if h.res.HasSubresource("status") {
-				copyField(next, old, "Status")
-			}
-			// System-owned metadata is kept.
-			nm.UID = om.UID
-			nm.CreationTimestamp = om.CreationTimestamp
-			nm.DeletionTimestamp = om.DeletionTimestamp
-			nm.DeletionGracePeriodSeconds = om.DeletionGracePeriodSeconds
-			nm.Generation = om.Generation
-			nm.ManagedFields = nil
-			if nm.GenerateName == "" {
-				nm.GenerateName = om.GenerateName
-			}
-			defaults.Default(next)
-			if h.res.HasSpec && specChanged(next, old) {
-				nm.Generation = om.Generation + 1
-			}
-		}
-		nm.Name, nm.Namespace = om.Name, om.Namespace
-		nm.ResourceVersion = ""
-		var errs = validation.ValidateUpdate(next, old)
-		if status {
-			errs = validation.ValidateStatusUpdate(next, old)
-		}
-		if len(errs) > 0 && !o.System {
-			return nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), ri.Name, errs)
-		}
-		if om.DeletionTimestamp != nil && len(nm.Finalizers) > len(om.Finalizers) && !subset(nm.Finalizers, om.Finalizers) {
-			return nil, apierrors.NewForbidden(gr, ri.Name, errors.New("no new finalizers can be added if the object is being deleted"))
-		}
-		deleteAfter = nm.DeletionTimestamp != nil && len(nm.Finalizers) == 0 &&
-			(nm.DeletionGracePeriodSeconds == nil || *nm.DeletionGracePeriodSeconds == 0)
-		result = next
-		if dryRun {
-			return nil, errDryRun
-		}
-		return next, nil
-	})
+		break
+	}
 	if errors.Is(err, errDryRun) {
 		return result, http.StatusOK, nil
 	}
@@ -171,7 +124,7 @@ func (s *Server) update(ctx context.Context, h *resourceHandler, ri requestInfo,
 	}
 	if deleteAfter {
 		// The last finalizer of an object being deleted is gone: finish the deletion.
-		if deleted, derr := s.store.Delete(ctx, key, func(cur runtime.Object) error {
+		if deleted, derr := s.finalDelete(ctx, h, key, func(cur runtime.Object) error {
 			cm := objectMeta(cur)
 			if len(cm.Finalizers) != 0 || cm.DeletionTimestamp == nil {
 				return errNotDeletable
@@ -182,6 +135,85 @@ func (s *Server) update(ctx context.Context, h *resourceHandler, ri requestInfo,
 		}
 	}
 	return out, http.StatusOK, nil
+}
+
+// tryUpdate computes one attempt of an update from the current object.
+func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestInfo, hooks kindHooks, cur runtime.Object,
+	newObj newObjectFunc, o updateOptions, result *runtime.Object, deleteAfter *bool) (runtime.Object, *storage.Txn, error) {
+	gr := h.res.GroupResource()
+	status, dryRun := o.Status, o.DryRun
+	old := cur.DeepCopyObject()
+	next, err := newObj(ctx, cur)
+	if err != nil {
+		return nil, nil, err
+	}
+	nm, om := objectMeta(next), objectMeta(old)
+	if nm.ResourceVersion != "" && nm.ResourceVersion != om.ResourceVersion {
+		return nil, nil, apierrors.NewConflict(gr, ri.Name, errors.New(optimisticLockMsg))
+	}
+	if nm.UID != "" && nm.UID != om.UID {
+		return nil, nil, apierrors.NewConflict(gr, ri.Name, errors.New("Precondition failed: UID in precondition: "+string(nm.UID)+", UID in object meta: "+string(om.UID)))
+	}
+	var errs field.ErrorList
+	if status {
+		// A status update changes only status: everything else comes from old.
+		st := next
+		next = old.DeepCopyObject()
+		copyField(next, st, "Status")
+		if ri.Subresource == "finalize" {
+			if ns, ok := st.(*corev1.Namespace); ok {
+				next.(*corev1.Namespace).Spec.Finalizers = ns.Spec.Finalizers
+			}
+		}
+		nm = objectMeta(next)
+	} else {
+		if h.res.HasSubresource("status") {
+			copyField(next, old, "Status")
+		}
+		// System-owned metadata is kept.
+		nm.UID = om.UID
+		nm.CreationTimestamp = om.CreationTimestamp
+		nm.DeletionTimestamp = om.DeletionTimestamp
+		nm.DeletionGracePeriodSeconds = om.DeletionGracePeriodSeconds
+		nm.Generation = om.Generation
+		nm.ManagedFields = nil
+		if nm.GenerateName == "" {
+			nm.GenerateName = om.GenerateName
+		}
+		defaults.Default(next)
+		if hooks != nil {
+			errs = hooks.prepare(next, old)
+		}
+		if h.res.HasSpec && specChanged(next, old) {
+			nm.Generation = om.Generation + 1
+		}
+	}
+	nm.Name, nm.Namespace = om.Name, om.Namespace
+	nm.ResourceVersion = ""
+	if status {
+		errs = append(errs, validation.ValidateStatusUpdate(next, old)...)
+	} else {
+		errs = append(errs, validation.ValidateUpdate(next, old)...)
+	}
+	if len(errs) > 0 && !o.System {
+		return nil, nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), ri.Name, errs)
+	}
+	if om.DeletionTimestamp != nil && len(nm.Finalizers) > len(om.Finalizers) && !subset(nm.Finalizers, om.Finalizers) {
+		return nil, nil, apierrors.NewForbidden(gr, ri.Name, errors.New("no new finalizers can be added if the object is being deleted"))
+	}
+	*deleteAfter = nm.DeletionTimestamp != nil && len(nm.Finalizers) == 0 &&
+		(nm.DeletionGracePeriodSeconds == nil || *nm.DeletionGracePeriodSeconds == 0)
+	var txn *storage.Txn
+	if hooks != nil && !status {
+		if txn, err = hooks.allocate(ctx, next, old, dryRun); err != nil {
+			return nil, nil, err
+		}
+	}
+	*result = next
+	if dryRun {
+		return nil, nil, errDryRun
+	}
+	return next, txn, nil
 }
 
 var (

@@ -17,6 +17,9 @@ const (
 	CodeConflict ErrorCode = "Conflict"
 	// CodeExpired: the requested resourceVersion is older than what is kept.
 	CodeExpired ErrorCode = "Expired"
+	// CodeExtraConflict: the object's own compare held, but a compare of the extra
+	// transaction work (e.g. "this IP is free") did not.
+	CodeExtraConflict ErrorCode = "ExtraConflict"
 	// CodeTooLarge: the requested resourceVersion is newer than what the store has seen.
 	CodeTooLarge ErrorCode = "TooLargeResourceVersion"
 )

@@ -62,22 +62,51 @@ func (s *Store) Decode(data []byte, rev int64) (runtime.Object, error) {
 	return obj, nil
 }
 
+// Txn is extra work that must commit atomically with an object's write: compares
+// that must all hold (e.g. "this IPAddress key is absent") and operations to run (e.g.
+// create the IPAddress object). OnResult, if set, is told whether the write committed
+// (false also after a failed or abandoned attempt).
+type Txn struct {
+	Cmps     []clientv3.Cmp
+	Ops      []clientv3.Op
+	OnResult func(committed bool)
+}
+
+func (t *Txn) done(committed bool) {
+	if t != nil && t.OnResult != nil {
+		t.OnResult(committed)
+	}
+}
+
 // Create stores obj at key if the key is absent, and returns it with its new
-// resourceVersion. extra operations, if any, commit in the same transaction.
-func (s *Store) Create(ctx context.Context, key string, obj runtime.Object, extra ...clientv3.Op) (runtime.Object, error) {
+// resourceVersion. If extra is set, its compares must hold too and its operations
+// commit in the same transaction; when only they fail, the error has code
+// CodeExtraConflict.
+func (s *Store) Create(ctx context.Context, key string, obj runtime.Object, extra *Txn) (out runtime.Object, err error) {
+	committed := false
+	defer func() { extra.done(committed) }()
 	data, err := s.Encode(obj)
 	if err != nil {
 		return nil, err
 	}
-	ops := append([]clientv3.Op{clientv3.OpPut(key, string(data))}, extra...)
-	resp, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).Then(ops...).Commit()
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", 0)}
+	ops := []clientv3.Op{clientv3.OpPut(key, string(data))}
+	if extra != nil {
+		cmps = append(cmps, extra.Cmps...)
+		ops = append(ops, extra.Ops...)
+	}
+	resp, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(key, clientv3.WithCountOnly())).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("etcd create %s: %w", key, err)
 	}
 	if !resp.Succeeded {
-		return nil, &Error{Code: CodeExists, Key: key}
+		if resp.Responses[0].GetResponseRange().Count > 0 {
+			return nil, &Error{Code: CodeExists, Key: key}
+		}
+		return nil, &Error{Code: CodeExtraConflict, Key: key}
 	}
-	out := obj.DeepCopyObject()
+	committed = true
+	out = obj.DeepCopyObject()
 	setRV(out, resp.Header.Revision)
 	return out, nil
 }
@@ -98,13 +127,26 @@ func (s *Store) Get(ctx context.Context, key string) (runtime.Object, error) {
 // may be modified and returned. Returning (nil, nil) means "no change"; an error aborts.
 type UpdateFunc func(cur runtime.Object) (runtime.Object, error)
 
+// TxnUpdateFunc is an UpdateFunc that may add work to the write's transaction.
+type TxnUpdateFunc func(cur runtime.Object) (runtime.Object, *Txn, error)
+
 // GuaranteedUpdate reads key, applies tryUpdate and writes the result with
 // compare-and-swap on the version read, retrying on a concurrent change. tryUpdate must
 // itself check a caller-supplied resourceVersion (and return a Conflict) when the
 // caller asked for one. If the update yields bytes equal to the stored ones, nothing is
 // written and the current object is returned.
 func (s *Store) GuaranteedUpdate(ctx context.Context, key string, tryUpdate UpdateFunc) (runtime.Object, error) {
-	for attempt := 0; ; attempt++ {
+	return s.GuaranteedUpdateTxn(ctx, key, func(cur runtime.Object) (runtime.Object, *Txn, error) {
+		next, err := tryUpdate(cur)
+		return next, nil, err
+	})
+}
+
+// GuaranteedUpdateTxn is GuaranteedUpdate whose tryUpdate may return extra work for the
+// same transaction. When only the extra compares fail, the error has code
+// CodeExtraConflict (the object itself is retried on a concurrent change).
+func (s *Store) GuaranteedUpdateTxn(ctx context.Context, key string, tryUpdate TxnUpdateFunc) (runtime.Object, error) {
+	for {
 		resp, err := s.client.Get(ctx, key)
 		if err != nil {
 			return nil, fmt.Errorf("etcd get %s: %w", key, err)
@@ -117,29 +159,43 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, tryUpdate Upda
 		if err != nil {
 			return nil, err
 		}
-		next, err := tryUpdate(cur.DeepCopyObject())
+		next, extra, err := tryUpdate(cur.DeepCopyObject())
 		if err != nil {
+			extra.done(false)
 			return nil, err
 		}
 		if next == nil {
+			extra.done(false)
 			return cur, nil
 		}
 		data, err := s.Encode(next)
 		if err != nil {
+			extra.done(false)
 			return nil, err
 		}
-		if bytes.Equal(data, kv.Value) {
+		if bytes.Equal(data, kv.Value) && (extra == nil || len(extra.Ops) == 0) {
+			extra.done(false)
 			return cur, nil
 		}
-		tresp, err := s.client.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
-			Then(clientv3.OpPut(key, string(data))).Commit()
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)}
+		ops := []clientv3.Op{clientv3.OpPut(key, string(data))}
+		if extra != nil {
+			cmps = append(cmps, extra.Cmps...)
+			ops = append(ops, extra.Ops...)
+		}
+		tresp, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(key)).Commit()
 		if err != nil {
+			extra.done(false)
 			return nil, fmt.Errorf("etcd update %s: %w", key, err)
 		}
 		if tresp.Succeeded {
+			extra.done(true)
 			setRV(next, tresp.Header.Revision)
 			return next, nil
+		}
+		extra.done(false)
+		if rr := tresp.Responses[0].GetResponseRange(); len(rr.Kvs) > 0 && rr.Kvs[0].ModRevision == kv.ModRevision {
+			return nil, &Error{Code: CodeExtraConflict, Key: key}
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -150,6 +206,12 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, tryUpdate Upda
 // Delete removes key. precondition, if set, sees the current object and may refuse.
 // It returns the object as it was, with the resourceVersion of the deletion.
 func (s *Store) Delete(ctx context.Context, key string, precondition func(cur runtime.Object) error) (runtime.Object, error) {
+	return s.DeleteTxn(ctx, key, precondition, nil)
+}
+
+// DeleteTxn is Delete with release work (e.g. deleting the objects that record what
+// the object held) computed from the object being deleted and committed with it.
+func (s *Store) DeleteTxn(ctx context.Context, key string, precondition func(cur runtime.Object) error, release func(cur runtime.Object) []clientv3.Op) (runtime.Object, error) {
 	for {
 		resp, err := s.client.Get(ctx, key)
 		if err != nil {
@@ -168,9 +230,13 @@ func (s *Store) Delete(ctx context.Context, key string, precondition func(cur ru
 				return nil, err
 			}
 		}
+		ops := []clientv3.Op{clientv3.OpDelete(key)}
+		if release != nil {
+			ops = append(ops, release(cur)...)
+		}
 		tresp, err := s.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
-			Then(clientv3.OpDelete(key)).Commit()
+			Then(ops...).Commit()
 		if err != nil {
 			return nil, fmt.Errorf("etcd delete %s: %w", key, err)
 		}
