@@ -97,9 +97,11 @@ func (s *Server) create(ctx context.Context, h *resourceHandler, namespace strin
 	if hooks != nil {
 		errs = hooks.prepare(obj, nil)
 	}
-	errs = append(errs, validation.ValidateCreate(obj)...)
-	if len(errs) > 0 {
-		return nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), m.Name, errs)
+	if hooks == nil || len(errs) > 0 {
+		errs = append(errs, validation.ValidateCreate(obj)...)
+		if len(errs) > 0 {
+			return nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), m.Name, errs)
+		}
 	}
 	if h.res.Namespaced {
 		if err := s.checkNamespace(ctx, namespace); err != nil {
@@ -121,12 +123,18 @@ func (s *Server) create(ctx context.Context, h *resourceHandler, namespace strin
 		// Answer AlreadyExists before allocating anything (as Kubernetes does).
 		return nil, apierrors.NewAlreadyExists(gr, m.Name)
 	}
+	// As in Kubernetes, allocation comes before validation, which then sees the
+	// allocated values; a failed validation releases them.
 	orig := obj.DeepCopyObject()
 	for attempt := 0; ; attempt++ {
 		obj = orig.DeepCopyObject()
 		txn, err := hooks.allocate(ctx, obj, nil, dryRun)
 		if err != nil {
 			return nil, err
+		}
+		if errs := validation.ValidateCreate(obj); len(errs) > 0 {
+			txn.Abandon()
+			return nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), m.Name, errs)
 		}
 		if dryRun {
 			return obj, nil

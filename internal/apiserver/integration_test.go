@@ -178,8 +178,11 @@ func TestPatchTypes(t *testing.T) {
 		{"json", types.JSONPatchType, `[{"op":"add","path":"/metadata/labels/j","value":"2"}]`,
 			func(s *corev1.Service) bool { return s.Labels["j"] == "2" }},
 		{"strategic merges ports by port", types.StrategicMergePatchType,
-			`{"spec":{"ports":[{"port":443,"targetPort":8443}]}}`,
-			func(s *corev1.Service) bool { return len(s.Spec.Ports) == 2 && s.Spec.Ports[1].Protocol == "TCP" }},
+			`{"spec":{"ports":[{"port":80,"name":"http"},{"port":443,"name":"https","targetPort":8443}]}}`,
+			func(s *corev1.Service) bool {
+				return len(s.Spec.Ports) == 2 && s.Spec.Ports[0].Name == "http" && s.Spec.Ports[0].TargetPort.IntVal == 8080 &&
+					s.Spec.Ports[1].Protocol == "TCP"
+			}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

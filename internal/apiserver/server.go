@@ -295,3 +295,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprint(w, "ok")
 }
+
+// Backend is the server's etcd connection (valid after Ready), for programs that embed
+// the server and inspect what it stored (tests, tools).
+func (s *Server) Backend() *storage.Backend { return s.backend }

@@ -190,25 +190,27 @@ func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestIn
 	}
 	nm.Name, nm.Namespace = om.Name, om.Namespace
 	nm.ResourceVersion = ""
+	if om.DeletionTimestamp != nil && len(nm.Finalizers) > len(om.Finalizers) && !subset(nm.Finalizers, om.Finalizers) {
+		return nil, nil, apierrors.NewForbidden(gr, ri.Name, errors.New("no new finalizers can be added if the object is being deleted"))
+	}
+	// Allocation comes before validation, as in Kubernetes (see create).
+	var txn *storage.Txn
+	if hooks != nil && !status && len(errs) == 0 {
+		if txn, err = hooks.allocate(ctx, next, old, dryRun); err != nil {
+			return nil, nil, err
+		}
+	}
 	if status {
 		errs = append(errs, validation.ValidateStatusUpdate(next, old)...)
 	} else {
 		errs = append(errs, validation.ValidateUpdate(next, old)...)
 	}
 	if len(errs) > 0 && !o.System {
+		txn.Abandon()
 		return nil, nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), ri.Name, errs)
-	}
-	if om.DeletionTimestamp != nil && len(nm.Finalizers) > len(om.Finalizers) && !subset(nm.Finalizers, om.Finalizers) {
-		return nil, nil, apierrors.NewForbidden(gr, ri.Name, errors.New("no new finalizers can be added if the object is being deleted"))
 	}
 	*deleteAfter = nm.DeletionTimestamp != nil && len(nm.Finalizers) == 0 &&
 		(nm.DeletionGracePeriodSeconds == nil || *nm.DeletionGracePeriodSeconds == 0)
-	var txn *storage.Txn
-	if hooks != nil && !status {
-		if txn, err = hooks.allocate(ctx, next, old, dryRun); err != nil {
-			return nil, nil, err
-		}
-	}
 	*result = next
 	if dryRun {
 		return nil, nil, errDryRun

@@ -72,6 +72,9 @@ type Txn struct {
 	OnResult func(committed bool)
 }
 
+// Abandon ends a transaction that will not be attempted (nil-safe).
+func (t *Txn) Abandon() { t.done(false) }
+
 func (t *Txn) done(committed bool) {
 	if t != nil && t.OnResult != nil {
 		t.OnResult(committed)

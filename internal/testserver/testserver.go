@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -78,6 +79,9 @@ func Start(tb testing.TB, opts Options) *Server {
 	}
 	return s
 }
+
+// Etcd is the server's etcd client.
+func (s *Server) Etcd() *clientv3.Client { return s.srv.Backend().Client }
 
 // Stop shuts the server down (idempotent) and waits for it.
 func (s *Server) Stop() {
