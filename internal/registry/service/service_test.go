@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -127,9 +126,13 @@ func TestAllocationErrors(t *testing.T) {
 		code int32
 	}{
 		{name: "node port taken", code: 422, want: `Service "np2" is invalid: spec.ports[0].nodePort: Invalid value: 30007: provided port is already allocated`,
-			svc: func() *corev1.Service { return newSvc("np2", corev1.ServiceTypeNodePort, port("", 80, corev1.ProtocolTCP, 30007)) }},
+			svc: func() *corev1.Service {
+				return newSvc("np2", corev1.ServiceTypeNodePort, port("", 80, corev1.ProtocolTCP, 30007))
+			}},
 		{name: "node port below range", code: 422, want: `Service "np3" is invalid: spec.ports[0].nodePort: Invalid value: 29999: provided port is not in the valid range. The range of valid ports is 30000-32767`,
-			svc: func() *corev1.Service { return newSvc("np3", corev1.ServiceTypeNodePort, port("", 80, corev1.ProtocolTCP, 29999)) }},
+			svc: func() *corev1.Service {
+				return newSvc("np3", corev1.ServiceTypeNodePort, port("", 80, corev1.ProtocolTCP, 29999))
+			}},
 		{name: "cluster IP taken", code: 422, want: `Service "cip2" is invalid: spec.clusterIPs: Invalid value: ["10.96.211.115"]: failed to allocate IP 10.96.211.115: provided IP is already allocated`,
 			svc: func() *corev1.Service {
 				x := newSvc("cip2", "", port("", 80, "", 0))
@@ -367,5 +370,4 @@ func TestRandomServiceOperations(t *testing.T) {
 		}
 		checkInvariants(t, s)
 	}
-	_ = netip.Addr{}
 }
