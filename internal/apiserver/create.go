@@ -45,7 +45,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, h *resourc
 		s.writeError(w, r, err)
 		return
 	}
-	out, err := s.create(r.Context(), h, ri.Namespace, obj, dryRun)
+	out, err := s.create(r.Context(), h, ri.Namespace, h.res.StoredAs(obj), dryRun)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

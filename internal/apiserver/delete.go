@@ -230,7 +230,7 @@ func (s *Server) handleDeleteCollection(w http.ResponseWriter, r *http.Request, 
 			s.writeError(w, r, err)
 			return
 		}
-		deleted = append(deleted, out)
+		deleted = append(deleted, h.res.Served(out))
 	}
 	list := h.res.NewList()
 	if err := setList(list, deleted, lm); err != nil {

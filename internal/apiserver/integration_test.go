@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -353,5 +354,33 @@ func TestRestartKeepsObjects(t *testing.T) {
 	}
 	if got.UID != created.UID || got.ResourceVersion != created.ResourceVersion {
 		t.Errorf("after restart uid/rv %s/%s, want %s/%s", got.UID, got.ResourceVersion, created.UID, created.ResourceVersion)
+	}
+}
+
+// TestEventsShareStorage: an event written through events.k8s.io/v1 is visible through
+// core/v1 (as kubectl get events reads it) and back.
+func TestEventsShareStorage(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{Protobuf: true})
+	ctx := context.Background()
+	now := metav1.NewMicroTime(time.Now())
+	ev := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: "nginx.1", Namespace: "default"},
+		EventTime:  now, ReportingController: "kubesvc/test", ReportingInstance: "test-1",
+		Action: "Scaling", Reason: "ScalingReplicaSet", Note: "Scaled up replica set nginx-1 to 2", Type: "Normal",
+		Regarding: corev1.ObjectReference{Kind: "Deployment", Namespace: "default", Name: "nginx"},
+	}
+	if _, err := s.Client.EventsV1().Events("default").Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	core, err := s.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=nginx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(core.Items) != 1 || core.Items[0].Message != ev.Note || core.Items[0].InvolvedObject.Kind != "Deployment" {
+		t.Fatalf("core/v1 view: %+v", core.Items)
+	}
+	back, err := s.Client.EventsV1().Events("default").Get(ctx, "nginx.1", metav1.GetOptions{})
+	if err != nil || back.Note != ev.Note || back.Regarding.Name != "nginx" {
+		t.Fatalf("events.k8s.io view: %+v %v", back, err)
 	}
 }

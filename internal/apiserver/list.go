@@ -47,6 +47,11 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, h *resourceH
 		s.writeError(w, r, err)
 		return
 	}
+	if h.res.FromStorage != nil {
+		for i := range objs {
+			objs[i] = h.res.Served(objs[i])
+		}
+	}
 	switch negotiate(r).Kind {
 	case outputTable:
 		t, err := s.toTable(r, h, objs, lm)

@@ -124,6 +124,7 @@ func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, code int, o
 
 // respond writes a single object honouring Table and PartialObjectMetadata requests.
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, h *resourceHandler, code int, obj runtime.Object) {
+	obj = h.res.Served(obj)
 	switch n := negotiate(r); n.Kind {
 	case outputTable:
 		t, err := s.toTable(r, h, []runtime.Object{obj}, metav1.ListMeta{ResourceVersion: resourceVersionOf(obj)})

@@ -80,7 +80,7 @@ func (s *Server) patcher(w http.ResponseWriter, r *http.Request, h *resourceHand
 		return nil, unsupportedMediaType(string(pt))
 	}
 	return func(cur runtime.Object) (runtime.Object, error) {
-		curJSON, err := s.encode(runtime.ContentTypeJSON, cur)
+		curJSON, err := s.encode(runtime.ContentTypeJSON, h.res.Served(cur))
 		if err != nil {
 			return nil, err
 		}
@@ -92,6 +92,6 @@ func (s *Server) patcher(w http.ResponseWriter, r *http.Request, h *resourceHand
 		if err := s.decodeAs(w, r, runtime.ContentTypeJSON, patched, h.res.GVK(), obj); err != nil {
 			return nil, err
 		}
-		return obj, nil
+		return h.res.StoredAs(obj), nil
 	}, nil
 }

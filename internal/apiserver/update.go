@@ -46,8 +46,9 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, h *resourc
 	if h.res.Namespaced {
 		m.Namespace = ri.Namespace
 	}
+	stored := h.res.StoredAs(obj)
 	out, code, err := s.update(r.Context(), h, ri, func(context.Context, runtime.Object) (runtime.Object, error) {
-		return obj.DeepCopyObject(), nil
+		return stored.DeepCopyObject(), nil
 	}, updateOptions{Status: status || ri.Subresource == "finalize", DryRun: dryRun, CreateOnUpdate: allowCreateOnUpdate(h)})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -99,6 +99,9 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, h *resource
 
 	var lastRev int64
 	send := func(typ watch.EventType, obj runtime.Object) bool {
+		if typ != watch.Bookmark {
+			obj = h.res.Served(obj)
+		}
 		if table {
 			t, err := s.toTable(r, h, []runtime.Object{obj}, metav1.ListMeta{ResourceVersion: resourceVersionOf(obj)})
 			if err != nil {

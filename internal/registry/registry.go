@@ -34,6 +34,27 @@ type Resource struct {
 	GracefulDelete bool
 	// Verbs are the verbs of the main resource.
 	Verbs []string
+	// Storage, when set, is the resource whose objects this one is a view of (stored
+	// under its keys, in its kind); ToStorage and FromStorage convert.
+	Storage     *Resource
+	ToStorage   func(runtime.Object) runtime.Object
+	FromStorage func(runtime.Object) runtime.Object
+}
+
+// StoredAs converts an object of this resource's kind to the stored kind.
+func (r *Resource) StoredAs(obj runtime.Object) runtime.Object {
+	if r.ToStorage == nil || obj == nil {
+		return obj
+	}
+	return r.ToStorage(obj)
+}
+
+// Served converts a stored object to this resource's kind.
+func (r *Resource) Served(obj runtime.Object) runtime.Object {
+	if r.FromStorage == nil || obj == nil {
+		return obj
+	}
+	return r.FromStorage(obj)
 }
 
 // GVR is the resource's group, version and plural name.
@@ -64,6 +85,9 @@ func (r *Resource) HasSubresource(sub string) bool {
 // KeyPrefix is the etcd prefix of all objects of the resource:
 // /registry/<group or "core">/<resource>/.
 func (r *Resource) KeyPrefix() string {
+	if r.Storage != nil {
+		return r.Storage.KeyPrefix()
+	}
 	g := r.Group
 	if g == "" {
 		g = "core"

@@ -29,6 +29,10 @@ func All() []*Resource {
 		}
 		return &r
 	}
+	coreEvents := core(Resource{Name: "events", SingularName: "event", Kind: "Event", Namespaced: true, ShortNames: []string{"ev"},
+		New:     func() runtime.Object { return &corev1.Event{} },
+		NewList: func() runtime.Object { return &corev1.EventList{} },
+		Fields:  coreEventFields})
 	return []*Resource{
 		core(Resource{Name: "namespaces", SingularName: "namespace", Kind: "Namespace", ShortNames: []string{"ns"},
 			Subresources: []string{"status", "finalize"}, HasSpec: false,
@@ -64,10 +68,7 @@ func All() []*Resource {
 			ShortNames: []string{"ep"},
 			New:        func() runtime.Object { return &corev1.Endpoints{} },
 			NewList:    func() runtime.Object { return &corev1.EndpointsList{} }}),
-		core(Resource{Name: "events", SingularName: "event", Kind: "Event", Namespaced: true, ShortNames: []string{"ev"},
-			New:     func() runtime.Object { return &corev1.Event{} },
-			NewList: func() runtime.Object { return &corev1.EventList{} },
-			Fields:  coreEventFields}),
+		coreEvents,
 		core(Resource{Name: "serviceaccounts", SingularName: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
 			ShortNames: []string{"sa"}, Subresources: []string{"token"},
 			New:     func() runtime.Object { return &corev1.ServiceAccount{} },
@@ -102,7 +103,11 @@ func All() []*Resource {
 		in("events.k8s.io", "v1", Resource{Name: "events", SingularName: "event", Kind: "Event", Namespaced: true,
 			ShortNames: []string{"ev"},
 			New:        func() runtime.Object { return &eventsv1.Event{} },
-			NewList:    func() runtime.Object { return &eventsv1.EventList{} }}),
+			NewList:    func() runtime.Object { return &eventsv1.EventList{} },
+			Storage:    coreEvents, ToStorage: eventToCore, FromStorage: eventFromCore,
+			Fields: func(o runtime.Object) fields.Set {
+				return coreEventFields(eventToCore(o))
+			}}),
 		in("coordination.k8s.io", "v1", Resource{Name: "leases", SingularName: "lease", Kind: "Lease", Namespaced: true,
 			New:     func() runtime.Object { return &coordinationv1.Lease{} },
 			NewList: func() runtime.Object { return &coordinationv1.LeaseList{} }}),
