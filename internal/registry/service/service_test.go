@@ -10,14 +10,12 @@ import (
 	"sync"
 	"testing"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/kubesvc/kubesvc/internal/registry/service"
 	"github.com/kubesvc/kubesvc/internal/testserver"
 )
 
@@ -30,78 +28,10 @@ func newSvc(name string, typ corev1.ServiceType, ports ...corev1.ServicePort) *c
 		Spec: corev1.ServiceSpec{Type: typ, Selector: map[string]string{"app": name}, Ports: ports}}
 }
 
-// checkInvariants verifies the allocation records against the Services: every held
-// cluster IP has an IPAddress naming its Service, every IPAddress is held, no node port
-// is held twice, and every held node port has exactly its record.
 func checkInvariants(t *testing.T, s *testserver.Server) {
 	t.Helper()
-	ctx := context.Background()
-	svcs, err := s.Client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
-	if err != nil {
+	if err := s.CheckServiceAllocations(context.Background()); err != nil {
 		t.Fatal(err)
-	}
-	ips, err := s.Client.NetworkingV1().IPAddresses().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ipOwner := map[string]string{}
-	for _, a := range ips.Items {
-		ipOwner[a.Name] = a.Spec.ParentRef.Namespace + "/" + a.Spec.ParentRef.Name
-	}
-	portRecs, err := s.Etcd().Get(ctx, service.NodePortPrefix, clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	portOwner := map[int]string{}
-	for _, kv := range portRecs.Kvs {
-		p, _ := strconv.Atoi(strings.TrimPrefix(string(kv.Key), service.NodePortPrefix))
-		portOwner[p] = string(kv.Value)
-	}
-	heldIPs, heldPorts := map[string]string{}, map[int]string{}
-	for _, svc := range svcs.Items {
-		me := svc.Namespace + "/" + svc.Name
-		if svc.Spec.Type != corev1.ServiceTypeExternalName {
-			for _, ip := range svc.Spec.ClusterIPs {
-				if ip == corev1.ClusterIPNone {
-					continue
-				}
-				if prev, dup := heldIPs[ip]; dup {
-					t.Fatalf("cluster IP %s held by %s and %s", ip, prev, me)
-				}
-				heldIPs[ip] = me
-				if ipOwner[ip] != me {
-					t.Fatalf("service %s holds %s but its IPAddress names %q", me, ip, ipOwner[ip])
-				}
-			}
-		}
-		mine := map[int]bool{}
-		for _, p := range svc.Spec.Ports {
-			if p.NodePort != 0 {
-				mine[int(p.NodePort)] = true
-			}
-		}
-		if svc.Spec.HealthCheckNodePort != 0 {
-			mine[int(svc.Spec.HealthCheckNodePort)] = true
-		}
-		for p := range mine {
-			if prev, dup := heldPorts[p]; dup {
-				t.Fatalf("node port %d held by %s and %s", p, prev, me)
-			}
-			heldPorts[p] = me
-			if portOwner[p] != me {
-				t.Fatalf("service %s holds node port %d but its record says %q", me, p, portOwner[p])
-			}
-		}
-	}
-	for ip, owner := range ipOwner {
-		if heldIPs[ip] == "" {
-			t.Fatalf("IPAddress %s (parent %s) is held by no Service", ip, owner)
-		}
-	}
-	for p, owner := range portOwner {
-		if heldPorts[p] == "" {
-			t.Fatalf("node port record %d (%s) is held by no Service", p, owner)
-		}
 	}
 }
 
