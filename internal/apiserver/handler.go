@@ -54,6 +54,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.serveSubresource(w, r, h, ri)
 		return
 	}
+	if !contains(h.res.Verbs, ri.Verb) && !(ri.Verb == "watch" && contains(h.res.Verbs, "list")) {
+		s.writeError(w, r, methodNotSupported(h.res.GroupResource(), ri.Verb))
+		return
+	}
 	switch ri.Verb {
 	case "get":
 		s.handleGet(w, r, h, ri)
@@ -74,10 +78,6 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case "delete":
 		s.handleDelete(w, r, h, ri)
 	case "deletecollection":
-		if !contains(h.res.Verbs, "deletecollection") {
-			s.writeError(w, r, methodNotSupported(h.res.GroupResource(), "deletecollection"))
-			return
-		}
 		s.handleDeleteCollection(w, r, h, ri)
 	default:
 		s.writeError(w, r, methodNotSupported(h.res.GroupResource(), strings.ToLower(r.Method)))

@@ -1,0 +1,62 @@
+// Package controller holds what every kubesvc controller shares: the context a
+// controller is built from (API client, shared informers, event recorders, options)
+// and small helpers for the work-queue pattern.
+//
+// Each controller lives in its own package under internal/controller/NAME, is an
+// ordinary client-go client of the API (it never reaches around it), and follows the
+// Kubernetes controller shape: informer event handlers only enqueue keys; Run starts
+// workers that call an idempotent sync(ctx, key); failures are retried with rate
+// limiting; timed waits use AddAfter.
+package controller
+
+import (
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
+)
+
+// Options are the controller settings (kube-controller-manager's flags).
+type Options struct {
+	// ClusterCIDR is the pod network (--cluster-cidr); node IPAM gives each node a
+	// NodeCIDRMaskSize block of it.
+	ClusterCIDR      string
+	NodeCIDRMaskSize int
+	// MaxEndpointsPerSlice bounds EndpointSlices (--max-endpoints-per-slice).
+	MaxEndpointsPerSlice int
+	// NodeMonitorGracePeriod: a node whose Lease is older is marked Ready=Unknown.
+	NodeMonitorGracePeriod time.Duration
+	// PodEvictionTimeout: pods on a node that stayed not ready this long are deleted.
+	PodEvictionTimeout time.Duration
+	// Workers is the number of concurrent syncs per controller.
+	Workers int
+}
+
+// DefaultOptions are kube-controller-manager's defaults.
+func DefaultOptions() Options {
+	return Options{
+		ClusterCIDR:            "10.244.0.0/16",
+		NodeCIDRMaskSize:       24,
+		MaxEndpointsPerSlice:   100,
+		NodeMonitorGracePeriod: 40 * time.Second,
+		PodEvictionTimeout:     5 * time.Minute,
+		Workers:                5,
+	}
+}
+
+// Context is what a controller is built from.
+type Context struct {
+	Client kubernetes.Interface
+	// Config is the client configuration, for controllers that need other clients
+	// (metadata or dynamic, e.g. the garbage collector).
+	Config    *rest.Config
+	Informers informers.SharedInformerFactory
+	// Recorder returns an event recorder that reports as component (e.g.
+	// "endpoint-controller"); its events appear in kubectl describe.
+	Recorder func(component string) record.EventRecorder
+	Log      *slog.Logger
+	Options  Options
+}
