@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -8,7 +10,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/kubesvc/kubesvc/internal/apiserver"
+	"github.com/kubesvc/kubesvc/internal/controller"
+	"github.com/kubesvc/kubesvc/internal/controller/manager"
 )
 
 // serverFlags are the flags of `kubesvc server` (the names are a contract).
@@ -21,6 +27,9 @@ type serverFlags struct {
 	nodePortRange string
 	tokenFile     string
 	logLevel      string
+	controllers   []string
+	leaderElect   bool
+	ctrl          controller.Options
 }
 
 func (f *serverFlags) add(fs *pflag.FlagSet) {
@@ -32,6 +41,60 @@ func (f *serverFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.nodePortRange, "service-node-port-range", "30000-32767", "port range for NodePort Services")
 	fs.StringVar(&f.tokenFile, "token-auth-file", "", "CSV file of bearer tokens: token,user,uid,\"group1,group2\"")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	d := controller.DefaultOptions()
+	fs.StringSliceVar(&f.controllers, "controllers", []string{"*"}, "controllers to run: '*' for all, 'name' to enable, '-name' to disable (kube-controller-manager's syntax)")
+	fs.BoolVar(&f.leaderElect, "leader-elect", true, "run the controllers only while holding the kube-system/kube-controller-manager Lease")
+	fs.StringVar(&f.ctrl.ClusterCIDR, "cluster-cidr", d.ClusterCIDR, "pod network; each node gets a --node-cidr-mask-size block of it")
+	fs.IntVar(&f.ctrl.NodeCIDRMaskSize, "node-cidr-mask-size", d.NodeCIDRMaskSize, "prefix length of each node's pod CIDR")
+	fs.IntVar(&f.ctrl.MaxEndpointsPerSlice, "max-endpoints-per-slice", d.MaxEndpointsPerSlice, "maximum endpoints in one EndpointSlice (1-1000)")
+	fs.DurationVar(&f.ctrl.NodeMonitorGracePeriod, "node-monitor-grace-period", d.NodeMonitorGracePeriod, "a node whose Lease is older than this is marked Ready=Unknown")
+	fs.DurationVar(&f.ctrl.PodEvictionTimeout, "pod-eviction-timeout", d.PodEvictionTimeout, "pods on an unreachable node are deleted after this (unless they tolerate longer)")
+	fs.IntVar(&f.ctrl.Workers, "concurrent-syncs", d.Workers, "concurrent syncs per controller")
+}
+
+// run starts the API server and, once it is ready, the controllers; it returns when
+// ctx ends or either fails.
+func (f *serverFlags) run(ctx context.Context, ready func(*apiserver.Server)) error {
+	log := f.logger()
+	srv, err := apiserver.New(f.config(), log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Run(ctx) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-srv.Ready():
+	}
+	if ready != nil {
+		ready(srv)
+	}
+	if len(manager.All()) > 0 {
+		rc, err := srv.ClientConfig("system:kube-controller-manager", nil)
+		if err != nil {
+			return err
+		}
+		client, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return fmt.Errorf("controller client: %w", err)
+		}
+		m, err := manager.New(manager.Config{Client: client, RestConfig: rc, Controllers: f.controllers,
+			Options: f.ctrl, LeaderElect: f.leaderElect, Log: log}, manager.All())
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := m.Run(ctx); err != nil {
+				errc <- fmt.Errorf("controllers: %w", err)
+			}
+		}()
+	}
+	err = <-errc
+	cancel()
+	return err
 }
 
 func (f *serverFlags) config() apiserver.Config {
@@ -56,11 +119,7 @@ func newServerCommand() *cobra.Command {
 		Short: "Run the Kubernetes-compatible API server (embedded etcd by default)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := apiserver.New(f.config(), f.logger())
-			if err != nil {
-				return err
-			}
-			return srv.Run(cmd.Context())
+			return f.run(cmd.Context(), nil)
 		},
 	}
 	f.add(cmd.Flags())

@@ -20,20 +20,10 @@ written to DATA-DIR/admin.kubeconfig.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := f.config()
-			srv, err := apiserver.New(cfg, f.logger())
-			if err != nil {
-				return err
-			}
-			errc := make(chan error, 1)
-			go func() { errc <- srv.Run(cmd.Context()) }()
-			select {
-			case err := <-errc:
-				return err
-			case <-srv.Ready():
-			}
-			fmt.Fprintf(os.Stdout, "kubesvc is up at https://%s\n\nTo use it:\n  export KUBECONFIG=%s\n  kubectl get namespaces\n\nStop it with Ctrl-C.\n",
-				srv.Addr(), cfg.KubeconfigPath())
-			return <-errc
+			return f.run(cmd.Context(), func(srv *apiserver.Server) {
+				fmt.Fprintf(os.Stdout, "kubesvc is up at https://%s\n\nTo use it:\n  export KUBECONFIG=%s\n  kubectl get namespaces\n\nStop it with Ctrl-C.\n",
+					srv.Addr(), cfg.KubeconfigPath())
+			})
 		},
 	}
 	f.add(cmd.Flags())
