@@ -18,6 +18,8 @@ type openapiDocs struct {
 
 func buildOpenAPI(s *Server) (*openapiDocs, error) {
 	d := &openapiDocs{docs: map[string][]byte{}, hash: map[string]string{}}
+	// One generator for all group-versions: they share most component schemas.
+	gen := openapi.NewGenerator()
 	for gvKey, hs := range s.byGV {
 		group, version, _ := strings.Cut(gvKey, "/")
 		var rs []openapi.Resource
@@ -29,7 +31,7 @@ func buildOpenAPI(s *Server) (*openapiDocs, error) {
 			})
 		}
 		gv := schema.GroupVersion{Group: group, Version: version}
-		doc, err := openapi.Document(gv, rs)
+		doc, err := gen.Document(gv, rs)
 		if err != nil {
 			return nil, err
 		}

@@ -17,10 +17,15 @@
 // property names from json tags (embedded structs inlined), descriptions from
 // SwaggerDoc(), patch extensions from the patchStrategy/patchMergeKey tags,
 // component names from OpenAPIModelName() (io.k8s.api.core.v1.Service), and
-// required properties from the absence of omitempty on non-pointer fields.
+// required properties as kube-openapi decides them (the +required/+optional
+// comment markers, else the absence of omitempty from the json tag), and the
+// enums of +enum types. Markers and enums live in Go comments, which
+// reflection cannot see: gen/ extracts them from the k8s.io/api sources into
+// zz_generated_comments.go (see comments.go).
 // Named struct types are always components referenced with $ref (wrapped in
 // allOf when the property adds a description or default, as Kubernetes does),
-// so recursive types need no special care. Schemas are cached per type.
+// so recursive types need no special care. A Generator caches the schemas
+// per type.
 package openapi
 
 import (
@@ -32,6 +37,7 @@ import (
 	"path"
 	"reflect"
 	"sort"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -65,6 +71,26 @@ type infoObject struct {
 	Version string `json:"version"`
 }
 
+// Generator generates OpenAPI documents, caching the component schema of
+// every Go type it meets (a type's schema does not depend on the document),
+// so documents of several group-versions sharing types are cheaper to
+// generate with one Generator. It is safe for concurrent use.
+type Generator struct {
+	mu         sync.Mutex
+	components map[reflect.Type]*component
+	specials   map[reflect.Type]bool
+}
+
+// NewGenerator returns a Generator with an empty cache.
+func NewGenerator() *Generator {
+	return &Generator{components: map[reflect.Type]*component{}, specials: map[reflect.Type]bool{}}
+}
+
+// Document is NewGenerator().Document(gv, resources).
+func Document(gv schema.GroupVersion, resources []Resource) ([]byte, error) {
+	return NewGenerator().Document(gv, resources)
+}
+
 // Document returns the OpenAPI v3 JSON document for one group-version (gv.Group "" is the core group, served at
 // /openapi/v3/api/v1; others at /openapi/v3/apis/<group>/<version>), with a path item per resource
 // (collection, item, and subresource paths, each operation carrying x-kubernetes-group-version-kind and
@@ -75,8 +101,9 @@ type infoObject struct {
 // to kubectl-visible APIs are described (status, scale, binding, eviction,
 // token, log, ephemeralcontainers, resize, approval, exec, attach,
 // portforward, proxy); others are left out.
-func Document(gv schema.GroupVersion, resources []Resource) ([]byte, error) {
+func (g *Generator) Document(gv schema.GroupVersion, resources []Resource) ([]byte, error) {
 	b := &docBuilder{
+		g:     g,
 		gv:    gv,
 		paths: map[string]*pathItem{},
 		roots: map[reflect.Type]map[gvkExtension]bool{},
@@ -112,7 +139,7 @@ func (b *docBuilder) components() (map[string]*jsonSchema, error) {
 	owner := map[string]reflect.Type{}
 	var queue []reflect.Type
 	push := func(t reflect.Type) error {
-		c := componentFor(t)
+		c := b.g.componentFor(t)
 		if o, ok := owner[c.name]; ok {
 			if o != t {
 				return fmt.Errorf("openapi: types %v and %v share the component name %q", o, t, c.name)
@@ -137,7 +164,7 @@ func (b *docBuilder) components() (map[string]*jsonSchema, error) {
 	for len(queue) > 0 {
 		t := queue[0]
 		queue = queue[1:]
-		for _, r := range componentFor(t).refs {
+		for _, r := range b.g.componentFor(t).refs {
 			if err := push(r); err != nil {
 				return nil, err
 			}
@@ -161,7 +188,7 @@ func (b *docBuilder) components() (map[string]*jsonSchema, error) {
 			}
 			return a.Kind < c.Kind
 		})
-		name := componentFor(t).name
+		name := b.g.componentFor(t).name
 		s := *schemas[name] // shallow copy: the cached schema is shared
 		s.GVK = gvks
 		schemas[name] = &s

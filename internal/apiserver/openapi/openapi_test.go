@@ -317,8 +317,7 @@ func TestDeterministic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resetCache()
-	b, err := Document(gv, rs)
+	b, err := NewGenerator().Document(gv, rs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,11 +442,11 @@ func TestVerbsLimitOperations(t *testing.T) {
 // Generation time for a kube-apiserver-sized set of group-versions, cold.
 func TestGenerationTime(t *testing.T) {
 	groups := testGroups()
-	resetCache()
+	g := NewGenerator()
 	start := time.Now()
 	total := 0
 	for gv, rs := range groups {
-		b, err := Document(gv, rs)
+		b, err := g.Document(gv, rs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -456,7 +455,7 @@ func TestGenerationTime(t *testing.T) {
 	cold := time.Since(start)
 	start = time.Now()
 	for gv, rs := range groups {
-		if _, err := Document(gv, rs); err != nil {
+		if _, err := g.Document(gv, rs); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -471,32 +470,13 @@ func BenchmarkDocumentCore(b *testing.B) {
 	gv := schema.GroupVersion{Version: "v1"}
 	rs := testGroups()[gv]
 	for i := 0; i < b.N; i++ {
-		resetCache()
-		if _, err := Document(gv, rs); err != nil {
+		if _, err := NewGenerator().Document(gv, rs); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-// Required properties are the non-pointer fields without omitempty.
-func TestRequiredFollowsOmitempty(t *testing.T) {
-	doc := appsDoc(t)
-	c := componentOf(t, doc, "io.k8s.api.core.v1.Container")
-	if !reflect.DeepEqual(c["required"], []any{"name"}) {
-		t.Errorf("Container required %v", c["required"])
-	}
-	ps := componentOf(t, doc, "io.k8s.api.core.v1.PodSpec")
-	if !reflect.DeepEqual(ps["required"], []any{"containers"}) {
-		t.Errorf("PodSpec required %v", ps["required"])
-	}
-	d := componentOf(t, doc, "io.k8s.api.apps.v1.Deployment")
-	if d["required"] != nil {
-		t.Errorf("Deployment required %v", d["required"])
-	}
-}
-
 func TestConcurrentDocuments(t *testing.T) {
-	resetCache()
 	groups := testGroups()
 	want := map[schema.GroupVersion][]byte{}
 	for gv, rs := range groups {
@@ -506,12 +486,12 @@ func TestConcurrentDocuments(t *testing.T) {
 		}
 		want[gv] = b
 	}
-	resetCache()
+	g := NewGenerator() // shared, cold
 	errs := make(chan error, 4*len(groups))
 	for i := 0; i < 4; i++ {
 		for gv, rs := range groups {
 			go func() {
-				b, err := Document(gv, rs)
+				b, err := g.Document(gv, rs)
 				if err == nil && !bytes.Equal(b, want[gv]) {
 					err = fmt.Errorf("%s: concurrent generation differs", gv)
 				}

@@ -146,6 +146,7 @@ var (
 // docBuilder accumulates the paths of one group-version document and the root
 // types of its components (with the GVKs to list on them).
 type docBuilder struct {
+	g     *Generator
 	gv    schema.GroupVersion
 	paths map[string]*pathItem
 	roots map[reflect.Type]map[gvkExtension]bool

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
-	"sync"
 )
 
 // jsonSchema is an OpenAPI v3 schema object. The fields are declared in the
@@ -16,6 +15,7 @@ type jsonSchema struct {
 	AllOf                 []*jsonSchema          `json:"allOf,omitempty"`
 	Default               json.RawMessage        `json:"default,omitempty"`
 	Description           string                 `json:"description,omitempty"`
+	Enum                  []string               `json:"enum,omitempty"`
 	Format                string                 `json:"format,omitempty"`
 	Items                 *jsonSchema            `json:"items,omitempty"`
 	OneOf                 []*jsonSchema          `json:"oneOf,omitempty"`
@@ -42,53 +42,39 @@ type gvkExtension struct {
 
 const componentRefPrefix = "#/components/schemas/"
 
-var (
-	defaultObject = json.RawMessage(`{}`)
-	defaultString = json.RawMessage(`""`)
-	defaultZero   = json.RawMessage(`0`)
-	defaultFalse  = json.RawMessage(`false`)
+// Default values of properties (written as "default"): {} for structs, and
+// the zero value for scalars that are not omitempty.
+const (
+	defaultObject = `{}`
+	defaultString = `""`
+	defaultZero   = `0`
+	defaultFalse  = `false`
 )
 
 // component is the generated schema of one named Go struct type, shared by
-// every document that references it. It must not be modified once cached.
+// every document of a Generator that references it. It must not be modified
+// once cached.
 type component struct {
 	name   string
 	schema *jsonSchema
 	refs   []reflect.Type // named struct types referenced by schema
 }
 
-// The component cache: a type's schema does not depend on the document, so it
-// is generated once per process.
-var (
-	cacheMu    sync.Mutex
-	components = map[reflect.Type]*component{}
-)
-
 // componentFor returns the (cached) component schema of the named struct type t.
-func componentFor(t reflect.Type) *component {
-	cacheMu.Lock()
-	defer cacheMu.Unlock()
-	if c, ok := components[t]; ok {
+func (g *Generator) componentFor(t reflect.Type) *component {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c, ok := g.components[t]; ok {
 		return c
 	}
-	b := &typeBuilder{}
+	b := &typeBuilder{g: g}
 	s := b.namedSchema(t)
 	c := &component{name: modelName(t), schema: s, refs: b.refs}
-	components[t] = c
+	g.components[t] = c
 	return c
 }
 
-// resetCache drops the component cache (tests use it to time cold generation).
-func resetCache() {
-	cacheMu.Lock()
-	components = map[reflect.Type]*component{}
-	cacheMu.Unlock()
-}
-
-var (
-	jsonMarshalerType = reflect.TypeOf((*json.Marshaler)(nil)).Elem()
-	byteType          = reflect.TypeOf(byte(0))
-)
+var jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
 
 // Interfaces that kube-openapi's generator and the Kubernetes types agree on.
 type (
@@ -99,25 +85,39 @@ type (
 	v3OneOfTyper    interface{ OpenAPIV3OneOfTypes() []string }
 )
 
-// fallbackDescriptions covers types whose documentation is only a Go comment
-// (no SwaggerDoc method).
-var fallbackDescriptions = map[string]string{
-	"io.k8s.apimachinery.pkg.apis.meta.v1.Time":       "Time is a wrapper around time.Time which supports correct marshaling to YAML and JSON. It is serialized as an RFC 3339 date and time, with second precision.",
-	"io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime":  "MicroTime is version of Time with microsecond level precision.",
-	"io.k8s.apimachinery.pkg.apis.meta.v1.Duration":   "Duration is a wrapper around time.Duration which supports correct marshaling to YAML and JSON. It is serialized in the format accepted by time.ParseDuration, e.g. \"1h30m\".",
-	"io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1":   "FieldsV1 stores a set of fields in a data structure like a Trie, in JSON format.\n\nEach key is either a '.' representing the field itself, and will always map to an empty set, or a string representing a sub-field or item. The string will follow one of these four formats: 'f:<name>', where <name> is the name of a field in a struct, or key in a map 'v:<value>', where <value> is the exact json formatted value of a list item 'i:<index>', where <index> is position of a item in a list 'k:<keys>', where <keys> is a map of  a list item's key fields to their unique values If a key maps to an empty Fields value, the field that key represents is part of the set.\n\nThe exact format is defined in sigs.k8s.io/structured-merge-diff",
-	"io.k8s.apimachinery.pkg.api.resource.Quantity":   "Quantity is a fixed-point representation of a number, serialized as a string such as \"100m\", \"1.5\", \"2Gi\" or \"1e3\" (a JSON number is accepted too): a signed decimal number followed by an optional suffix, either a binary SI suffix (Ki, Mi, Gi, Ti, Pi, Ei), a decimal SI suffix (n, u, m, \"\", k, M, G, T, P, E) or a decimal exponent (e or E followed by a signed integer).",
-	"io.k8s.apimachinery.pkg.util.intstr.IntOrString": "IntOrString is a type that can hold an int32 or a string. When used in JSON or YAML marshalling and unmarshalling, it produces or consumes the inner type. This allows you to have, for example, a JSON field that can accept a name or number.",
-	"io.k8s.apimachinery.pkg.runtime.RawExtension":    "RawExtension is used to hold extensions in external versions: an embedded object, serialized as the JSON (or YAML) of the object itself, which usually carries its own apiVersion and kind.",
+// fallbackDescription covers types whose documentation is only a Go comment
+// (no SwaggerDoc method), by component name.
+func fallbackDescription(name string) string {
+	switch name {
+	case "io.k8s.apimachinery.pkg.apis.meta.v1.Time":
+		return "Time is a wrapper around time.Time which supports correct marshaling to YAML and JSON. It is serialized as an RFC 3339 date and time, with second precision."
+	case "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime":
+		return "MicroTime is version of Time with microsecond level precision."
+	case "io.k8s.apimachinery.pkg.apis.meta.v1.Duration":
+		return "Duration is a wrapper around time.Duration which supports correct marshaling to YAML and JSON. It is serialized in the format accepted by time.ParseDuration, e.g. \"1h30m\"."
+	case "io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1":
+		return "FieldsV1 stores a set of fields in a data structure like a Trie, in JSON format.\n\nEach key is either a '.' representing the field itself, and will always map to an empty set, or a string representing a sub-field or item. The string will follow one of these four formats: 'f:<name>', where <name> is the name of a field in a struct, or key in a map 'v:<value>', where <value> is the exact json formatted value of a list item 'i:<index>', where <index> is position of a item in a list 'k:<keys>', where <keys> is a map of  a list item's key fields to their unique values If a key maps to an empty Fields value, the field that key represents is part of the set.\n\nThe exact format is defined in sigs.k8s.io/structured-merge-diff"
+	case "io.k8s.apimachinery.pkg.api.resource.Quantity":
+		return "Quantity is a fixed-point representation of a number, serialized as a string such as \"100m\", \"1.5\", \"2Gi\" or \"1e3\" (a JSON number is accepted too): a signed decimal number followed by an optional suffix, either a binary SI suffix (Ki, Mi, Gi, Ti, Pi, Ei), a decimal SI suffix (n, u, m, \"\", k, M, G, T, P, E) or a decimal exponent (e or E followed by a signed integer)."
+	case "io.k8s.apimachinery.pkg.util.intstr.IntOrString":
+		return "IntOrString is a type that can hold an int32 or a string. When used in JSON or YAML marshalling and unmarshalling, it produces or consumes the inner type. This allows you to have, for example, a JSON field that can accept a name or number."
+	case "io.k8s.apimachinery.pkg.runtime.RawExtension":
+		return "RawExtension is used to hold extensions in external versions: an embedded object, serialized as the JSON (or YAML) of the object itself, which usually carries its own apiVersion and kind."
+	}
+	return ""
 }
 
 // listMapKeys overrides the x-kubernetes-list-map-keys derived from the
 // patchMergeKey tag where Kubernetes declares more keys (the +listMapKey
 // comments are not visible by reflection). Keyed by "<component>.<field>".
-var listMapKeys = map[string][]string{
-	"io.k8s.api.core.v1.ServiceSpec.ports":              {"port", "protocol"},
-	"io.k8s.api.core.v1.Container.ports":                {"containerPort", "protocol"},
-	"io.k8s.api.core.v1.EphemeralContainerCommon.ports": {"containerPort", "protocol"},
+func listMapKeys(property string) []string {
+	switch property {
+	case "io.k8s.api.core.v1.ServiceSpec.ports":
+		return []string{"port", "protocol"}
+	case "io.k8s.api.core.v1.Container.ports", "io.k8s.api.core.v1.EphemeralContainerCommon.ports":
+		return []string{"containerPort", "protocol"}
+	}
+	return nil
 }
 
 // modelName is the component name of a named type: the name the type declares
@@ -181,26 +181,23 @@ func specialSchema(t reflect.Type) *jsonSchema {
 	return nil
 }
 
-var (
-	specialMu sync.Mutex
-	specials  = map[reflect.Type]bool{}
-)
-
-func isSpecial(t reflect.Type) bool {
-	specialMu.Lock()
-	defer specialMu.Unlock()
-	v, ok := specials[t]
+// isSpecial reports (cached) whether struct type t has a specialSchema. The
+// caller holds g.mu.
+func (g *Generator) isSpecial(t reflect.Type) bool {
+	v, ok := g.specials[t]
 	if !ok {
 		v = specialSchema(t) != nil
-		specials[t] = v
+		g.specials[t] = v
 	}
 	return v
 }
 
-// typeBuilder generates the schema of one named type. Named struct types it
-// meets are not expanded but referenced with $ref and recorded in refs, which
-// keeps recursive types finite and every schema generated once.
+// typeBuilder generates the schema of one named type, under its generator's
+// lock. Named struct types it meets are not expanded but referenced with
+// $ref and recorded in refs, which keeps recursive types finite and every
+// schema generated once.
 type typeBuilder struct {
+	g    *Generator
 	refs []reflect.Type
 	seen map[reflect.Type]bool
 }
@@ -225,7 +222,7 @@ func (b *typeBuilder) namedSchema(t reflect.Type) *jsonSchema {
 	}
 	s.Description = doc[""]
 	if s.Description == "" {
-		s.Description = fallbackDescriptions[name]
+		s.Description = fallbackDescription(name)
 	}
 	return s
 }
@@ -235,7 +232,8 @@ type field struct {
 	name      string
 	typ       reflect.Type
 	tag       reflect.StructTag
-	omitempty bool
+	omitempty bool // omitempty or omitzero: no default value
+	required  bool
 	doc       string
 	depth     int
 }
@@ -257,7 +255,7 @@ func (b *typeBuilder) structSchema(t reflect.Type, name string) *jsonSchema {
 			continue
 		}
 		s.Properties[f.name] = b.propertySchema(f, name)
-		if !f.omitempty && f.typ.Kind() != reflect.Pointer {
+		if f.required {
 			s.Required = append(s.Required, f.name)
 		}
 	}
@@ -298,7 +296,8 @@ func collectFields(t reflect.Type, depth int, out *[]field) {
 				omit = true
 			}
 		}
-		*out = append(*out, field{name: name, typ: sf.Type, tag: sf.Tag, omitempty: omit, doc: doc[name], depth: depth})
+		*out = append(*out, field{name: name, typ: sf.Type, tag: sf.Tag, omitempty: omit,
+			required: fieldRequired(t, sf, tag), doc: doc[name], depth: depth})
 	}
 }
 
@@ -311,13 +310,17 @@ func (b *typeBuilder) propertySchema(f field, owner string) *jsonSchema {
 	s := b.typeSchema(t)
 	if s.Ref != "" {
 		s = &jsonSchema{AllOf: []*jsonSchema{s}}
-		if !ptr && !isSpecial(t) {
-			s.Default = defaultObject
+		if !ptr && !b.g.isSpecial(t) {
+			s.Default = json.RawMessage(defaultObject)
 		}
 	} else if !ptr && !f.omitempty {
 		s.Default = zeroDefault(t)
 	}
 	s.Description = f.doc
+	if e := enumOf(t); e != nil {
+		s.Enum = e.values
+		s.Description = e.describe(f.doc)
+	}
 	strategy := f.tag.Get("patchStrategy")
 	mergeKey := f.tag.Get("patchMergeKey")
 	s.PatchStrategy, s.PatchMergeKey = strategy, mergeKey
@@ -329,7 +332,7 @@ func (b *typeBuilder) propertySchema(f field, owner string) *jsonSchema {
 		switch {
 		case mergeKey != "" && et.Kind() == reflect.Struct:
 			s.ListType = "map"
-			if keys, ok := listMapKeys[owner+"."+f.name]; ok {
+			if keys := listMapKeys(owner + "." + f.name); keys != nil {
 				s.ListMapKeys = keys
 			} else {
 				s.ListMapKeys = []string{mergeKey}
@@ -360,14 +363,17 @@ func (b *typeBuilder) elemSchema(t reflect.Type) *jsonSchema {
 		t, ptr = t.Elem(), true
 	}
 	s := b.typeSchema(t)
+	if e := enumOf(t); e != nil {
+		s.Enum = e.values
+	}
 	if ptr {
 		return s
 	}
 	if s.Ref != "" {
-		if isSpecial(t) {
+		if b.g.isSpecial(t) {
 			return s
 		}
-		return &jsonSchema{AllOf: []*jsonSchema{s}, Default: defaultObject}
+		return &jsonSchema{AllOf: []*jsonSchema{s}, Default: json.RawMessage(defaultObject)}
 	}
 	s.Default = zeroDefault(t)
 	return s
@@ -376,13 +382,13 @@ func (b *typeBuilder) elemSchema(t reflect.Type) *jsonSchema {
 func zeroDefault(t reflect.Type) json.RawMessage {
 	switch t.Kind() {
 	case reflect.String:
-		return defaultString
+		return json.RawMessage(defaultString)
 	case reflect.Bool:
-		return defaultFalse
+		return json.RawMessage(defaultFalse)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
 		reflect.Float32, reflect.Float64:
-		return defaultZero
+		return json.RawMessage(defaultZero)
 	}
 	return nil
 }
