@@ -85,7 +85,7 @@ func (s *Server) create(ctx context.Context, h *resourceHandler, namespace strin
 	m.DeletionGracePeriodSeconds = nil
 	m.ResourceVersion = ""
 	m.ManagedFields = nil
-	if h.res.HasSpec {
+	if h.res.HasSpec || h.res.ContentGeneration {
 		m.Generation = 1
 	} else {
 		m.Generation = 0

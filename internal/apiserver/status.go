@@ -4,6 +4,7 @@ import (
 	"reflect"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -49,4 +50,18 @@ func specChanged(a, b runtime.Object) bool {
 		return false
 	}
 	return !equality.Semantic.DeepEqual(fa.Interface(), fb.Interface())
+}
+
+// contentChanged reports whether anything but metadata, or the labels, differ.
+func contentChanged(a, b runtime.Object) bool {
+	ma, mb := objectMeta(a), objectMeta(b)
+	if ma == nil || mb == nil {
+		return false
+	}
+	if !equality.Semantic.DeepEqual(ma.Labels, mb.Labels) {
+		return true
+	}
+	ca, cb := a.DeepCopyObject(), b.DeepCopyObject()
+	*objectMeta(ca), *objectMeta(cb) = metav1.ObjectMeta{}, metav1.ObjectMeta{}
+	return !equality.Semantic.DeepEqual(ca, cb)
 }

@@ -185,7 +185,7 @@ func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestIn
 		if hooks != nil {
 			errs = hooks.prepare(next, old)
 		}
-		if h.res.HasSpec && specChanged(next, old) {
+		if (h.res.HasSpec && specChanged(next, old)) || (h.res.ContentGeneration && contentChanged(next, old)) {
 			nm.Generation = om.Generation + 1
 		}
 	}

@@ -29,6 +29,9 @@ type Resource struct {
 	Fields func(obj runtime.Object) fields.Set
 	// HasSpec: updates to spec bump metadata.generation.
 	HasSpec bool
+	// ContentGeneration: metadata.generation starts at 1 and is bumped when anything
+	// but metadata (or the labels) changes (EndpointSlices, as in Kubernetes).
+	ContentGeneration bool
 	// GracefulDelete: deletion first sets deletionTimestamp and waits for the owner of
 	// the object (the node agent, for pods) to finish it.
 	GracefulDelete bool

@@ -101,9 +101,9 @@ func All() []*Resource {
 				return fields.Set{"status.replicas": int32String(o.(*appsv1.ReplicaSet).Status.Replicas)}
 			}}),
 		in("discovery.k8s.io", "v1", Resource{Name: "endpointslices", SingularName: "endpointslice", Kind: "EndpointSlice",
-			Namespaced: true,
-			New:        func() runtime.Object { return &discoveryv1.EndpointSlice{} },
-			NewList:    func() runtime.Object { return &discoveryv1.EndpointSliceList{} }}),
+			Namespaced: true, ContentGeneration: true,
+			New:     func() runtime.Object { return &discoveryv1.EndpointSlice{} },
+			NewList: func() runtime.Object { return &discoveryv1.EndpointSliceList{} }}),
 		in("events.k8s.io", "v1", Resource{Name: "events", SingularName: "event", Kind: "Event", Namespaced: true,
 			ShortNames: []string{"ev"},
 			New:        func() runtime.Object { return &eventsv1.Event{} },

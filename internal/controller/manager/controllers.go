@@ -1,6 +1,18 @@
 package manager
 
-// All lists every controller kubesvc has, in start order.
+import (
+	"github.com/kubesvc/kubesvc/internal/controller"
+	"github.com/kubesvc/kubesvc/internal/controller/endpoints"
+	"github.com/kubesvc/kubesvc/internal/controller/endpointslice"
+	"github.com/kubesvc/kubesvc/internal/controller/endpointslicemirroring"
+)
+
+// All lists every controller kubesvc has (kube-controller-manager's names), in start
+// order.
 func All() []Descriptor {
-	return []Descriptor{}
+	return []Descriptor{
+		{Name: "endpoint", New: func(cc *controller.Context) (Runner, error) { return endpoints.New(cc) }},
+		{Name: "endpointslice", New: func(cc *controller.Context) (Runner, error) { return endpointslice.New(cc) }},
+		{Name: "endpointslicemirroring", New: func(cc *controller.Context) (Runner, error) { return endpointslicemirroring.New(cc) }},
+	}
 }
