@@ -5,12 +5,18 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controller/endpoints"
 	"github.com/kubesvc/kubesvc/internal/controller/endpointslice"
 	"github.com/kubesvc/kubesvc/internal/controller/endpointslicemirroring"
+	"github.com/kubesvc/kubesvc/internal/controller/nodeipam"
+	"github.com/kubesvc/kubesvc/internal/controller/nodelifecycle"
+	"github.com/kubesvc/kubesvc/internal/controller/scheduler"
 )
 
 // All lists every controller kubesvc has (kube-controller-manager's names), in start
 // order.
 func All() []Descriptor {
 	return []Descriptor{
+		{Name: "nodeipam", New: func(cc *controller.Context) (Runner, error) { return nodeipam.New(cc) }},
+		{Name: "nodelifecycle", New: func(cc *controller.Context) (Runner, error) { return nodelifecycle.New(cc) }},
+		{Name: "scheduler", New: func(cc *controller.Context) (Runner, error) { return scheduler.New(cc) }},
 		{Name: "endpoint", New: func(cc *controller.Context) (Runner, error) { return endpoints.New(cc) }},
 		{Name: "endpointslice", New: func(cc *controller.Context) (Runner, error) { return endpointslice.New(cc) }},
 		{Name: "endpointslicemirroring", New: func(cc *controller.Context) (Runner, error) { return endpointslicemirroring.New(cc) }},

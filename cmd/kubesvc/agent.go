@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubesvc/kubesvc/internal/agent/sim"
+)
+
+// errRealAgent is the answer of `kubesvc agent` without --simulate.
+var errRealAgent = errors.New("the real node agent is not implemented yet; use --simulate")
+
+// agentFlags are the flags of `kubesvc agent` (the names are a contract).
+type agentFlags struct {
+	simulate     bool
+	kubeconfig   string
+	nodeName     string
+	nodeIP       string
+	maxPods      int
+	cpu          string
+	memory       string
+	kubeAPIQPS   float32
+	kubeAPIBurst int
+	logLevel     string
+}
+
+func (f *agentFlags) add(fs *pflag.FlagSet) {
+	host, _ := os.Hostname()
+	fs.BoolVar(&f.simulate, "simulate", false, "run a simulated node: register the Node, heartbeat, and report bound pods Running without running anything (no root needed)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file of the API server (for example DATA-DIR/admin.kubeconfig)")
+	fs.StringVar(&f.nodeName, "node-name", strings.ToLower(host), "name of the Node")
+	fs.StringVar(&f.nodeIP, "node-ip", "", "the node's InternalIP (default: derived from the node name in 192.0.2.0/24)")
+	fs.IntVar(&f.maxPods, "max-pods", sim.DefaultMaxPods, "number of pods the node can run")
+	fs.StringVar(&f.cpu, "cpu", sim.DefaultCPU, "CPU capacity the simulated node reports")
+	fs.StringVar(&f.memory, "memory", sim.DefaultMemory, "memory capacity the simulated node reports")
+	fs.Float32Var(&f.kubeAPIQPS, "kube-api-qps", 200, "queries per second to the API server")
+	fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", 400, "burst of queries to the API server")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func newAgentCommand() *cobra.Command {
+	f := &agentFlags{}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the node agent (today: a simulated node with --simulate)",
+		Long: `Run the node agent for one Node. With --simulate the agent registers the Node,
+renews its Lease, and reports the pods bound to it Running with IPs from the Node's
+podCIDR, without running any process; it needs no root. It stops on SIGTERM and leaves
+the Node registered, like the kubelet.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !f.simulate {
+				return errRealAgent
+			}
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			a, err := sim.New(cfg)
+			if err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	f.add(cmd.Flags())
+	return cmd
+}
+
+func (f *agentFlags) config() (sim.Config, error) {
+	if f.kubeconfig == "" {
+		return sim.Config{}, errors.New("--kubeconfig is required")
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig)
+	if err != nil {
+		return sim.Config{}, fmt.Errorf("kubeconfig %s: %w", f.kubeconfig, err)
+	}
+	rc.QPS, rc.Burst = f.kubeAPIQPS, f.kubeAPIBurst
+	rc.UserAgent = "kubesvc-agent/" + f.nodeName
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return sim.Config{}, fmt.Errorf("client: %w", err)
+	}
+	cpu, err := resource.ParseQuantity(f.cpu)
+	if err != nil {
+		return sim.Config{}, fmt.Errorf("--cpu: %w", err)
+	}
+	mem, err := resource.ParseQuantity(f.memory)
+	if err != nil {
+		return sim.Config{}, fmt.Errorf("--memory: %w", err)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(strings.ToUpper(f.logLevel))); err != nil {
+		return sim.Config{}, fmt.Errorf("--log-level: %w", err)
+	}
+	return sim.Config{
+		Client:   client,
+		NodeName: f.nodeName,
+		NodeIP:   f.nodeIP,
+		Log:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})),
+		MaxPods:  f.maxPods,
+		CPU:      cpu,
+		Memory:   mem,
+	}, nil
+}
