@@ -161,6 +161,11 @@ func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestIn
 		st := next
 		next = old.DeepCopyObject()
 		copyField(next, st, "Status")
+		if h.res.Group == "apps" {
+			// apps status strategies keep the new annotations (the deployment
+			// controller records revisions that way), as Kubernetes' do.
+			objectMeta(next).Annotations = objectMeta(st).Annotations
+		}
 		if ri.Subresource == "finalize" {
 			if ns, ok := st.(*corev1.Namespace); ok {
 				next.(*corev1.Namespace).Spec.Finalizers = ns.Spec.Finalizers

@@ -2,11 +2,13 @@ package manager
 
 import (
 	"github.com/kubesvc/kubesvc/internal/controller"
+	"github.com/kubesvc/kubesvc/internal/controller/deployment"
 	"github.com/kubesvc/kubesvc/internal/controller/endpoints"
 	"github.com/kubesvc/kubesvc/internal/controller/endpointslice"
 	"github.com/kubesvc/kubesvc/internal/controller/endpointslicemirroring"
 	"github.com/kubesvc/kubesvc/internal/controller/nodeipam"
 	"github.com/kubesvc/kubesvc/internal/controller/nodelifecycle"
+	"github.com/kubesvc/kubesvc/internal/controller/replicaset"
 	"github.com/kubesvc/kubesvc/internal/controller/scheduler"
 )
 
@@ -17,6 +19,8 @@ func All() []Descriptor {
 		{Name: "nodeipam", New: func(cc *controller.Context) (Runner, error) { return nodeipam.New(cc) }},
 		{Name: "nodelifecycle", New: func(cc *controller.Context) (Runner, error) { return nodelifecycle.New(cc) }},
 		{Name: "scheduler", New: func(cc *controller.Context) (Runner, error) { return scheduler.New(cc) }},
+		{Name: "deployment", New: func(cc *controller.Context) (Runner, error) { return deployment.New(cc) }},
+		{Name: "replicaset", New: func(cc *controller.Context) (Runner, error) { return replicaset.New(cc) }},
 		{Name: "endpoint", New: func(cc *controller.Context) (Runner, error) { return endpoints.New(cc) }},
 		{Name: "endpointslice", New: func(cc *controller.Context) (Runner, error) { return endpointslice.New(cc) }},
 		{Name: "endpointslicemirroring", New: func(cc *controller.Context) (Runner, error) { return endpointslicemirroring.New(cc) }},
