@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -104,7 +106,7 @@ func (s *Server) create(ctx context.Context, h *resourceHandler, namespace strin
 		}
 	}
 	if h.res.Namespaced {
-		if err := s.checkNamespace(ctx, namespace); err != nil {
+		if err := s.checkNamespace(ctx, gr, m.Name, namespace); err != nil {
 			return nil, err
 		}
 	}
@@ -153,15 +155,19 @@ func (s *Server) create(ctx context.Context, h *resourceHandler, namespace strin
 
 // checkNamespace refuses objects in a missing or terminating namespace, with
 // Kubernetes' messages (the NamespaceLifecycle admission plugin).
-func (s *Server) checkNamespace(ctx context.Context, namespace string) error {
+func (s *Server) checkNamespace(ctx context.Context, gr schema.GroupResource, name, namespace string) error {
 	obj, err := s.store.Get(ctx, s.handlers["/v1/namespaces"].res.Key("", namespace))
 	if err != nil {
 		return toAPIError(err, corev1.Resource("namespaces"), namespace)
 	}
 	ns := obj.(*corev1.Namespace)
 	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
-		return apierrors.NewForbidden(corev1.Resource("namespaces"), namespace,
+		err := apierrors.NewForbidden(gr, name,
 			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
+		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+			Type: corev1.NamespaceTerminatingCause, Field: "metadata.namespace",
+			Message: fmt.Sprintf("namespace %s is being terminated", namespace)})
+		return err
 	}
 	return nil
 }
@@ -176,6 +182,11 @@ func prepareForCreate(obj runtime.Object) {
 		o.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(o)}
 	case *corev1.Namespace:
 		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+		// The namespace controller removes this finalizer once the namespace is
+		// empty; it is added here, not by defaulting, so that it can go away.
+		if !slices.Contains(o.Spec.Finalizers, corev1.FinalizerKubernetes) {
+			o.Spec.Finalizers = append(o.Spec.Finalizers, corev1.FinalizerKubernetes)
+		}
 	case *corev1.Node:
 		// Node agents register their node with its status filled in.
 	default:

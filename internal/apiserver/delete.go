@@ -103,6 +103,13 @@ func (s *Server) delete(ctx context.Context, h *resourceHandler, namespace, name
 		}
 		m := objectMeta(cur)
 		grace := gracePeriod(h, cur, opts)
+		// The propagation finalizers are settled before deciding how to delete, so that
+		// Foreground and Orphan turn an immediate delete into a marked one. Namespaces
+		// keep their own lifecycle (spec.finalizers), and a pod given a grace period
+		// without finalizers keeps its graceful deletion.
+		if h.res.Kind != "Namespace" && (len(m.Finalizers) > 0 || grace == 0) {
+			addPropagationFinalizer(m, opts)
+		}
 		switch {
 		case h.res.Kind == "Namespace":
 			ns := cur.(*corev1.Namespace)
@@ -124,7 +131,6 @@ func (s *Server) delete(ctx context.Context, h *resourceHandler, namespace, name
 				zero := int64(0)
 				m.DeletionGracePeriodSeconds = &zero
 			}
-			addPropagationFinalizer(m, opts)
 		case grace > 0:
 			if m.DeletionTimestamp != nil && m.DeletionGracePeriodSeconds != nil && *m.DeletionGracePeriodSeconds <= grace {
 				return nil, nil
@@ -191,21 +197,38 @@ func gracePeriod(h *resourceHandler, obj runtime.Object, opts *metav1.DeleteOpti
 	return 30
 }
 
-// addPropagationFinalizer records foreground/orphan deletion for the garbage collector.
+// addPropagationFinalizer sets the garbage collector's finalizers from the delete
+// options, as Kubernetes does: orphanDependents or propagationPolicy Orphan leaves
+// exactly the orphan finalizer, Foreground exactly foregroundDeletion, Background
+// neither; without either option the finalizers already on the object stand (every
+// kind kubesvc serves defaults to Background).
 func addPropagationFinalizer(m *metav1.ObjectMeta, opts *metav1.DeleteOptions) {
-	var f string
+	var orphan, foreground bool
 	switch {
-	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationForeground:
-		f = metav1.FinalizerDeleteDependents
-	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationOrphan,
-		opts.OrphanDependents != nil && *opts.OrphanDependents:
-		f = metav1.FinalizerOrphanDependents
+	case opts.OrphanDependents != nil:
+		orphan = *opts.OrphanDependents
+	case opts.PropagationPolicy != nil:
+		orphan = *opts.PropagationPolicy == metav1.DeletePropagationOrphan
+		foreground = *opts.PropagationPolicy == metav1.DeletePropagationForeground
 	default:
 		return
 	}
-	if !contains(m.Finalizers, f) {
-		m.Finalizers = append(m.Finalizers, f)
+	kept := m.Finalizers[:0:0]
+	for _, f := range m.Finalizers {
+		if f != metav1.FinalizerOrphanDependents && f != metav1.FinalizerDeleteDependents {
+			kept = append(kept, f)
+		}
 	}
+	if orphan {
+		kept = append(kept, metav1.FinalizerOrphanDependents)
+	}
+	if foreground {
+		kept = append(kept, metav1.FinalizerDeleteDependents)
+	}
+	if len(kept) == 0 {
+		kept = nil
+	}
+	m.Finalizers = kept
 }
 
 func (s *Server) handleDeleteCollection(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo) {

@@ -130,6 +130,9 @@ func (s *Server) update(ctx context.Context, h *resourceHandler, ri requestInfo,
 			if len(cm.Finalizers) != 0 || cm.DeletionTimestamp == nil {
 				return errNotDeletable
 			}
+			if ns, ok := cur.(*corev1.Namespace); ok && len(ns.Spec.Finalizers) > 0 {
+				return errNotDeletable
+			}
 			return nil
 		}); derr == nil {
 			return deleted, http.StatusOK, nil
@@ -217,6 +220,9 @@ func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestIn
 	}
 	*deleteAfter = nm.DeletionTimestamp != nil && len(nm.Finalizers) == 0 &&
 		(nm.DeletionGracePeriodSeconds == nil || *nm.DeletionGracePeriodSeconds == 0)
+	if ns, ok := next.(*corev1.Namespace); ok && len(ns.Spec.Finalizers) > 0 {
+		*deleteAfter = false // the namespace controller has not emptied it yet
+	}
 	*result = next
 	if dryRun {
 		return nil, nil, errDryRun

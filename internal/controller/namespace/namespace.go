@@ -1,0 +1,213 @@
+package namespace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/kubesvc/kubesvc/internal/controller"
+)
+
+const (
+	// processDelay is how long after seeing a namespace deletion the controller starts
+	// on it, so that creates admitted just before the deletion have landed.
+	processDelay = time.Second
+	// maxRetries bounds the retries of a failing namespace; a dropped namespace comes
+	// back with its next update.
+	maxRetries = 20
+)
+
+// Controller is the namespace controller.
+type Controller struct {
+	client    kubernetes.Interface
+	metadata  metadata.Interface
+	discovery discovery.DiscoveryInterface
+	lister    corelisters.NamespaceLister
+	synced    cache.InformerSynced
+	log       *slog.Logger
+
+	mu    sync.RWMutex
+	queue workqueue.TypedRateLimitingInterface[string] // nil until Run
+}
+
+// New builds the namespace controller on cc's shared namespace informer; cc.Config
+// is needed for the metadata client that deletes content of every kind.
+func New(cc *controller.Context) (*Controller, error) {
+	if cc.Config == nil {
+		return nil, errors.New("namespace controller: controller context has no rest config")
+	}
+	mc, err := metadata.NewForConfig(cc.Config)
+	if err != nil {
+		return nil, fmt.Errorf("namespace controller: metadata client: %w", err)
+	}
+	inf := cc.Informers.Core().V1().Namespaces()
+	c := &Controller{
+		client:    cc.Client,
+		metadata:  mc,
+		discovery: cc.Client.Discovery(),
+		lister:    inf.Lister(),
+		log:       cc.Log.With("controller", "namespace"),
+	}
+	reg, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.onChange,
+		UpdateFunc: func(_, obj any) { c.onChange(obj) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("namespace controller: %w", err)
+	}
+	c.synced = reg.HasSynced
+	return c, nil
+}
+
+// onChange queues a namespace being deleted.
+func (c *Controller) onChange(obj any) {
+	if ns, ok := obj.(*corev1.Namespace); ok && ns.DeletionTimestamp != nil {
+		c.enqueueAfter(ns.Name, processDelay)
+	}
+}
+
+func (c *Controller) enqueueAfter(name string, d time.Duration) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.queue != nil {
+		c.queue.AddAfter(name, d)
+	}
+}
+
+// Run waits for the namespace informer, queues every namespace being deleted (events
+// before Run found no queue) and runs workers until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespace"})
+	c.mu.Lock()
+	c.queue = q
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	defer func() {
+		q.ShutDown()
+		wg.Wait()
+	}()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+		return
+	}
+	all, err := c.lister.List(everything())
+	if err != nil {
+		c.log.Error("namespace controller: list namespaces", "err", err)
+	}
+	for _, ns := range all {
+		c.onChange(ns)
+	}
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for c.processNext(ctx, q) {
+			}
+		})
+	}
+	<-ctx.Done()
+}
+
+func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
+	name, quit := q.Get()
+	if quit {
+		return false
+	}
+	defer q.Done(name)
+	err := c.sync(ctx, name)
+	var remaining *contentRemainingError
+	switch {
+	case err == nil, ctx.Err() != nil:
+		q.Forget(name)
+	case errors.As(err, &remaining):
+		q.Forget(name)
+		c.log.Debug("namespace controller: content remains", "namespace", name, "err", err)
+		q.AddAfter(name, remaining.Wait())
+	case q.NumRequeues(name) < maxRetries:
+		c.log.Info("namespace controller: sync failed, retrying", "namespace", name, "err", err)
+		q.AddRateLimited(name)
+	default:
+		c.log.Error("namespace controller: sync failed, dropping namespace out of the queue", "namespace", name, "err", err)
+		q.Forget(name)
+	}
+	return true
+}
+
+// sync empties a namespace being deleted and then removes the "kubernetes" finalizer.
+// It returns a *contentRemainingError while content is still going away.
+func (c *Controller) sync(ctx context.Context, name string) error {
+	cached, err := c.lister.Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cached.DeletionTimestamp == nil {
+		return nil
+	}
+	// Other controllers edit a namespace during termination: act on its latest state.
+	ns, err := c.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get namespace %s: %w", name, err)
+	}
+	if ns.DeletionTimestamp == nil || !slices.Contains(ns.Spec.Finalizers, corev1.FinalizerKubernetes) {
+		return nil
+	}
+	if err := c.deleteContent(ctx, name); err != nil {
+		return err
+	}
+	return c.finalize(ctx, ns)
+}
+
+// finalize removes the "kubernetes" finalizer from spec.finalizers.
+func (c *Controller) finalize(ctx context.Context, ns *corev1.Namespace) error {
+	nsClient := c.client.CoreV1().Namespaces()
+	first := true
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !first {
+			latest, err := nsClient.Get(ctx, ns.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if latest.UID != ns.UID {
+				return nil // a new namespace under the same name is not ours
+			}
+			ns = latest
+		}
+		first = false
+		if !slices.Contains(ns.Spec.Finalizers, corev1.FinalizerKubernetes) {
+			return nil
+		}
+		ns = ns.DeepCopy()
+		ns.Spec.Finalizers = slices.DeleteFunc(ns.Spec.Finalizers, func(f corev1.FinalizerName) bool {
+			return f == corev1.FinalizerKubernetes
+		})
+		_, err := nsClient.Finalize(ctx, ns, metav1.UpdateOptions{})
+		return err
+	})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("finalize namespace %s: %w", ns.Name, err)
+	}
+	c.log.Info("namespace controller: namespace emptied and finalized", "namespace", ns.Name)
+	return nil
+}

@@ -1,0 +1,233 @@
+package rootcacert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/kubesvc/kubesvc/internal/controller"
+)
+
+const (
+	// ConfigMapName is the ConfigMap published in every namespace.
+	ConfigMapName = "kube-root-ca.crt"
+	// DataKey is the key of the CA bundle in the ConfigMap's data.
+	DataKey = "ca.crt"
+	// DescriptionAnnotation describes the ConfigMap to its readers.
+	DescriptionAnnotation = "kubernetes.io/description"
+	// Description is the value of DescriptionAnnotation (Kubernetes' text).
+	Description = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."
+	// maxRetries bounds the retries of a failing namespace; a dropped namespace comes
+	// back with its next event.
+	maxRetries = 15
+)
+
+// ErrNoCA is returned by New when the client configuration carries no CA bundle.
+var ErrNoCA = errors.New("root CA publisher: the client configuration has no CA data or CA file")
+
+// Controller is the root CA certificate publisher.
+type Controller struct {
+	client   kubernetes.Interface
+	rootCA   string
+	nsLister corelisters.NamespaceLister
+	cmLister corelisters.ConfigMapLister
+	synced   []cache.InformerSynced
+	log      *slog.Logger
+
+	mu    sync.RWMutex
+	queue workqueue.TypedRateLimitingInterface[string] // nil until Run
+}
+
+// New builds the publisher on cc's shared namespace and ConfigMap informers. It reads
+// the CA bundle from cc.Config (CAData, else CAFile) and returns ErrNoCA without one.
+func New(cc *controller.Context) (*Controller, error) {
+	ca, err := caBundle(cc.Config)
+	if err != nil {
+		return nil, err
+	}
+	nsInf := cc.Informers.Core().V1().Namespaces()
+	cmInf := cc.Informers.Core().V1().ConfigMaps()
+	c := &Controller{
+		client:   cc.Client,
+		rootCA:   string(ca),
+		nsLister: nsInf.Lister(),
+		cmLister: cmInf.Lister(),
+		log:      cc.Log.With("controller", "root-ca-cert-publisher"),
+	}
+	nsReg, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.onNamespace,
+		UpdateFunc: func(_, obj any) { c.onNamespace(obj) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("root CA publisher: %w", err)
+	}
+	cmReg, err := cmInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.onConfigMap,
+		UpdateFunc: func(_, obj any) { c.onConfigMap(obj) },
+		DeleteFunc: c.onConfigMap,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("root CA publisher: %w", err)
+	}
+	c.synced = []cache.InformerSynced{nsReg.HasSynced, cmReg.HasSynced}
+	return c, nil
+}
+
+// caBundle returns the CA the client trusts.
+func caBundle(cfg *rest.Config) ([]byte, error) {
+	if cfg == nil {
+		return nil, ErrNoCA
+	}
+	if len(cfg.TLSClientConfig.CAData) > 0 {
+		return cfg.TLSClientConfig.CAData, nil
+	}
+	if cfg.TLSClientConfig.CAFile == "" {
+		return nil, ErrNoCA
+	}
+	data, err := os.ReadFile(cfg.TLSClientConfig.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("root CA publisher: read CA file: %w", err)
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("root CA publisher: CA file %s is empty: %w", cfg.TLSClientConfig.CAFile, ErrNoCA)
+	}
+	return data, nil
+}
+
+func (c *Controller) onNamespace(obj any) {
+	if ns, ok := obj.(*corev1.Namespace); ok && active(ns) {
+		c.enqueue(ns.Name)
+	}
+}
+
+func (c *Controller) onConfigMap(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Name == ConfigMapName {
+		c.enqueue(cm.Namespace)
+	}
+}
+
+func (c *Controller) enqueue(namespace string) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.queue != nil {
+		c.queue.Add(namespace)
+	}
+}
+
+// Run waits for the informers, queues every namespace (events before Run found no
+// queue) and runs workers until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "root_ca_cert_publisher"})
+	c.mu.Lock()
+	c.queue = q
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	defer func() {
+		q.ShutDown()
+		wg.Wait()
+	}()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return
+	}
+	all, err := c.nsLister.List(labels.Everything())
+	if err != nil {
+		c.log.Error("root CA publisher: list namespaces", "err", err)
+	}
+	for _, ns := range all {
+		q.Add(ns.Name)
+	}
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for c.processNext(ctx, q) {
+			}
+		})
+	}
+	<-ctx.Done()
+}
+
+func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
+	name, quit := q.Get()
+	if quit {
+		return false
+	}
+	defer q.Done(name)
+	err := c.sync(ctx, name)
+	switch {
+	case err == nil, ctx.Err() != nil:
+		q.Forget(name)
+	case q.NumRequeues(name) < maxRetries:
+		c.log.Info("root CA publisher: sync failed, retrying", "namespace", name, "err", err)
+		q.AddRateLimited(name)
+	default:
+		c.log.Error("root CA publisher: sync failed, dropping namespace out of the queue", "namespace", name, "err", err)
+		q.Forget(name)
+	}
+	return true
+}
+
+// sync creates or corrects the kube-root-ca.crt ConfigMap of an active namespace.
+func (c *Controller) sync(ctx context.Context, namespace string) error {
+	ns, err := c.nsLister.Get(namespace)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !active(ns) {
+		return nil
+	}
+	want := map[string]string{DataKey: c.rootCA}
+	cm, err := c.cmLister.ConfigMaps(namespace).Get(ConfigMapName)
+	if apierrors.IsNotFound(err) {
+		_, err = c.client.CoreV1().ConfigMaps(namespace).Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName, Annotations: map[string]string{DescriptionAnnotation: Description}},
+			Data:       want,
+		}, metav1.CreateOptions{})
+		if err == nil || apierrors.IsAlreadyExists(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			return nil
+		}
+		return fmt.Errorf("create %s/%s: %w", namespace, ConfigMapName, err)
+	}
+	if err != nil {
+		return err
+	}
+	if maps.Equal(cm.Data, want) && cm.Annotations[DescriptionAnnotation] == Description {
+		return nil
+	}
+	cm = cm.DeepCopy()
+	cm.Data = want
+	if cm.Annotations == nil {
+		cm.Annotations = map[string]string{}
+	}
+	cm.Annotations[DescriptionAnnotation] = Description
+	if _, err := c.client.CoreV1().ConfigMaps(namespace).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		// A conflict means the cache was stale: the retry reads the newer version.
+		return fmt.Errorf("update %s/%s: %w", namespace, ConfigMapName, err)
+	}
+	c.log.Debug("root CA publisher: corrected the CA ConfigMap", "namespace", namespace)
+	return nil
+}
+
+// active reports a namespace that can receive new content.
+func active(ns *corev1.Namespace) bool {
+	return ns.DeletionTimestamp == nil && ns.Status.Phase != corev1.NamespaceTerminating
+}
