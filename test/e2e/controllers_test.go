@@ -1,0 +1,188 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startAgent runs `kubesvc agent --simulate` for node name against s until the test
+// ends (or stop is called); stop ends it with SIGTERM.
+func startAgent(t *testing.T, s *server, name string) (stop func()) {
+	t.Helper()
+	cmd := exec.Command(kubesvcBin, "agent", "--simulate", "--kubeconfig", s.Kubeconfig, "--node-name", name)
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = io.Discard, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start agent %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("agent %s log (last 2 KiB):\n%s", name, tail(log.String(), 2048))
+		}
+	})
+	return stop
+}
+
+// eventually polls check until it returns nil or the deadline passes.
+func eventually(t *testing.T, what string, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v: %v", what, timeout, err)
+}
+
+var epAddr = regexp.MustCompile(`\b10\.244\.\d+\.\d+:80\b`)
+
+// endpointCount returns how many IP:80 pairs `kubectl get ep NAME` shows (with the
+// "+ N more..." suffix counted).
+func endpointCount(k *kubectl, name string) (int, string, error) {
+	r := k.run("get", "ep", name)
+	if r.code != 0 {
+		return 0, r.stdout, fmt.Errorf("kubectl get ep %s failed: %s", name, r)
+	}
+	out := r.stdout
+	n := len(epAddr.FindAllString(out, -1))
+	if m := regexp.MustCompile(`\+ (\d+) more\.\.\.`).FindStringSubmatch(out); m != nil {
+		more, _ := strconv.Atoi(m[1])
+		n += more
+	}
+	return n, out, nil
+}
+
+// TestControllersSeedFlow is the seeds' flow on a server with two simulated nodes:
+// create deployment, expose as NodePort, endpoints follow scale up and down, pods show
+// IPs and nodes, a deleted pod is replaced, and deleting the deployment empties the
+// endpoints.
+func TestControllersSeedFlow(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	k := s.kubectl(t)
+	startAgent(t, s, "node-1")
+	startAgent(t, s, "node-2")
+	eventually(t, "two Ready nodes", 30*time.Second, func() error {
+		out := k.run("get", "nodes").stdout
+		if strings.Count(out, " Ready ") != 2 {
+			return fmt.Errorf("kubectl get nodes:\n%s", out)
+		}
+		return nil
+	})
+
+	k.expectOut("deployment.apps/nginx created\n", "create", "deployment", "nginx", "--image=nginx", "--replicas=2")
+	k.expectOut("service/nginx exposed\n", "expose", "deployment", "nginx", "--port=80", "--type=NodePort")
+	follow := func(want int) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("%d endpoints", want), 30*time.Second, func() error {
+			n, out, err := endpointCount(k, "nginx")
+			if err != nil {
+				return err
+			}
+			if n != want {
+				return fmt.Errorf("kubectl get ep nginx shows %d endpoints:\n%s", n, out)
+			}
+			return nil
+		})
+	}
+	follow(2)
+	out := k.ok("get", "svc", "nginx")
+	if !regexp.MustCompile(`(?m)^nginx   NodePort   10\.\d+\.\d+\.\d+   <none>        80:3\d{4}/TCP   \d+s$`).MatchString(out) {
+		t.Errorf("kubectl get svc nginx:\n%s", out)
+	}
+	eventually(t, "one endpointslice", 10*time.Second, func() error {
+		out := k.run("get", "endpointslices", "-l", "kubernetes.io/service-name=nginx").stdout
+		if len(lines(out)) != 2 || !strings.Contains(out, "IPv4") || !strings.Contains(out, "80") {
+			return fmt.Errorf("kubectl get endpointslices:\n%s", out)
+		}
+		return nil
+	})
+
+	k.expectOut("deployment.apps/nginx scaled\n", "scale", "deployment", "nginx", "--replicas=3")
+	follow(3)
+	out = k.ok("get", "pod", "-l", "app=nginx", "-o", "wide")
+	rows := lines(out)[1:]
+	if len(rows) != 3 {
+		t.Fatalf("get pod -o wide:\n%s", out)
+	}
+	nodes := map[string]bool{}
+	for _, r := range rows {
+		f := strings.Fields(r)
+		if len(f) < 7 || f[2] != "Running" || !strings.HasPrefix(f[5], "10.244.") {
+			t.Errorf("pod row %q: want Running with a 10.244 IP", r)
+			continue
+		}
+		nodes[f[6]] = true
+	}
+	if len(nodes) != 2 {
+		t.Errorf("pods not spread over both nodes:\n%s", out)
+	}
+
+	k.expectOut("deployment.apps/nginx scaled\n", "scale", "deployment", "nginx", "--replicas=1")
+	follow(1)
+
+	victim := strings.Fields(lines(k.ok("get", "pod", "-l", "app=nginx", "--no-headers"))[0])[0]
+	k.ok("delete", "pod", victim, "--wait=false")
+	eventually(t, "a replacement pod", 30*time.Second, func() error {
+		out := k.run("get", "pod", "-l", "app=nginx", "--no-headers").stdout
+		for _, l := range lines(out) {
+			f := strings.Fields(l)
+			if len(f) > 2 && f[0] != victim && f[2] == "Running" {
+				return nil
+			}
+		}
+		return fmt.Errorf("pods:\n%s", out)
+	})
+	follow(1)
+
+	k.ok("delete", "deployment", "nginx")
+	eventually(t, "replicasets and pods gone", 30*time.Second, func() error {
+		out := k.run("get", "rs,pods", "-l", "app=nginx", "--no-headers").stdout
+		if strings.TrimSpace(out) != "" {
+			return fmt.Errorf("still there:\n%s", out)
+		}
+		return nil
+	})
+	eventually(t, "empty endpoints", 10*time.Second, func() error {
+		out := k.ok("get", "ep", "nginx")
+		if !strings.Contains(out, "<none>") {
+			return fmt.Errorf("kubectl get ep nginx:\n%s", out)
+		}
+		return nil
+	})
+
+	k.ok("create", "namespace", "x")
+	k.ok("create", "deployment", "web", "--image=nginx", "-n", "x")
+	// kubectl waits until the namespace is gone; its pods take their 30 s grace.
+	k.expectOut("namespace \"x\" deleted\n", "delete", "namespace", "x", "--timeout=55s")
+	if r := k.run("get", "namespace", "x"); !strings.Contains(r.stderr, `namespaces "x" not found`) {
+		t.Errorf("namespace x still there after delete:\n%s", r)
+	}
+}
