@@ -24,7 +24,7 @@ type filter struct {
 
 // eventType decides what a watcher with this filter sees of a change: an object that
 // starts matching is ADDED, one that stops matching is DELETED (as in Kubernetes).
-func (f *filter) eventType(e storage.Event) (watch.EventType, bool) {
+func (f *filter) eventType(e *storage.Event) (watch.EventType, bool) {
 	if f.nameOnly != "" {
 		if m := objectMeta(e.Object); m == nil || m.Name != f.nameOnly {
 			return "", false

@@ -116,7 +116,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, h *resource
 		}
 		return enc.send(s, typ, obj) == nil
 	}
-	deliver := func(e storage.Event) bool {
+	deliver := func(e *storage.Event) bool {
 		typ, ok := f.eventType(e)
 		if !ok {
 			return true

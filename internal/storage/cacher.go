@@ -50,7 +50,7 @@ type Cacher struct {
 	rev      int64
 	ready    bool
 	objs     map[string]map[string]runtime.Object // resource prefix -> key -> object
-	ring     []Event
+	ring     []*Event
 	ringHead int // index of the oldest event
 	ringLen  int
 	oldest   int64 // revision before which history is lost
@@ -64,7 +64,7 @@ func NewCacher(store *Store, log *slog.Logger) *Cacher {
 		store:    store,
 		log:      log,
 		objs:     map[string]map[string]runtime.Object{},
-		ring:     make([]Event, EventHistory),
+		ring:     make([]*Event, EventHistory),
 		watchers: map[int64]*Watcher{},
 	}
 	c.cond = sync.NewCond(&c.mu)
@@ -170,7 +170,7 @@ func (c *Cacher) advance(rev int64) {
 
 func (c *Cacher) apply(ev *clientv3.Event) {
 	key := string(ev.Kv.Key)
-	var e Event
+	e := &Event{}
 	e.Key = key
 	e.Rev = ev.Kv.ModRevision
 	if ev.PrevKv != nil {
@@ -217,7 +217,7 @@ func (c *Cacher) apply(ev *clientv3.Event) {
 	// Append to the ring, dropping the oldest when full.
 	if c.ringLen == len(c.ring) {
 		c.oldest = c.ring[c.ringHead].Rev
-		c.ring[c.ringHead] = Event{}
+		c.ring[c.ringHead] = nil
 		c.ringHead = (c.ringHead + 1) % len(c.ring)
 		c.ringLen--
 	}
@@ -313,8 +313,8 @@ func (c *Cacher) Get(key string) (runtime.Object, bool) {
 // Watcher receives the events under one prefix.
 type Watcher struct {
 	prefix  string
-	ch      chan Event
-	initial []Event
+	ch      chan *Event
+	initial []*Event
 	done    chan struct{}
 	once    sync.Once
 	cancel  func()
@@ -324,11 +324,11 @@ func (w *Watcher) stop() { w.once.Do(func() { close(w.done) }) }
 
 // Initial returns the events to send before the live ones (synthetic ADDED events or
 // history), in order.
-func (w *Watcher) Initial() []Event { return w.initial }
+func (w *Watcher) Initial() []*Event { return w.initial }
 
 // Events is the live stream. Done is closed when the watcher was terminated (slow
 // consumer, cache restart); the client must then re-watch.
-func (w *Watcher) Events() <-chan Event { return w.ch }
+func (w *Watcher) Events() <-chan *Event { return w.ch }
 
 // Done is closed when the cacher ends this watch.
 func (w *Watcher) Done() <-chan struct{} { return w.done }
@@ -361,7 +361,7 @@ func (c *Cacher) Watch(ctx context.Context, prefix string, opts WatchOptions) (*
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := &Watcher{prefix: prefix, ch: make(chan Event, WatcherBuffer), done: make(chan struct{})}
+	w := &Watcher{prefix: prefix, ch: make(chan *Event, WatcherBuffer), done: make(chan struct{})}
 	if opts.InitialState {
 		m := c.objs[resourcePrefix(prefix)]
 		keys := make([]string, 0, len(m))
@@ -372,7 +372,7 @@ func (c *Cacher) Watch(ctx context.Context, prefix string, opts WatchOptions) (*
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			w.initial = append(w.initial, Event{Type: watch.Added, Key: k, Object: m[k], Rev: c.rev})
+			w.initial = append(w.initial, &Event{Type: watch.Added, Key: k, Object: m[k], Rev: c.rev})
 		}
 	} else {
 		if opts.FromRev < c.oldest {

@@ -47,6 +47,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Backend, error) {
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = "5m"
 	ec.QuotaBackendBytes = 8 << 30
+	// A single member elects itself after 1-10 election timeouts; etcd's defaults
+	// (100 ms ticks, 1 s elections) make a start wait up to a second for nothing.
+	ec.TickMs, ec.ElectionMs = 20, 100
 	ec.LogLevel = "error"
 	// etcd logs expected shutdown errors at error level; stay quiet unless asked.
 	logger := cfg.Logger
