@@ -151,7 +151,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	defer s.backend.Close()
 	s.store = storage.NewStore(s.backend.Client, s.codecs)
-	s.cache = storage.NewCacher(s.store, s.log)
+	s.cache = storage.NewCacher(s.store, s.log, storage.CacherOptions{})
 	if s.services, err = service.New(service.Config{ServiceCIDRs: s.cidrs, NodePorts: s.ports, Store: s.store, Log: s.log}); err != nil {
 		return err
 	}

@@ -29,6 +29,12 @@ const (
 	WatcherBuffer = 1024
 )
 
+// CacherOptions size a Cacher; zero values take the defaults above.
+type CacherOptions struct {
+	EventHistory  int
+	WatcherBuffer int
+}
+
 // Event is one change seen in etcd.
 type Event struct {
 	Type watch.EventType
@@ -56,15 +62,23 @@ type Cacher struct {
 	oldest   int64 // revision before which history is lost
 	watchers map[int64]*Watcher
 	nextID   int64
+	bufSize  int
 }
 
 // NewCacher makes a cacher; Run starts it.
-func NewCacher(store *Store, log *slog.Logger) *Cacher {
+func NewCacher(store *Store, log *slog.Logger, opts CacherOptions) *Cacher {
+	if opts.EventHistory <= 0 {
+		opts.EventHistory = EventHistory
+	}
+	if opts.WatcherBuffer <= 0 {
+		opts.WatcherBuffer = WatcherBuffer
+	}
 	c := &Cacher{
+		bufSize:  opts.WatcherBuffer,
 		store:    store,
 		log:      log,
 		objs:     map[string]map[string]runtime.Object{},
-		ring:     make([]*Event, EventHistory),
+		ring:     make([]*Event, opts.EventHistory),
 		watchers: map[int64]*Watcher{},
 	}
 	c.cond = sync.NewCond(&c.mu)
@@ -361,7 +375,7 @@ func (c *Cacher) Watch(ctx context.Context, prefix string, opts WatchOptions) (*
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := &Watcher{prefix: prefix, ch: make(chan *Event, WatcherBuffer), done: make(chan struct{})}
+	w := &Watcher{prefix: prefix, ch: make(chan *Event, c.bufSize), done: make(chan struct{})}
 	if opts.InitialState {
 		m := c.objs[resourcePrefix(prefix)]
 		keys := make([]string, 0, len(m))
