@@ -186,3 +186,90 @@ func TestControllersSeedFlow(t *testing.T) {
 		t.Errorf("namespace x still there after delete:\n%s", r)
 	}
 }
+
+// TestControllersRollout: set image, rollout status, rollout undo on two simulated
+// nodes; during the rolling update (maxUnavailable 0 for 2 replicas) the ready
+// endpoints never drop below the replica count.
+func TestControllersRollout(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	k := s.kubectl(t)
+	startAgent(t, s, "node-1")
+	startAgent(t, s, "node-2")
+	k.expectOut("deployment.apps/nginx created\n", "create", "deployment", "nginx", "--image=nginx:1.24", "--replicas=2")
+	k.expectOut("service/nginx exposed\n", "expose", "deployment", "nginx", "--port=80")
+	k.ok("rollout", "status", "deployment/nginx", "--timeout=60s")
+	readyCount := func() int {
+		r := k.run("get", "endpointslices", "-l", "kubernetes.io/service-name=nginx", "-o",
+			`jsonpath={range .items[*].endpoints[?(@.conditions.ready==true)]}{.addresses[0]}{"\n"}{end}`)
+		return len(lines(strings.TrimSpace(r.stdout)))
+	}
+	eventually(t, "two ready endpoints", 30*time.Second, func() error {
+		if n := readyCount(); n != 2 {
+			return fmt.Errorf("%d ready endpoints", n)
+		}
+		return nil
+	})
+
+	stop := make(chan struct{})
+	minReady := make(chan int, 1)
+	go func() {
+		low := 2
+		for {
+			select {
+			case <-stop:
+				minReady <- low
+				return
+			default:
+			}
+			if n := readyCount(); n < low {
+				low = n
+			}
+		}
+	}()
+	k.expectOut("deployment.apps/nginx image updated\n", "set", "image", "deployment/nginx", "nginx=nginx:1.25")
+	out := k.ok("rollout", "status", "deployment/nginx", "--timeout=90s")
+	close(stop)
+	if low := <-minReady; low < 2 {
+		t.Errorf("ready endpoints dropped to %d during the rolling update", low)
+	}
+	if !strings.HasSuffix(out, "deployment \"nginx\" successfully rolled out\n") {
+		t.Errorf("rollout status printed:\n%s", out)
+	}
+	k.expectOut("nginx:1.25", "get", "deploy", "nginx", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+	out = k.ok("rollout", "history", "deployment/nginx")
+	if !regexp.MustCompile(`(?m)^1 +<none>$`).MatchString(out) || !regexp.MustCompile(`(?m)^2 +<none>$`).MatchString(out) {
+		t.Errorf("rollout history:\n%s", out)
+	}
+	k.expectOut("deployment.apps/nginx rolled back\n", "rollout", "undo", "deployment/nginx")
+	k.ok("rollout", "status", "deployment/nginx", "--timeout=90s")
+	k.expectOut("nginx:1.24", "get", "deploy", "nginx", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+	k.expectOut("3", "get", "deploy", "nginx", "-o", `jsonpath={.metadata.annotations.deployment\.kubernetes\.io/revision}`)
+	out = k.ok("get", "rs", "-l", "app=nginx", "--no-headers")
+	if len(lines(out)) != 2 {
+		t.Errorf("want the two ReplicaSets of revisions 2 and 3:\n%s", out)
+	}
+}
+
+// TestControllersSelectorlessMirroring: the seeds' test-app-no-selector with a
+// hand-written Endpoints: the Endpoints stay as written and a mirrored EndpointSlice
+// appears.
+func TestControllersSelectorlessMirroring(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	k := s.kubectl(t)
+	k.ok("apply", "-f", "testdata/seed003-test-app-no-selector.yaml")
+	k.ok("apply", "-f", "testdata/extra-test-app-no-selector-endpoints.yaml")
+	eventually(t, "a mirrored slice", 20*time.Second, func() error {
+		out := k.run("get", "endpointslices", "-l", "kubernetes.io/service-name=test-app-no-selector",
+			"-o", `jsonpath={range .items[*]}{.metadata.labels.endpointslice\.kubernetes\.io/managed-by} {.endpoints[0].addresses[0]} {.ports[0].port}{"\n"}{end}`).stdout
+		if out != "endpointslicemirroring-controller.k8s.io 192.0.2.42 30050\n" {
+			return fmt.Errorf("slices: %q", out)
+		}
+		return nil
+	})
+	out := k.ok("get", "ep", "test-app-no-selector")
+	if !regexp.MustCompile(`(?m)^test-app-no-selector   192\.0\.2\.42:30050   \d+s$`).MatchString(out) {
+		t.Errorf("kubectl get ep:\n%s", out)
+	}
+}
