@@ -273,3 +273,63 @@ func TestControllersSelectorlessMirroring(t *testing.T) {
 		t.Errorf("kubectl get ep:\n%s", out)
 	}
 }
+
+// TestControllersNodeLost: when a simulated node stops, its pods leave the ready
+// endpoints once --node-monitor-grace-period passes, and are then evicted and replaced
+// on the other node after --pod-eviction-timeout.
+func TestControllersNodeLost(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--node-monitor-grace-period=4s", "--pod-eviction-timeout=6s")
+	k := s.kubectl(t)
+	stop1 := startAgent(t, s, "node-1")
+	startAgent(t, s, "node-2")
+	eventually(t, "two Ready nodes", 30*time.Second, func() error {
+		if out := k.run("get", "nodes").stdout; strings.Count(out, " Ready ") != 2 {
+			return fmt.Errorf("nodes:\n%s", out)
+		}
+		return nil
+	})
+	k.ok("create", "deployment", "web", "--image=nginx", "--replicas=4")
+	k.ok("expose", "deployment", "web", "--port=80")
+	k.ok("rollout", "status", "deployment/web", "--timeout=60s")
+	onNode1 := func() int {
+		out := k.run("get", "pods", "-l", "app=web", "--field-selector=spec.nodeName=node-1", "--no-headers").stdout
+		return len(lines(strings.TrimSpace(out)))
+	}
+	n1 := onNode1()
+	if n1 == 0 || n1 == 4 {
+		t.Fatalf("pods not spread: %d of 4 on node-1", n1)
+	}
+	ready := func() int {
+		r := k.run("get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o",
+			`jsonpath={range .items[*].endpoints[?(@.conditions.ready==true)]}{.nodeName}{"\n"}{end}`)
+		return strings.Count(r.stdout, "node-1")
+	}
+	eventually(t, "node-1's pods in the ready endpoints", 20*time.Second, func() error {
+		if got := ready(); got != n1 {
+			return fmt.Errorf("%d ready endpoints on node-1, want %d", got, n1)
+		}
+		return nil
+	})
+	stop1()
+	eventually(t, "node-1 NotReady", 30*time.Second, func() error {
+		if out := k.run("get", "node", "node-1").stdout; !strings.Contains(out, "NotReady") {
+			return fmt.Errorf("node:\n%s", out)
+		}
+		return nil
+	})
+	eventually(t, "node-1's pods out of the ready endpoints", 20*time.Second, func() error {
+		if got := ready(); got != 0 {
+			return fmt.Errorf("%d ready endpoints still on node-1", got)
+		}
+		return nil
+	})
+	eventually(t, "4 ready endpoints on node-2", 60*time.Second, func() error {
+		r := k.run("get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o",
+			`jsonpath={range .items[*].endpoints[?(@.conditions.ready==true)]}{.nodeName}{"\n"}{end}`)
+		if n := strings.Count(r.stdout, "node-2"); n != 4 {
+			return fmt.Errorf("%d ready endpoints on node-2", n)
+		}
+		return nil
+	})
+}

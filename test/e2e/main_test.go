@@ -121,7 +121,7 @@ func unquoteLogValue(v string) string {
 
 // startServer starts a server for the test and stops it with SIGTERM when the test
 // ends.
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, extraArgs ...string) *server {
 	t.Helper()
 	requireKubectl(t)
 	servers <- struct{}{}
@@ -133,7 +133,8 @@ func startServer(t *testing.T) *server {
 		}
 	}
 	dataDir := t.TempDir()
-	cmd := exec.Command(kubesvcBin, "server", "--data-dir", dataDir, "--bind-address", "127.0.0.1", "--secure-port", "0")
+	args := append([]string{"server", "--data-dir", dataDir, "--bind-address", "127.0.0.1", "--secure-port", "0"}, extraArgs...)
+	cmd := exec.Command(kubesvcBin, args...)
 	cmd.Dir = dataDir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
