@@ -7,6 +7,15 @@
 // Kubernetes controller shape: informer event handlers only enqueue keys; Run starts
 // workers that call an idempotent sync(ctx, key); failures are retried with rate
 // limiting; timed waits use AddAfter.
+//
+// Queue (queue.go) is that pattern's one implementation: NewQueue starts nothing
+// (the client-go work queue it wraps starts a goroutine, so it is created by Start or
+// Run, or with KeepEarlyKeys by the first Add); Run drains it with workers, forgets
+// keys that sync, retries failing ones with the rate limiter up to MaxRetries
+// (DefaultMaxRetries, 15, unless a controller sets another bound or RetryForever)
+// and then drops them until their next event. KeyOf, EnqueueObject and ObjectOf turn
+// informer objects and deletion tombstones (cache.DeletedFinalStateUnknown) into
+// keys and typed objects.
 package controller
 
 import (

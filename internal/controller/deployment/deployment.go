@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,13 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 	"github.com/kubesvc/kubesvc/internal/controller/podcontrol"
@@ -48,7 +45,7 @@ type Controller struct {
 	rsLister  appslisters.ReplicaSetLister
 	podLister corelisters.PodLister
 	synced    []cache.InformerSynced
-	queue     workqueue.TypedRateLimitingInterface[string]
+	queue     *controller.Queue[string]
 	log       *slog.Logger
 	now       func() time.Time
 }
@@ -68,11 +65,24 @@ func New(cc *controller.Context) (*Controller, error) {
 		synced: []cache.InformerSynced{
 			dInformer.Informer().HasSynced, rsInformer.Informer().HasSynced, podInformer.Informer().HasSynced,
 		},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "deployment"}),
 		log: cc.Log.With("controller", Name),
 		now: time.Now,
 	}
+	c.queue = controller.NewQueue(controller.QueueConfig[string]{
+		Name:          "deployment",
+		MaxRetries:    maxRetries,
+		KeepEarlyKeys: true,
+		RetryOnCancel: true,
+		Handled: func(_ string, err error) bool {
+			return apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)
+		},
+		OnRetry: func(key string, err error) {
+			c.log.Debug("sync failed, requeued", "deployment", key, "err", err)
+		},
+		OnDrop: func(key string, err error) {
+			c.log.Info("dropping deployment out of the queue", "deployment", key, "err", err)
+		},
+	})
 	handlers := []struct {
 		informer cache.SharedIndexInformer
 		funcs    cache.ResourceEventHandlerFuncs
@@ -98,51 +108,13 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	}
 	workers = max(workers, 1)
 	c.log.Info("starting workers", "workers", workers)
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, c.worker, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	switch {
-	case err == nil, apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		c.log.Debug("sync failed, requeued", "deployment", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		c.log.Info("dropping deployment out of the queue", "deployment", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
+	c.queue.Run(ctx, workers, c.sync)
 }
 
 func (c *Controller) enqueue(d *appsv1.Deployment) {
-	key, err := cache.MetaNamespaceKeyFunc(d)
-	if err != nil {
+	if err := controller.EnqueueObject(c.queue, d); err != nil {
 		c.log.Error("cannot build key", "err", err)
-		return
 	}
-	c.queue.Add(key)
 }
 
 func (c *Controller) addDeployment(obj any) {
@@ -158,17 +130,9 @@ func (c *Controller) updateDeployment(_, cur any) {
 }
 
 func (c *Controller) deleteDeployment(obj any) {
-	d, ok := obj.(*appsv1.Deployment)
-	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if d, ok = tomb.Obj.(*appsv1.Deployment); !ok {
-			return
-		}
+	if d, ok := controller.ObjectOf[*appsv1.Deployment](obj); ok {
+		c.enqueue(d)
 	}
-	c.enqueue(d)
 }
 
 // resolveControllerRef returns the Deployment ref points at, if it exists with
@@ -257,15 +221,9 @@ func (c *Controller) updateReplicaSet(oldObj, curObj any) {
 }
 
 func (c *Controller) deleteReplicaSet(obj any) {
-	rs, ok := obj.(*appsv1.ReplicaSet)
+	rs, ok := controller.ObjectOf[*appsv1.ReplicaSet](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if rs, ok = tomb.Obj.(*appsv1.ReplicaSet); !ok {
-			return
-		}
+		return
 	}
 	if ref := metav1.GetControllerOfNoCopy(rs); ref != nil {
 		if d := c.resolveControllerRef(rs.Namespace, ref); d != nil {
@@ -277,15 +235,9 @@ func (c *Controller) deleteReplicaSet(obj any) {
 // deletePod wakes a Recreate Deployment: it waits for all old pods to be gone
 // before scaling up the new ReplicaSet.
 func (c *Controller) deletePod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := controller.ObjectOf[*corev1.Pod](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
-			return
-		}
+		return
 	}
 	d := c.deploymentForPod(pod)
 	if d != nil && d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {

@@ -41,7 +41,6 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
-	"github.com/kubesvc/kubesvc/internal/controller/endpoints/keyqueue"
 	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
 )
 
@@ -63,7 +62,7 @@ type Controller struct {
 	podLister       corelisters.PodLister
 	endpointsLister corelisters.EndpointsLister
 	synced          []cache.InformerSynced
-	queue           *keyqueue.Queue
+	queue           *controller.Queue[string]
 	triggerTimes    *podendpoint.TriggerTimeTracker
 	written         *writeTracker
 }
@@ -85,7 +84,7 @@ func New(cc *controller.Context) (*Controller, error) {
 		serviceLister:   svcInf.Lister(),
 		podLister:       podInf.Lister(),
 		endpointsLister: epInf.Lister(),
-		queue:           keyqueue.New(keyqueue.Config{Name: "endpoint", MaxRetries: maxRetries, Log: log}),
+		queue:           controller.NewQueue(controller.QueueConfig[string]{Name: "endpoint", MaxRetries: maxRetries, Log: log}),
 		triggerTimes:    podendpoint.NewTriggerTimeTracker(),
 		written:         newWriteTracker(),
 	}
@@ -121,7 +120,8 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return
 	}
-	c.queue.Run(ctx, workers, c.initialKeys, c.sync)
+	c.queue.Start(c.initialKeys()...)
+	c.queue.Run(ctx, workers, c.sync)
 }
 
 func (c *Controller) initialKeys() []string {

@@ -47,7 +47,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
-	"github.com/kubesvc/kubesvc/internal/controller/endpoints/keyqueue"
 	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
 	"github.com/kubesvc/kubesvc/internal/controller/endpointslice/epslice"
 )
@@ -75,7 +74,7 @@ type Controller struct {
 	podLister     corelisters.PodLister
 	sliceLister   discoverylisters.EndpointSliceLister
 	synced        []cache.InformerSynced
-	queue         *keyqueue.Queue
+	queue         *controller.Queue[string]
 	triggerTimes  *podendpoint.TriggerTimeTracker
 	tracker       *epslice.Tracker
 	reconciler    *reconciler
@@ -119,7 +118,7 @@ func New(cc *controller.Context) (*Controller, error) {
 		serviceLister: svcInf.Lister(),
 		podLister:     podInf.Lister(),
 		sliceLister:   sliceInf.Lister(),
-		queue: keyqueue.New(keyqueue.Config{
+		queue: controller.NewQueue(controller.QueueConfig[string]{
 			Name: "endpoint_slice", NewRateLimiter: newRateLimiter, MaxRetries: maxRetries, Log: log,
 		}),
 		triggerTimes: podendpoint.NewTriggerTimeTracker(),
@@ -170,7 +169,8 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return
 	}
-	c.queue.Run(ctx, workers, c.initialKeys, c.sync)
+	c.queue.Start(c.initialKeys()...)
+	c.queue.Run(ctx, workers, c.sync)
 }
 
 func (c *Controller) initialKeys() []string {

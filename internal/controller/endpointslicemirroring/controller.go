@@ -44,7 +44,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
-	"github.com/kubesvc/kubesvc/internal/controller/endpoints/keyqueue"
 	"github.com/kubesvc/kubesvc/internal/controller/endpointslice/epslice"
 )
 
@@ -68,7 +67,7 @@ type Controller struct {
 	serviceLister   corelisters.ServiceLister
 	sliceLister     discoverylisters.EndpointSliceLister
 	synced          []cache.InformerSynced
-	queue           *keyqueue.Queue
+	queue           *controller.Queue[string]
 	tracker         *epslice.Tracker
 	reconciler      *reconciler
 }
@@ -99,7 +98,7 @@ func New(cc *controller.Context) (*Controller, error) {
 		endpointsLister: epInf.Lister(),
 		serviceLister:   svcInf.Lister(),
 		sliceLister:     sliceInf.Lister(),
-		queue: keyqueue.New(keyqueue.Config{
+		queue: controller.NewQueue(controller.QueueConfig[string]{
 			Name: "endpoint_slice_mirroring", NewRateLimiter: newRateLimiter, MaxRetries: maxRetries, Log: log,
 		}),
 		tracker: tracker,
@@ -149,7 +148,8 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return
 	}
-	c.queue.Run(ctx, workers, c.initialKeys, c.sync)
+	c.queue.Start(c.initialKeys()...)
+	c.queue.Run(ctx, workers, c.sync)
 }
 
 func (c *Controller) initialKeys() []string {

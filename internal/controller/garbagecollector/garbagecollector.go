@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,7 +18,6 @@ import (
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 )
@@ -105,7 +103,7 @@ type collector struct {
 	resources *resourceSet
 	byGVR     map[schema.GroupVersionResource]resource
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
-	queue     workqueue.TypedRateLimitingInterface[objectRef]
+	queue     *controller.Queue[objectRef]
 	absent    *absentCache
 }
 
@@ -117,6 +115,16 @@ func newCollector(c *Controller, rs *resourceSet) *collector {
 		informers:  map[schema.GroupVersionResource]cache.SharedIndexInformer{},
 		absent:     newAbsentCache(absentOwnerCacheSize),
 	}
+	g.queue = controller.NewQueue(controller.QueueConfig[objectRef]{
+		Name:       "garbage_collector",
+		MaxRetries: maxRetries,
+		OnRetry: func(key objectRef, err error) {
+			g.log.Info("garbage collector: sync failed, retrying", "object", key.String(), "err", err)
+		},
+		OnDrop: func(key objectRef, err error) {
+			g.log.Error("garbage collector: sync failed, dropping object out of the queue", "object", key.String(), "err", err)
+		},
+	})
 	for _, r := range rs.Watched {
 		g.byGVR[r.GVR] = r
 	}
@@ -124,8 +132,7 @@ func newCollector(c *Controller, rs *resourceSet) *collector {
 }
 
 func (g *collector) run(ctx context.Context, workers int) {
-	g.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[objectRef](),
-		workqueue.TypedRateLimitingQueueConfig[objectRef]{Name: "garbage_collector"})
+	g.queue.Start()
 	factory := metadatainformer.NewSharedInformerFactoryWithOptions(g.client, 0, metadatainformer.WithTransform(slim))
 	var synced []cache.InformerSynced
 	for _, r := range g.resources.Watched {
@@ -143,43 +150,13 @@ func (g *collector) run(ctx context.Context, workers int) {
 		synced = append(synced, reg.HasSynced)
 	}
 	factory.Start(ctx.Done())
-	var wg sync.WaitGroup
-	defer func() {
-		g.queue.ShutDown()
-		wg.Wait()
-		factory.Shutdown()
-	}()
+	defer factory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		g.queue.ShutDown()
 		return
 	}
 	g.log.Info("garbage collector: caches synced", "resources", len(g.informers))
-	for range max(workers, 1) {
-		wg.Go(func() {
-			for g.processNext(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-}
-
-func (g *collector) processNext(ctx context.Context) bool {
-	key, quit := g.queue.Get()
-	if quit {
-		return false
-	}
-	defer g.queue.Done(key)
-	err := g.sync(ctx, key)
-	switch {
-	case err == nil, ctx.Err() != nil:
-		g.queue.Forget(key)
-	case g.queue.NumRequeues(key) < maxRetries:
-		g.log.Info("garbage collector: sync failed, retrying", "object", key.String(), "err", err)
-		g.queue.AddRateLimited(key)
-	default:
-		g.log.Error("garbage collector: sync failed, dropping object out of the queue", "object", key.String(), "err", err)
-		g.queue.Forget(key)
-	}
-	return true
+	g.queue.Run(ctx, workers, g.sync)
 }
 
 // sync processes one object: it orphans or deletes the dependents of an owner being

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 )
@@ -40,9 +38,7 @@ type Controller struct {
 	lister    corelisters.NamespaceLister
 	synced    cache.InformerSynced
 	log       *slog.Logger
-
-	mu    sync.RWMutex
-	queue workqueue.TypedRateLimitingInterface[string] // nil until Run
+	queue     *controller.Queue[string] // keys added before Run are dropped
 }
 
 // New builds the namespace controller on cc's shared namespace informer; cc.Config
@@ -63,6 +59,17 @@ func New(cc *controller.Context) (*Controller, error) {
 		lister:    inf.Lister(),
 		log:       cc.Log.With("controller", "namespace"),
 	}
+	c.queue = controller.NewQueue(controller.QueueConfig[string]{
+		Name:       "namespace",
+		MaxRetries: maxRetries,
+		Handled:    c.contentRemains,
+		OnRetry: func(name string, err error) {
+			c.log.Info("namespace controller: sync failed, retrying", "namespace", name, "err", err)
+		},
+		OnDrop: func(name string, err error) {
+			c.log.Error("namespace controller: sync failed, dropping namespace out of the queue", "namespace", name, "err", err)
+		},
+	})
 	reg, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.onChange,
 		UpdateFunc: func(_, obj any) { c.onChange(obj) },
@@ -77,32 +84,16 @@ func New(cc *controller.Context) (*Controller, error) {
 // onChange queues a namespace being deleted.
 func (c *Controller) onChange(obj any) {
 	if ns, ok := obj.(*corev1.Namespace); ok && ns.DeletionTimestamp != nil {
-		c.enqueueAfter(ns.Name, processDelay)
-	}
-}
-
-func (c *Controller) enqueueAfter(name string, d time.Duration) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.queue != nil {
-		c.queue.AddAfter(name, d)
+		c.queue.AddAfter(ns.Name, processDelay)
 	}
 }
 
 // Run waits for the namespace informer, queues every namespace being deleted (events
 // before Run found no queue) and runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	q := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespace"})
-	c.mu.Lock()
-	c.queue = q
-	c.mu.Unlock()
-	var wg sync.WaitGroup
-	defer func() {
-		q.ShutDown()
-		wg.Wait()
-	}()
+	c.queue.Start()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+		c.queue.ShutDown()
 		return
 	}
 	all, err := c.lister.List(everything())
@@ -112,37 +103,18 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	for _, ns := range all {
 		c.onChange(ns)
 	}
-	for range max(workers, 1) {
-		wg.Go(func() {
-			for c.processNext(ctx, q) {
-			}
-		})
-	}
-	<-ctx.Done()
+	c.queue.Run(ctx, workers, c.sync)
 }
 
-func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
-	name, quit := q.Get()
-	if quit {
+// contentRemains handles the error of a namespace whose content is still going
+// away: it is synced again after the wait the error names, not rate-limited.
+func (c *Controller) contentRemains(name string, err error) bool {
+	var remaining *contentRemainingError
+	if !errors.As(err, &remaining) {
 		return false
 	}
-	defer q.Done(name)
-	err := c.sync(ctx, name)
-	var remaining *contentRemainingError
-	switch {
-	case err == nil, ctx.Err() != nil:
-		q.Forget(name)
-	case errors.As(err, &remaining):
-		q.Forget(name)
-		c.log.Debug("namespace controller: content remains", "namespace", name, "err", err)
-		q.AddAfter(name, remaining.Wait())
-	case q.NumRequeues(name) < maxRetries:
-		c.log.Info("namespace controller: sync failed, retrying", "namespace", name, "err", err)
-		q.AddRateLimited(name)
-	default:
-		c.log.Error("namespace controller: sync failed, dropping namespace out of the queue", "namespace", name, "err", err)
-		q.Forget(name)
-	}
+	c.log.Debug("namespace controller: content remains", "namespace", name, "err", err)
+	c.queue.AddAfter(name, remaining.Wait())
 	return true
 }
 

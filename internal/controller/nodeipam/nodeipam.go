@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,7 +17,6 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 )
@@ -36,7 +34,7 @@ type Controller struct {
 	client      kubernetes.Interface
 	nodes       corelisters.NodeLister
 	nodesSynced cache.InformerSynced
-	queue       workqueue.TypedRateLimitingInterface[string]
+	queue       *controller.Queue[string]
 	recorder    record.EventRecorder
 	log         *slog.Logger
 	alloc       *allocator
@@ -58,12 +56,22 @@ func New(cc *controller.Context) (*Controller, error) {
 		client:      cc.Client,
 		nodes:       inf.Lister(),
 		nodesSynced: inf.Informer().HasSynced,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodeipam"}),
-		recorder: cc.Recorder(Component),
-		log:      cc.Log.With("controller", "nodeipam"),
-		alloc:    alloc,
+		recorder:    cc.Recorder(Component),
+		log:         cc.Log.With("controller", "nodeipam"),
+		alloc:       alloc,
 	}
+	c.queue = controller.NewQueue(controller.QueueConfig[string]{
+		Name:          "nodeipam",
+		MaxRetries:    maxRetries,
+		KeepEarlyKeys: true,
+		RetryOnCancel: true,
+		OnRetry: func(key string, err error) {
+			c.log.Info("retrying node", "node", key, "err", err)
+		},
+		OnDrop: func(key string, err error) {
+			c.log.Error("dropping node after retries", "node", key, "err", err)
+		},
+	})
 	_, err = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.enqueue,
 		UpdateFunc: func(oldObj, newObj any) {
@@ -81,12 +89,9 @@ func New(cc *controller.Context) (*Controller, error) {
 }
 
 func (c *Controller) enqueue(obj any) {
-	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
-	if err != nil {
+	if err := controller.EnqueueObject(c.queue, obj); err != nil {
 		c.log.Error("cannot get key", "err", err)
-		return
 	}
-	c.queue.Add(key)
 }
 
 // Run marks the blocks of the existing nodes as used, then allocates with workers
@@ -106,41 +111,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 			c.log.Warn("node has pod CIDRs outside the cluster network or held by another node", "node", n.Name, "cidrs", skipped)
 		}
 	}
-	if workers < 1 {
-		workers = 1
-	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c.processNext(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		c.log.Info("retrying node", "node", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		c.log.Error("dropping node after retries", "node", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
+	c.queue.Run(ctx, workers, c.sync)
 }
 
 // sync makes node key hold pod CIDRs: it records the ones it has, or allocates and

@@ -16,7 +16,6 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 )
@@ -40,7 +39,7 @@ type Controller struct {
 	leases        coordinationlisters.LeaseLister
 	pods          cache.Indexer
 	synced        []cache.InformerSynced
-	queue         workqueue.TypedRateLimitingInterface[string]
+	queue         *controller.Queue[string]
 	recorder      record.EventRecorder
 	evictRecorder record.EventRecorder
 	log           *slog.Logger
@@ -67,13 +66,11 @@ func New(cc *controller.Context) (*Controller, error) {
 	leaseInf := cc.Informers.Coordination().V1().Leases()
 	podInf := cc.Informers.Core().V1().Pods()
 	c := &Controller{
-		client: cc.Client,
-		nodes:  nodeInf.Lister(),
-		leases: leaseInf.Lister(),
-		pods:   podInf.Informer().GetIndexer(),
-		synced: []cache.InformerSynced{nodeInf.Informer().HasSynced, leaseInf.Informer().HasSynced, podInf.Informer().HasSynced},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodelifecycle"}),
+		client:             cc.Client,
+		nodes:              nodeInf.Lister(),
+		leases:             leaseInf.Lister(),
+		pods:               podInf.Informer().GetIndexer(),
+		synced:             []cache.InformerSynced{nodeInf.Informer().HasSynced, leaseInf.Informer().HasSynced, podInf.Informer().HasSynced},
 		recorder:           cc.Recorder(Component),
 		evictRecorder:      cc.Recorder(EvictionComponent),
 		log:                cc.Log.With("controller", "nodelifecycle"),
@@ -83,6 +80,18 @@ func New(cc *controller.Context) (*Controller, error) {
 		evictionTimeout:    opts.PodEvictionTimeout,
 		health:             map[string]*nodeHealth{},
 	}
+	c.queue = controller.NewQueue(controller.QueueConfig[string]{
+		Name:          "nodelifecycle",
+		MaxRetries:    maxRetries,
+		KeepEarlyKeys: true,
+		RetryOnCancel: true,
+		OnRetry: func(key string, err error) {
+			c.log.Info("retrying node", "node", key, "err", err)
+		},
+		OnDrop: func(key string, err error) {
+			c.log.Error("dropping node after retries", "node", key, "err", err)
+		},
+	})
 	if _, ok := c.pods.GetIndexers()[nodeNameIndex]; !ok {
 		err := podInf.Informer().AddIndexers(cache.Indexers{nodeNameIndex: func(obj any) ([]string, error) {
 			if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
@@ -121,11 +130,7 @@ func New(cc *controller.Context) (*Controller, error) {
 }
 
 func (c *Controller) enqueueObject(obj any) {
-	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
-	if err != nil {
-		return
-	}
-	c.queue.Add(key)
+	_ = controller.EnqueueObject(c.queue, obj)
 }
 
 func (c *Controller) leaseChanged(obj any) {
@@ -156,41 +161,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return
 	}
-	if workers < 1 {
-		workers = 1
-	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c.processNext(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		c.log.Info("retrying node", "node", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		c.log.Error("dropping node after retries", "node", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
+	c.queue.Run(ctx, workers, c.sync)
 }
 
 // sync brings node name up to date: its health (Ready=Unknown when its heartbeats

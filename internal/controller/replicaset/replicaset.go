@@ -5,19 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 	"github.com/kubesvc/kubesvc/internal/controller/podcontrol"
@@ -45,7 +42,7 @@ type Controller struct {
 	rsIndexer    cache.Indexer
 	podLister    corelisters.PodLister
 	synced       []cache.InformerSynced
-	queue        workqueue.TypedRateLimitingInterface[string]
+	queue        *controller.Queue[string]
 	expectations *podcontrol.Expectations
 	log          *slog.Logger
 	now          func() time.Time
@@ -64,12 +61,22 @@ func New(cc *controller.Context) (*Controller, error) {
 		rsIndexer:    rsInformer.Informer().GetIndexer(),
 		podLister:    podInformer.Lister(),
 		synced:       []cache.InformerSynced{rsInformer.Informer().HasSynced, podInformer.Informer().HasSynced},
-		queue:        workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
 		expectations: podcontrol.NewExpectations(time.Now),
 		log:          cc.Log.With("controller", Name),
 		now:          time.Now,
 		burst:        burstReplicas,
 	}
+	c.queue = controller.NewQueue(controller.QueueConfig[string]{
+		Name: "replicaset",
+		// Kubernetes retries ReplicaSets without limit: a ReplicaSet that cannot reach
+		// its size must keep trying, with backoff.
+		MaxRetries:    controller.RetryForever,
+		KeepEarlyKeys: true,
+		RetryOnCancel: true,
+		OnRetry: func(key string, err error) {
+			c.log.Info("sync failed, requeued", "replicaset", key, "err", err)
+		},
+	})
 	if _, exists := rsInformer.Informer().GetIndexer().GetIndexers()[controllerUIDIndex]; !exists {
 		if err := rsInformer.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: indexByControllerUID}); err != nil {
 			return nil, fmt.Errorf("replicaset controller: adding index: %w", err)
@@ -113,49 +120,13 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	}
 	workers = max(workers, 1)
 	c.log.Info("starting workers", "workers", workers)
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, c.worker, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	if err == nil {
-		c.queue.Forget(key)
-		return true
-	}
-	// Kubernetes retries ReplicaSets without limit: a ReplicaSet that cannot reach
-	// its size must keep trying, with backoff.
-	c.log.Info("sync failed, requeued", "replicaset", key, "err", err)
-	c.queue.AddRateLimited(key)
-	return true
+	c.queue.Run(ctx, workers, c.sync)
 }
 
 func (c *Controller) enqueue(rs *appsv1.ReplicaSet) {
-	key, err := cache.MetaNamespaceKeyFunc(rs)
-	if err != nil {
+	if err := controller.EnqueueObject(c.queue, rs); err != nil {
 		c.log.Error("cannot build key", "err", err)
-		return
 	}
-	c.queue.Add(key)
 }
 
 func (c *Controller) enqueueAfter(rs *appsv1.ReplicaSet, d time.Duration) {
@@ -193,15 +164,9 @@ func mustKey(obj any) string {
 }
 
 func (c *Controller) deleteRS(obj any) {
-	rs, ok := obj.(*appsv1.ReplicaSet)
+	rs, ok := controller.ObjectOf[*appsv1.ReplicaSet](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if rs, ok = tomb.Obj.(*appsv1.ReplicaSet); !ok {
-			return
-		}
+		return
 	}
 	key := mustKey(rs)
 	c.expectations.Delete(key)
@@ -306,15 +271,9 @@ func (c *Controller) updatePod(oldObj, curObj any) {
 }
 
 func (c *Controller) deletePod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := controller.ObjectOf[*corev1.Pod](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
-			return
-		}
+		return
 	}
 	ref := metav1.GetControllerOfNoCopy(pod)
 	if ref == nil {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,7 +16,6 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 )
@@ -31,9 +29,6 @@ const (
 	DescriptionAnnotation = "kubernetes.io/description"
 	// Description is the value of DescriptionAnnotation (Kubernetes' text).
 	Description = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."
-	// maxRetries bounds the retries of a failing namespace; a dropped namespace comes
-	// back with its next event.
-	maxRetries = 15
 )
 
 // ErrNoCA is returned by New when the client configuration carries no CA bundle.
@@ -47,9 +42,7 @@ type Controller struct {
 	cmLister corelisters.ConfigMapLister
 	synced   []cache.InformerSynced
 	log      *slog.Logger
-
-	mu    sync.RWMutex
-	queue workqueue.TypedRateLimitingInterface[string] // nil until Run
+	queue    *controller.Queue[string] // keys added before Run are dropped
 }
 
 // New builds the publisher on cc's shared namespace and ConfigMap informers. It reads
@@ -68,6 +61,15 @@ func New(cc *controller.Context) (*Controller, error) {
 		cmLister: cmInf.Lister(),
 		log:      cc.Log.With("controller", "root-ca-cert-publisher"),
 	}
+	c.queue = controller.NewQueue(controller.QueueConfig[string]{
+		Name: "root_ca_cert_publisher",
+		OnRetry: func(name string, err error) {
+			c.log.Info("root CA publisher: sync failed, retrying", "namespace", name, "err", err)
+		},
+		OnDrop: func(name string, err error) {
+			c.log.Error("root CA publisher: sync failed, dropping namespace out of the queue", "namespace", name, "err", err)
+		},
+	})
 	nsReg, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.onNamespace,
 		UpdateFunc: func(_, obj any) { c.onNamespace(obj) },
@@ -115,36 +117,21 @@ func (c *Controller) onNamespace(obj any) {
 }
 
 func (c *Controller) onConfigMap(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Name == ConfigMapName {
+	if cm, ok := controller.ObjectOf[*corev1.ConfigMap](obj); ok && cm.Name == ConfigMapName {
 		c.enqueue(cm.Namespace)
 	}
 }
 
 func (c *Controller) enqueue(namespace string) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.queue != nil {
-		c.queue.Add(namespace)
-	}
+	c.queue.Add(namespace)
 }
 
 // Run waits for the informers, queues every namespace (events before Run found no
 // queue) and runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	q := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "root_ca_cert_publisher"})
-	c.mu.Lock()
-	c.queue = q
-	c.mu.Unlock()
-	var wg sync.WaitGroup
-	defer func() {
-		q.ShutDown()
-		wg.Wait()
-	}()
+	c.queue.Start()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
 		return
 	}
 	all, err := c.nsLister.List(labels.Everything())
@@ -152,35 +139,9 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		c.log.Error("root CA publisher: list namespaces", "err", err)
 	}
 	for _, ns := range all {
-		q.Add(ns.Name)
+		c.queue.Add(ns.Name)
 	}
-	for range max(workers, 1) {
-		wg.Go(func() {
-			for c.processNext(ctx, q) {
-			}
-		})
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
-	name, quit := q.Get()
-	if quit {
-		return false
-	}
-	defer q.Done(name)
-	err := c.sync(ctx, name)
-	switch {
-	case err == nil, ctx.Err() != nil:
-		q.Forget(name)
-	case q.NumRequeues(name) < maxRetries:
-		c.log.Info("root CA publisher: sync failed, retrying", "namespace", name, "err", err)
-		q.AddRateLimited(name)
-	default:
-		c.log.Error("root CA publisher: sync failed, dropping namespace out of the queue", "namespace", name, "err", err)
-		q.Forget(name)
-	}
-	return true
+	c.queue.Run(ctx, workers, c.sync)
 }
 
 // sync creates or corrects the kube-root-ca.crt ConfigMap of an active namespace.

@@ -20,7 +20,6 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 )
@@ -48,7 +47,7 @@ type Controller struct {
 	nodes       corelisters.NodeLister
 	podsSynced  cache.InformerSynced
 	nodesSynced cache.InformerSynced
-	queue       workqueue.TypedRateLimitingInterface[string]
+	queue       *controller.Queue[string]
 	recorder    record.EventRecorder
 	log         *slog.Logger
 	now         func() time.Time
@@ -74,20 +73,30 @@ func New(cc *controller.Context) (*Controller, error) {
 	podInf := cc.Informers.Core().V1().Pods()
 	nodeInf := cc.Informers.Core().V1().Nodes()
 	c := &Controller{
-		client:      cc.Client,
-		pods:        podInf.Lister(),
-		podIndex:    podInf.Informer().GetIndexer(),
-		nodes:       nodeInf.Lister(),
-		podsSynced:  podInf.Informer().HasSynced,
-		nodesSynced: nodeInf.Informer().HasSynced,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "scheduler"}),
+		client:        cc.Client,
+		pods:          podInf.Lister(),
+		podIndex:      podInf.Informer().GetIndexer(),
+		nodes:         nodeInf.Lister(),
+		podsSynced:    podInf.Informer().HasSynced,
+		nodesSynced:   nodeInf.Informer().HasSynced,
 		recorder:      cc.Recorder(Component),
 		log:           cc.Log.With("controller", "scheduler"),
 		now:           time.Now,
 		assumed:       map[string]assumedPod{},
 		unschedulable: map[string]bool{},
 	}
+	c.queue = controller.NewQueue(controller.QueueConfig[string]{
+		Name:          "scheduler",
+		MaxRetries:    maxRetries,
+		KeepEarlyKeys: true,
+		RetryOnCancel: true,
+		OnRetry: func(key string, err error) {
+			c.log.Info("retrying pod", "pod", key, "err", err)
+		},
+		OnDrop: func(key string, err error) {
+			c.log.Error("dropping pod after retries", "pod", key, "err", err)
+		},
+	})
 	if _, ok := c.podIndex.GetIndexers()[nodeNameIndex]; !ok {
 		err := podInf.Informer().AddIndexers(cache.Indexers{nodeNameIndex: func(obj any) ([]string, error) {
 			if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
@@ -152,15 +161,9 @@ func (c *Controller) podUpdated(oldObj, newObj any) {
 }
 
 func (c *Controller) podDeleted(obj any) {
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := controller.ObjectOf[*corev1.Pod](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
-			return
-		}
+		return
 	}
 	if pod.Spec.NodeName != "" {
 		c.retryUnschedulable()
@@ -205,41 +208,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForCacheSync(ctx.Done(), c.podsSynced, c.nodesSynced) {
 		return
 	}
-	if workers < 1 {
-		workers = 1
-	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c.processNext(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		c.log.Info("retrying pod", "pod", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		c.log.Error("dropping pod after retries", "pod", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
+	c.queue.Run(ctx, workers, c.sync)
 }
 
 // sync schedules pod key if it is pending and ours: one scheduling cycle, then the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,7 +12,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 )
@@ -21,9 +19,6 @@ import (
 const (
 	// DefaultName is the ServiceAccount every namespace gets.
 	DefaultName = "default"
-	// maxRetries bounds the retries of a failing namespace; a dropped namespace comes
-	// back with its next event.
-	maxRetries = 15
 )
 
 // Controller is the service account controller.
@@ -33,9 +28,7 @@ type Controller struct {
 	saLister corelisters.ServiceAccountLister
 	synced   []cache.InformerSynced
 	log      *slog.Logger
-
-	mu    sync.RWMutex
-	queue workqueue.TypedRateLimitingInterface[string] // nil until Run
+	queue    *controller.Queue[string] // keys added before Run are dropped
 }
 
 // New builds the controller on cc's shared namespace and service account informers.
@@ -48,6 +41,15 @@ func New(cc *controller.Context) (*Controller, error) {
 		saLister: saInf.Lister(),
 		log:      cc.Log.With("controller", "serviceaccount"),
 	}
+	c.queue = controller.NewQueue(controller.QueueConfig[string]{
+		Name: "serviceaccount",
+		OnRetry: func(name string, err error) {
+			c.log.Info("serviceaccount controller: sync failed, retrying", "namespace", name, "err", err)
+		},
+		OnDrop: func(name string, err error) {
+			c.log.Error("serviceaccount controller: sync failed, dropping namespace out of the queue", "namespace", name, "err", err)
+		},
+	})
 	nsReg, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.onNamespace,
 		UpdateFunc: func(_, obj any) { c.onNamespace(obj) },
@@ -72,36 +74,21 @@ func (c *Controller) onNamespace(obj any) {
 }
 
 func (c *Controller) onServiceAccountDeleted(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	if sa, ok := obj.(*corev1.ServiceAccount); ok && sa.Name == DefaultName {
+	if sa, ok := controller.ObjectOf[*corev1.ServiceAccount](obj); ok && sa.Name == DefaultName {
 		c.enqueue(sa.Namespace)
 	}
 }
 
 func (c *Controller) enqueue(namespace string) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.queue != nil {
-		c.queue.Add(namespace)
-	}
+	c.queue.Add(namespace)
 }
 
 // Run waits for the informers, queues every namespace (events before Run found no
 // queue) and runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	q := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "serviceaccount"})
-	c.mu.Lock()
-	c.queue = q
-	c.mu.Unlock()
-	var wg sync.WaitGroup
-	defer func() {
-		q.ShutDown()
-		wg.Wait()
-	}()
+	c.queue.Start()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
 		return
 	}
 	all, err := c.nsLister.List(labels.Everything())
@@ -109,35 +96,9 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		c.log.Error("serviceaccount controller: list namespaces", "err", err)
 	}
 	for _, ns := range all {
-		q.Add(ns.Name)
+		c.queue.Add(ns.Name)
 	}
-	for range max(workers, 1) {
-		wg.Go(func() {
-			for c.processNext(ctx, q) {
-			}
-		})
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
-	name, quit := q.Get()
-	if quit {
-		return false
-	}
-	defer q.Done(name)
-	err := c.sync(ctx, name)
-	switch {
-	case err == nil, ctx.Err() != nil:
-		q.Forget(name)
-	case q.NumRequeues(name) < maxRetries:
-		c.log.Info("serviceaccount controller: sync failed, retrying", "namespace", name, "err", err)
-		q.AddRateLimited(name)
-	default:
-		c.log.Error("serviceaccount controller: sync failed, dropping namespace out of the queue", "namespace", name, "err", err)
-		q.Forget(name)
-	}
-	return true
+	c.queue.Run(ctx, workers, c.sync)
 }
 
 // sync creates the default ServiceAccount in namespace if it is active and lacks one.
