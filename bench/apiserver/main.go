@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
 )
 
 type options struct {
@@ -97,7 +99,7 @@ func main() {
 	go func() {
 		<-sig
 		fmt.Fprintln(os.Stderr, "interrupted; stopping the servers this run started")
-		stopAll()
+		procs.StopAll()
 		cleanup()
 		os.Exit(130)
 	}()
@@ -136,7 +138,7 @@ func main() {
 		case "watch":
 			err = h.watch()
 		}
-		stopAll()
+		procs.StopAll()
 		if !o.keep {
 			os.RemoveAll(filepath.Join(tmp, "data"))
 		}
@@ -275,6 +277,10 @@ func contains(ss []string, s string) bool {
 // tmpDir is removed on exit (also on fatalf and Ctrl-C) unless -keep.
 var tmpDir string
 
+// procs holds the servers this run started; only they are stopped (on exit, fatalf,
+// Ctrl-C and between scenarios).
+var procs benchproc.Procs
+
 func cleanup() {
 	if tmpDir != "" {
 		os.RemoveAll(tmpDir)
@@ -283,7 +289,7 @@ func cleanup() {
 
 func fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-	stopAll()
+	procs.StopAll()
 	cleanup()
 	os.Exit(1)
 }
@@ -306,17 +312,17 @@ func (h *harness) newDataDir(name string) (string, error) {
 }
 
 // start starts a server on a fresh data directory and waits for its ready line.
-func (h *harness) start(name string) (*server, error) {
+func (h *harness) start(name string) (*benchproc.Server, error) {
 	dir, err := h.newDataDir(name)
 	if err != nil {
 		return nil, err
 	}
-	s, err := startServer(h.o.bin, dir, 0, h.o.serverArgs...)
+	s, err := procs.Start(h.o.bin, dir, 0, h.o.serverArgs...)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.waitReady(60 * time.Second); err != nil {
-		s.stop()
+	if _, err := s.WaitReady(60 * time.Second); err != nil {
+		s.Stop()
 		return nil, err
 	}
 	return s, nil
@@ -332,17 +338,17 @@ func (h *harness) profilePath(name string) string {
 }
 
 // cpuProfile brackets fn with a CPU profile of the server when profiling.
-func (h *harness) cpuProfile(s *server, name string, fn func() error) error {
+func (h *harness) cpuProfile(s *benchproc.Server, name string, fn func() error) error {
 	file := h.profilePath(name + ".cpu.pprof")
 	if file == "" {
 		return fn()
 	}
-	if err := pprofCall(s, "/bench/cpu/start?file="+file); err != nil {
+	if err := benchproc.PprofCall(s, "/bench/cpu/start?file="+file); err != nil {
 		fmt.Fprintf(os.Stderr, "cpu profile %s: %v\n", name, err)
 		return fn()
 	}
 	err := fn()
-	if perr := pprofCall(s, "/bench/cpu/stop"); perr != nil {
+	if perr := benchproc.PprofCall(s, "/bench/cpu/stop"); perr != nil {
 		fmt.Fprintf(os.Stderr, "cpu profile %s: %v\n", name, perr)
 	} else {
 		fmt.Fprintf(os.Stderr, "wrote %s\n", file)
@@ -352,21 +358,21 @@ func (h *harness) cpuProfile(s *server, name string, fn func() error) error {
 
 // memory samples the server's RSS; when profiling it also saves a heap profile and the
 // Go runtime's memory statistics.
-func (h *harness) memory(s *server, name string) (memSample, error) {
-	m, err := sampleMem(s)
+func (h *harness) memory(s *benchproc.Server, name string) (benchproc.MemSample, error) {
+	m, err := benchproc.SampleMem(s)
 	if err != nil {
 		return m, err
 	}
 	if file := h.profilePath(name + ".heap.pprof"); file != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		if err := fetchPprof(ctx, s, "heap?gc=1", file); err != nil {
+		if err := benchproc.FetchPprof(ctx, s, "heap?gc=1", file); err != nil {
 			fmt.Fprintf(os.Stderr, "heap profile %s: %v\n", name, err)
 		} else {
 			m.HeapProfile = file
 			fmt.Fprintf(os.Stderr, "wrote %s\n", file)
 		}
-		if ms, err := pprofGet(s, "/bench/memstats"); err == nil {
+		if ms, err := benchproc.PprofGet(s, "/bench/memstats"); err == nil {
 			_ = os.WriteFile(h.profilePath(name+".memstats.json"), ms, 0o644)
 			fmt.Fprintf(os.Stderr, "%s memstats: %s", name, ms)
 		}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
 )
 
 type results struct {
@@ -70,25 +72,25 @@ type readyResult struct {
 }
 
 type idleResult struct {
-	SettleSec float64   `json:"settle_sec"`
-	AtReady   memSample `json:"at_ready"`
-	After     memSample `json:"after_settle"`
+	SettleSec float64             `json:"settle_sec"`
+	AtReady   benchproc.MemSample `json:"at_ready"`
+	After     benchproc.MemSample `json:"after_settle"`
 }
 
 type createResult struct {
-	Kind            string    `json:"kind"`
-	N               int       `json:"n"`
-	OK              int       `json:"ok"`
-	Errors          int       `json:"errors"`
-	FirstError      string    `json:"first_error,omitempty"`
-	Clients         int       `json:"clients"`
-	Seconds         float64   `json:"seconds"`
-	PerSec          float64   `json:"per_sec"`
-	First1000PerSec float64   `json:"first_1000_per_sec,omitempty"`
-	After1000PerSec float64   `json:"after_1000_per_sec,omitempty"`
-	P50ms           float64   `json:"latency_p50_ms"`
-	P99ms           float64   `json:"latency_p99_ms"`
-	MemAfter        memSample `json:"mem_after"`
+	Kind            string              `json:"kind"`
+	N               int                 `json:"n"`
+	OK              int                 `json:"ok"`
+	Errors          int                 `json:"errors"`
+	FirstError      string              `json:"first_error,omitempty"`
+	Clients         int                 `json:"clients"`
+	Seconds         float64             `json:"seconds"`
+	PerSec          float64             `json:"per_sec"`
+	First1000PerSec float64             `json:"first_1000_per_sec,omitempty"`
+	After1000PerSec float64             `json:"after_1000_per_sec,omitempty"`
+	P50ms           float64             `json:"latency_p50_ms"`
+	P99ms           float64             `json:"latency_p99_ms"`
+	MemAfter        benchproc.MemSample `json:"mem_after"`
 }
 
 type listTiming struct {
@@ -117,29 +119,29 @@ type kubectlResult struct {
 }
 
 type listResult struct {
-	Services      int            `json:"services"`
-	Fill          createResult   `json:"fill"`
-	QuiesceSec    float64        `json:"quiesce_sec"`
-	MemAfterFill  memSample      `json:"mem_after_fill"`
-	JSON          listTiming     `json:"json"`
-	Protobuf      listTiming     `json:"protobuf"`
-	Kubectl       *kubectlResult `json:"kubectl,omitempty"`
-	MemAfterLists memSample      `json:"mem_after_lists"`
+	Services      int                 `json:"services"`
+	Fill          createResult        `json:"fill"`
+	QuiesceSec    float64             `json:"quiesce_sec"`
+	MemAfterFill  benchproc.MemSample `json:"mem_after_fill"`
+	JSON          listTiming          `json:"json"`
+	Protobuf      listTiming          `json:"protobuf"`
+	Kubectl       *kubectlResult      `json:"kubectl,omitempty"`
+	MemAfterLists benchproc.MemSample `json:"mem_after_lists"`
 }
 
 type watchResult struct {
-	Services         int          `json:"services"`
-	Watchers         int          `json:"watchers"`
-	From             string       `json:"watch_from"`
-	SettleSec        float64      `json:"settle_sec"`
-	Fill             createResult `json:"fill"`
-	QuiesceSec       float64      `json:"quiesce_sec"`
-	MemNoWatchers    memSample    `json:"mem_no_watchers"`
-	OpenSec          float64      `json:"open_sec"`
-	InitialEventsSec float64      `json:"initial_events_sec,omitempty"`
-	Mem              memSample    `json:"mem"`
-	FanoutSec        float64      `json:"fanout_sec"`
-	FanoutNote       string       `json:"fanout_note,omitempty"`
+	Services         int                 `json:"services"`
+	Watchers         int                 `json:"watchers"`
+	From             string              `json:"watch_from"`
+	SettleSec        float64             `json:"settle_sec"`
+	Fill             createResult        `json:"fill"`
+	QuiesceSec       float64             `json:"quiesce_sec"`
+	MemNoWatchers    benchproc.MemSample `json:"mem_no_watchers"`
+	OpenSec          float64             `json:"open_sec"`
+	InitialEventsSec float64             `json:"initial_events_sec,omitempty"`
+	Mem              benchproc.MemSample `json:"mem"`
+	FanoutSec        float64             `json:"fanout_sec"`
+	FanoutNote       string              `json:"fanout_note,omitempty"`
 }
 
 // summarise derives the summary rows from the scenario results.

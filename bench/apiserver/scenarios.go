@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -70,7 +71,7 @@ func readyz(rs []readyRun) []float64 {
 }
 
 func (h *harness) readyOnce(dir, name string) (readyRun, error) {
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return readyRun{}, err
 	}
@@ -78,23 +79,23 @@ func (h *harness) readyOnce(dir, name string) (readyRun, error) {
 	if f := h.profilePath(name + ".cpu.pprof"); f != "" {
 		extra = append(extra, "--startup-cpuprofile", f)
 	}
-	s, err := startServer(h.o.bin, dir, port, extra...)
+	s, err := procs.Start(h.o.bin, dir, port, extra...)
 	if err != nil {
 		return readyRun{}, err
 	}
-	defer s.stop()
-	d, polls, err := pollReadyz(s, 60*time.Second)
+	defer s.Stop()
+	d, polls, err := benchproc.PollReadyz(s, 60*time.Second)
 	if err != nil {
 		return readyRun{}, err
 	}
-	logD, err := s.waitReady(10 * time.Second)
+	logD, err := s.WaitReady(10 * time.Second)
 	if err != nil {
 		return readyRun{}, err
 	}
 	run := readyRun{ReadyzSec: d.Seconds(), LogLineSec: logD.Seconds(), Polls: polls}
 	if h.o.profileDir != "" {
 		time.Sleep(100 * time.Millisecond) // let the wrapper log its phases
-		for _, l := range strings.Split(s.tail(), "\n") {
+		for _, l := range strings.Split(s.Tail(), "\n") {
 			if strings.Contains(l, "startup phases") {
 				run.Phases = l[strings.Index(l, "msg="):]
 			}
@@ -110,8 +111,8 @@ func (h *harness) idle() error {
 	if err != nil {
 		return err
 	}
-	defer s.stop()
-	atReady, err := sampleMem(s)
+	defer s.Stop()
+	atReady, err := benchproc.SampleMem(s)
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,7 @@ func (h *harness) create() error {
 		if err == nil {
 			r.MemAfter, err = h.memory(s, "create-"+kind)
 		}
-		s.stop()
+		s.Stop()
 		if err != nil {
 			return err
 		}
@@ -153,7 +154,7 @@ func (h *harness) create() error {
 
 // clientset makes a client-go clientset with its own connection (a distinct Dial
 // function keeps client-go from sharing one cached transport between clients).
-func clientset(s *server, proto bool) (*kubernetes.Clientset, error) {
+func clientset(s *benchproc.Server, proto bool) (*kubernetes.Clientset, error) {
 	if proto {
 		return clientsetFor(s, protobuf)
 	}
@@ -162,8 +163,8 @@ func clientset(s *server, proto bool) (*kubernetes.Clientset, error) {
 
 // clientsetFor sets the content type explicitly for both directions: left empty,
 // client-go v0.37's typed clients would use protobuf for built-in types anyway.
-func clientsetFor(s *server, contentType string) (*kubernetes.Clientset, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
+func clientsetFor(s *benchproc.Server, contentType string) (*kubernetes.Clientset, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig())
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +197,7 @@ func newConfigMap(i int) *corev1.ConfigMap {
 
 // createObjects creates objects [from, from+n) of kind with h.o.clients concurrent
 // protobuf clients, each on its own connection.
-func (h *harness) createObjects(s *server, kind string, from, n int) (createResult, error) {
+func (h *harness) createObjects(s *benchproc.Server, kind string, from, n int) (createResult, error) {
 	ctx := context.Background()
 	cs := make([]*kubernetes.Clientset, h.o.clients)
 	for i := range cs {
@@ -285,7 +286,7 @@ func (h *harness) list() error {
 	if err != nil {
 		return err
 	}
-	defer s.stop()
+	defer s.Stop()
 	r := &listResult{Services: h.o.listN}
 	h.res.List = r
 	err = h.cpuProfile(s, "list-fill", func() error {
@@ -374,7 +375,7 @@ func (h *harness) list() error {
 	return err
 }
 
-func (h *harness) kubectlRuns(s *server) (*kubectlResult, error) {
+func (h *harness) kubectlRuns(s *benchproc.Server) (*kubectlResult, error) {
 	bin, err := exec.LookPath(h.o.kubectl)
 	if err != nil {
 		return nil, fmt.Errorf("kubectl: %w", err)
@@ -383,7 +384,7 @@ func (h *harness) kubectlRuns(s *server) (*kubectlResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := []string{"HOME=" + home, "KUBECACHEDIR=" + filepath.Join(home, "cache"), "KUBECONFIG=" + s.kubeconfig}
+	env := []string{"HOME=" + home, "KUBECACHEDIR=" + filepath.Join(home, "cache"), "KUBECONFIG=" + s.Kubeconfig()}
 	for _, e := range os.Environ() {
 		k, _, _ := strings.Cut(e, "=")
 		if k != "HOME" && k != "KUBECACHEDIR" && k != "KUBECONFIG" {
@@ -391,7 +392,7 @@ func (h *harness) kubectlRuns(s *server) (*kubectlResult, error) {
 		}
 	}
 	run := func(args ...string) (float64, int, error) {
-		cmd := exec.Command(bin, append([]string{"--kubeconfig", s.kubeconfig}, args...)...)
+		cmd := exec.Command(bin, append([]string{"--kubeconfig", s.Kubeconfig()}, args...)...)
 		cmd.Env = env
 		var lc lineCounter
 		var stderr strings.Builder
@@ -455,7 +456,7 @@ const tableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/js
 
 // tablePages fetches all Services as kubectl get svc -A does (pages of 500 rows as
 // meta.k8s.io Tables) and returns the wall time, pages and rows.
-func tablePages(s *server) (float64, int, int, error) {
+func tablePages(s *benchproc.Server) (float64, int, int, error) {
 	c, err := clientset(s, false)
 	if err != nil {
 		return 0, 0, 0, err
@@ -511,7 +512,7 @@ func (h *harness) watch() error {
 	if err != nil {
 		return err
 	}
-	defer s.stop()
+	defer s.Stop()
 	r := &watchResult{Services: h.o.listN, Watchers: h.o.watchers, From: h.o.watchFrom, SettleSec: h.o.settle.Seconds()}
 	h.res.Watch = r
 	if r.Fill, err = h.createObjects(s, "services", 0, h.o.listN); err != nil {
@@ -646,11 +647,11 @@ func (h *harness) watch() error {
 // quiesce waits (up to -quiesce) for the server to go idle after a fill, so that
 // what follows is not measured against background work (controllers reacting to the
 // new Services).
-func (h *harness) quiesce(s *server) float64 {
+func (h *harness) quiesce(s *benchproc.Server) float64 {
 	if h.o.quiesce <= 0 {
 		return 0
 	}
-	d, ok := quiesce(s, h.o.quiesce)
+	d, ok := benchproc.Quiesce(s, h.o.quiesce)
 	if ok {
 		fmt.Fprintf(os.Stderr, "server idle after %.1fs\n", d.Seconds())
 	} else {

@@ -1,4 +1,9 @@
-package main
+// Package benchproc holds the process helpers shared by the benchmark commands
+// bench/apiserver and bench/controllers: start a kubesvc server on 127.0.0.1, stop
+// only the PIDs started through a Procs value, wait for readiness (ready log line
+// or /readyz), sample the server's memory and CPU from /proc, wait for it to go
+// idle, and fetch pprof data from bench/pprofserver.
+package benchproc
 
 import (
 	"bufio"
@@ -20,9 +25,9 @@ import (
 	"time"
 )
 
-// server is one kubesvc server process started by the harness. The harness only ever
-// signals the PIDs it started itself (see stop and stopAll).
-type server struct {
+// Server is one kubesvc server process started by a harness. The harness only ever
+// signals the PIDs it started itself (see Stop and Procs.StopAll).
+type Server struct {
 	dataDir    string
 	port       int // 0 until known
 	address    string
@@ -38,14 +43,16 @@ type server struct {
 	pprof  string   // pprof address announced by the profiling wrapper, if any
 }
 
-var (
-	liveMu sync.Mutex
-	live   = map[*server]bool{}
-)
+// Procs is the set of servers a harness started and that still run. The zero value
+// is ready to use; a Procs must not be copied after first use.
+type Procs struct {
+	mu   sync.Mutex
+	live map[*Server]bool
+}
 
-// startServer execs `bin server` on 127.0.0.1. port 0 lets the server pick one (learned
-// from its ready log line).
-func startServer(bin, dataDir string, port int, extraArgs ...string) (*server, error) {
+// Start execs `bin server` on 127.0.0.1 and records it in p. port 0 lets the server
+// pick one (learned from its ready log line).
+func (p *Procs) Start(bin, dataDir string, port int, extraArgs ...string) (*Server, error) {
 	args := []string{"server", "--data-dir", dataDir, "--bind-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(port)}
 	args = append(args, extraArgs...)
@@ -55,15 +62,18 @@ func startServer(bin, dataDir string, port int, extraArgs ...string) (*server, e
 	if err != nil {
 		return nil, err
 	}
-	s := &server{dataDir: dataDir, port: port, cmd: cmd, readyLog: make(chan time.Duration, 1),
+	s := &Server{dataDir: dataDir, port: port, cmd: cmd, readyLog: make(chan time.Duration, 1),
 		exited: make(chan struct{})}
 	s.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("exec %s: %w", bin, err)
 	}
-	liveMu.Lock()
-	live[s] = true
-	liveMu.Unlock()
+	p.mu.Lock()
+	if p.live == nil {
+		p.live = map[*Server]bool{}
+	}
+	p.live[s] = true
+	p.mu.Unlock()
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -95,9 +105,9 @@ func startServer(bin, dataDir string, port int, extraArgs ...string) (*server, e
 	go func() {
 		s.exitErr = cmd.Wait()
 		close(s.exited)
-		liveMu.Lock()
-		delete(live, s)
-		liveMu.Unlock()
+		p.mu.Lock()
+		delete(p.live, s)
+		p.mu.Unlock()
 	}()
 	return s, nil
 }
@@ -121,35 +131,45 @@ func logField(line, key string) string {
 	return v
 }
 
-func (s *server) pid() int { return s.cmd.Process.Pid }
+// PID is the server's process ID.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
 
-func (s *server) tail() string {
+// Kubeconfig is the kubeconfig path announced in the ready log line ("" before it).
+func (s *Server) Kubeconfig() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kubeconfig
+}
+
+// Tail returns the last lines the server wrote to stderr, for error reports.
+func (s *Server) Tail() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return strings.Join(s.stderr, "\n")
 }
 
-func (s *server) pprofAddr() string {
+// PprofAddr is the pprof address announced by the profiling wrapper, if any.
+func (s *Server) PprofAddr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pprof
 }
 
-// waitReady waits for the ready log line.
-func (s *server) waitReady(timeout time.Duration) (time.Duration, error) {
+// WaitReady waits for the ready log line and returns the time from exec to it.
+func (s *Server) WaitReady(timeout time.Duration) (time.Duration, error) {
 	select {
 	case d := <-s.readyLog:
 		s.readyLog <- d // keep it for later readers
 		return d, nil
 	case <-s.exited:
-		return 0, fmt.Errorf("server exited before ready (%v):\n%s", s.exitErr, s.tail())
+		return 0, fmt.Errorf("server exited before ready (%v):\n%s", s.exitErr, s.Tail())
 	case <-time.After(timeout):
-		return 0, fmt.Errorf("server not ready after %v:\n%s", timeout, s.tail())
+		return 0, fmt.Errorf("server not ready after %v:\n%s", timeout, s.Tail())
 	}
 }
 
-// stop sends SIGTERM to the server's PID and waits; SIGKILL (same PID) after 20 s.
-func (s *server) stop() {
+// Stop sends SIGTERM to the server's PID and waits; SIGKILL (same PID) after 20 s.
+func (s *Server) Stop() {
 	select {
 	case <-s.exited:
 		return
@@ -159,28 +179,28 @@ func (s *server) stop() {
 	select {
 	case <-s.exited:
 	case <-time.After(20 * time.Second):
-		fmt.Fprintf(os.Stderr, "server pid %d ignored SIGTERM for 20s; killing it\n", s.pid())
+		fmt.Fprintf(os.Stderr, "server pid %d ignored SIGTERM for 20s; killing it\n", s.PID())
 		_ = s.cmd.Process.Kill()
 		<-s.exited
 	}
 }
 
-// stopAll stops every server this harness started and that still runs.
-func stopAll() {
-	liveMu.Lock()
-	var ss []*server
-	for s := range live {
+// StopAll stops every server started through p that still runs.
+func (p *Procs) StopAll() {
+	p.mu.Lock()
+	var ss []*Server
+	for s := range p.live {
 		ss = append(ss, s)
 	}
-	liveMu.Unlock()
+	p.mu.Unlock()
 	for _, s := range ss {
-		s.stop()
+		s.Stop()
 	}
 }
 
-// freePort asks the kernel for a free loopback port (closed again before use; the
+// FreePort asks the kernel for a free loopback port (closed again before use; the
 // window for a clash is tiny and a clash only fails one run).
-func freePort() (int, error) {
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -189,10 +209,10 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// pollReadyz measures the time from exec to the first 200 from /readyz, polling every
+// PollReadyz measures the time from exec to the first 200 from /readyz, polling every
 // 5 ms: first for DATA/pki/ca.crt (written during start-up), then /readyz over HTTPS
 // verified with that CA, without credentials.
-func pollReadyz(s *server, timeout time.Duration) (time.Duration, int, error) {
+func PollReadyz(s *Server, timeout time.Duration) (time.Duration, int, error) {
 	deadline := s.started.Add(timeout)
 	caPath := filepath.Join(s.dataDir, "pki", "ca.crt")
 	var client *http.Client
@@ -202,11 +222,11 @@ func pollReadyz(s *server, timeout time.Duration) (time.Duration, int, error) {
 	polls := 0
 	for {
 		if time.Now().After(deadline) {
-			return 0, polls, fmt.Errorf("/readyz not 200 after %v:\n%s", timeout, s.tail())
+			return 0, polls, fmt.Errorf("/readyz not 200 after %v:\n%s", timeout, s.Tail())
 		}
 		select {
 		case <-s.exited:
-			return 0, polls, fmt.Errorf("server exited (%v):\n%s", s.exitErr, s.tail())
+			return 0, polls, fmt.Errorf("server exited (%v):\n%s", s.exitErr, s.Tail())
 		default:
 		}
 		if client == nil {
@@ -238,8 +258,8 @@ func pollReadyz(s *server, timeout time.Duration) (time.Duration, int, error) {
 	}
 }
 
-// procStatus reads the memory fields of /proc/PID/status, in KiB (Threads: a count).
-func procStatus(pid int) (map[string]int64, error) {
+// ProcStatus reads the memory fields of /proc/PID/status, in KiB (Threads: a count).
+func ProcStatus(pid int) (map[string]int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return nil, err
@@ -265,8 +285,8 @@ func procStatus(pid int) (map[string]int64, error) {
 	return out, nil
 }
 
-// memSample is the server's memory at one moment.
-type memSample struct {
+// MemSample is the server's memory at one moment.
+type MemSample struct {
 	RSSMiB      float64 `json:"rss_mib"`
 	HWMMiB      float64 `json:"hwm_mib"`
 	RSSAnonMiB  float64 `json:"rss_anon_mib"`
@@ -275,20 +295,21 @@ type memSample struct {
 	HeapProfile string  `json:"heap_profile,omitempty"`
 }
 
-func sampleMem(s *server) (memSample, error) {
-	st, err := procStatus(s.pid())
+// SampleMem reads the server's memory from /proc/PID/status.
+func SampleMem(s *Server) (MemSample, error) {
+	st, err := ProcStatus(s.PID())
 	if err != nil {
-		return memSample{}, err
+		return MemSample{}, err
 	}
-	return memSample{RSSMiB: kib(st["VmRSS"]), HWMMiB: kib(st["VmHWM"]), RSSAnonMiB: kib(st["RssAnon"]),
+	return MemSample{RSSMiB: kib(st["VmRSS"]), HWMMiB: kib(st["VmHWM"]), RSSAnonMiB: kib(st["RssAnon"]),
 		RSSFileMiB: kib(st["RssFile"]), Threads: st["Threads"]}, nil
 }
 
 func kib(n int64) float64 { return float64(n) / 1024 }
 
-// fetchPprof saves /debug/pprof/<what> from the profiling wrapper, if it runs one.
-func fetchPprof(ctx context.Context, s *server, what, file string) error {
-	addr := s.pprofAddr()
+// FetchPprof saves /debug/pprof/<what> from the profiling wrapper, if it runs one.
+func FetchPprof(ctx context.Context, s *Server, what, file string) error {
+	addr := s.PprofAddr()
 	if addr == "" {
 		return errors.New("server has no pprof endpoint (use -profile-dir)")
 	}
@@ -312,9 +333,9 @@ func fetchPprof(ctx context.Context, s *server, what, file string) error {
 	return f.Close()
 }
 
-// pprofGet fetches a path from the profiling wrapper's HTTP endpoint.
-func pprofGet(s *server, path string) ([]byte, error) {
-	addr := s.pprofAddr()
+// PprofGet fetches a path from the profiling wrapper's HTTP endpoint.
+func PprofGet(s *Server, path string) ([]byte, error) {
+	addr := s.PprofAddr()
 	if addr == "" {
 		return nil, errors.New("server has no pprof endpoint")
 	}
@@ -334,14 +355,15 @@ func pprofGet(s *server, path string) ([]byte, error) {
 	return b, nil
 }
 
-func pprofCall(s *server, path string) error {
-	_, err := pprofGet(s, path)
+// PprofCall is PprofGet without the body.
+func PprofCall(s *Server, path string) error {
+	_, err := PprofGet(s, path)
 	return err
 }
 
-// cpuSeconds is the server's user+system CPU time so far (/proc/PID/stat; USER_HZ is
+// CPUSeconds is the server's user+system CPU time so far (/proc/PID/stat; USER_HZ is
 // 100 on every Linux this runs on).
-func cpuSeconds(pid int) (float64, error) {
+func CPUSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -360,18 +382,18 @@ func cpuSeconds(pid int) (float64, error) {
 	return float64(ut+st) / 100, nil
 }
 
-// quiesce waits until the server uses less than 10% of one CPU over a second (its
+// Quiesce waits until the server uses less than 10% of one CPU over a second (its
 // controllers have caught up with what the scenario wrote), at most max. It returns
 // the time waited and whether the server became quiet.
-func quiesce(s *server, max time.Duration) (time.Duration, bool) {
+func Quiesce(s *Server, max time.Duration) (time.Duration, bool) {
 	start := time.Now()
-	prev, err := cpuSeconds(s.pid())
+	prev, err := CPUSeconds(s.PID())
 	if err != nil {
 		return 0, false
 	}
 	for time.Since(start) < max {
 		time.Sleep(time.Second)
-		cur, err := cpuSeconds(s.pid())
+		cur, err := CPUSeconds(s.PID())
 		if err != nil {
 			return time.Since(start), false
 		}
