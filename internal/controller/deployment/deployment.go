@@ -102,13 +102,7 @@ func New(cc *controller.Context) (*Controller, error) {
 // Run waits for the caches, then runs workers until ctx ends; it returns when the
 // workers have stopped.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	workers = max(workers, 1)
-	c.log.Info("starting workers", "workers", workers)
-	c.queue.Run(ctx, workers, c.sync)
+	c.queue.RunAfterSync(ctx, c.log, workers, c.synced, c.sync)
 }
 
 func (c *Controller) enqueue(d *appsv1.Deployment) {
@@ -138,14 +132,7 @@ func (c *Controller) deleteDeployment(obj any) {
 // resolveControllerRef returns the Deployment ref points at, if it exists with
 // that UID.
 func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerReference) *appsv1.Deployment {
-	if ref.Kind != controllerKind().Kind {
-		return nil
-	}
-	d, err := c.dLister.Deployments(namespace).Get(ref.Name)
-	if err != nil || d.UID != ref.UID {
-		return nil
-	}
-	return d
+	return podcontrol.ResolveControllerRef(ref, controllerKind().Kind, c.dLister.Deployments(namespace).Get)
 }
 
 // deploymentsForReplicaSet returns the Deployments whose selector matches an orphan
@@ -199,9 +186,7 @@ func (c *Controller) updateReplicaSet(oldObj, curObj any) {
 	if !ok1 || !ok2 || cur.ResourceVersion == old.ResourceVersion {
 		return
 	}
-	curRef := metav1.GetControllerOfNoCopy(cur)
-	oldRef := metav1.GetControllerOfNoCopy(old)
-	refChanged := !reflect.DeepEqual(curRef, oldRef)
+	oldRef, curRef, refChanged := podcontrol.ControllerRefs(old, cur)
 	if refChanged && oldRef != nil {
 		if d := c.resolveControllerRef(old.Namespace, oldRef); d != nil {
 			c.enqueue(d)

@@ -69,11 +69,7 @@ type Controller struct {
 
 // New builds the controller and registers its informer handlers; it starts nothing.
 func New(cc *controller.Context) (*Controller, error) {
-	log := cc.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("controller", "endpoints")
+	log := cc.Logger("endpoints")
 	svcInf := cc.Informers.Core().V1().Services()
 	podInf := cc.Informers.Core().V1().Pods()
 	epInf := cc.Informers.Core().V1().Endpoints()
@@ -88,18 +84,10 @@ func New(cc *controller.Context) (*Controller, error) {
 		triggerTimes:    podendpoint.NewTriggerTimeTracker(),
 		written:         newWriteTracker(),
 	}
-	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.onService,
-		UpdateFunc: func(_, cur any) { c.onService(cur) },
-		DeleteFunc: c.onService,
-	}); err != nil {
+	if _, err := svcInf.Informer().AddEventHandler(podendpoint.ServiceEventHandler(log, c.queue.Add)); err != nil {
 		return nil, fmt.Errorf("endpoints: service handler: %w", err)
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.onPodAdd,
-		UpdateFunc: c.onPodUpdate,
-		DeleteFunc: c.onPodDelete,
-	}); err != nil {
+	if _, err := podInf.Informer().AddEventHandler(podendpoint.PodEventHandler(c.serviceLister, log, c.queue.Add)); err != nil {
 		return nil, fmt.Errorf("endpoints: pod handler: %w", err)
 	}
 	if _, err := epInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -115,13 +103,7 @@ func New(cc *controller.Context) (*Controller, error) {
 // ends. On start it queues every Service and every Endpoints, so Endpoints left
 // behind by Services deleted while no controller ran are removed.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.log.Info("starting endpoints controller", "workers", workers)
-	defer c.log.Info("stopped endpoints controller")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	c.queue.Start(c.initialKeys()...)
-	c.queue.Run(ctx, workers, c.sync)
+	c.queue.RunWithInitialKeys(ctx, c.log, "endpoints controller", workers, c.synced, c.initialKeys, c.sync)
 }
 
 func (c *Controller) initialKeys() []string {
@@ -148,15 +130,6 @@ func (c *Controller) initialKeys() []string {
 	return keys
 }
 
-func (c *Controller) onService(obj any) {
-	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
-	if err != nil {
-		c.log.Error("service key", "err", err)
-		return
-	}
-	c.queue.Add(key)
-}
-
 func (c *Controller) onEndpointsDelete(obj any) {
 	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
 	if err != nil {
@@ -165,43 +138,6 @@ func (c *Controller) onEndpointsDelete(obj any) {
 	}
 	c.written.forget(key)
 	c.queue.Add(key)
-}
-
-func (c *Controller) onPodAdd(obj any) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	keys, err := podendpoint.ServicesForPod(c.serviceLister, pod.Namespace, pod.Labels)
-	if err != nil {
-		c.log.Error("pod service memberships", "pod", pod.Namespace+"/"+pod.Name, "err", err)
-		return
-	}
-	for key := range keys {
-		c.queue.Add(key)
-	}
-}
-
-func (c *Controller) onPodUpdate(old, cur any) {
-	oldPod, ok1 := old.(*corev1.Pod)
-	curPod, ok2 := cur.(*corev1.Pod)
-	if !ok1 || !ok2 {
-		return
-	}
-	keys, err := podendpoint.ServicesToUpdate(c.serviceLister, oldPod, curPod)
-	if err != nil {
-		c.log.Error("pod service memberships", "pod", curPod.Namespace+"/"+curPod.Name, "err", err)
-		return
-	}
-	for key := range keys {
-		c.queue.Add(key)
-	}
-}
-
-func (c *Controller) onPodDelete(obj any) {
-	if pod := podendpoint.PodFromDeleteEvent(obj); pod != nil {
-		c.onPodAdd(pod)
-	}
 }
 
 // sync makes the Endpoints named by key match its Service.

@@ -32,7 +32,6 @@ import (
 	"sort"
 	"time"
 
-	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -44,7 +43,6 @@ import (
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
@@ -83,12 +81,7 @@ type Controller struct {
 // newRateLimiter is Kubernetes' limiter for this controller: per-key exponential
 // backoff from 1s to 1000s (the syncs can be large), and at most 10 retries per
 // second overall.
-func newRateLimiter() workqueue.TypedRateLimiter[string] {
-	return workqueue.NewTypedMaxOfRateLimiter(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 1000*time.Second),
-		&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
-	)
-}
+var newRateLimiter = podendpoint.SliceRateLimiter(1000 * time.Second)
 
 // New builds the controller and registers its informer handlers; it starts nothing.
 // cc.Options.MaxEndpointsPerSlice bounds the endpoints per slice (100 when unset;
@@ -101,11 +94,7 @@ func New(cc *controller.Context) (*Controller, error) {
 	if maxPerSlice < 1 || maxPerSlice > 1000 {
 		return nil, fmt.Errorf("endpointslice: max endpoints per slice %d: must be between 1 and 1000", maxPerSlice)
 	}
-	log := cc.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("controller", "endpointslice")
+	log := cc.Logger("endpointslice")
 	svcInf := cc.Informers.Core().V1().Services()
 	podInf := cc.Informers.Core().V1().Pods()
 	nodeInf := cc.Informers.Core().V1().Nodes()
@@ -135,21 +124,9 @@ func New(cc *controller.Context) (*Controller, error) {
 		inf cache.SharedIndexInformer
 		h   cache.ResourceEventHandler
 	}{
-		{svcInf.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.onService,
-			UpdateFunc: func(_, cur any) { c.onService(cur) },
-			DeleteFunc: c.onService,
-		}},
-		{podInf.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.onPodAdd,
-			UpdateFunc: c.onPodUpdate,
-			DeleteFunc: c.onPodDelete,
-		}},
-		{sliceInf.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.onSliceAdd,
-			UpdateFunc: c.onSliceUpdate,
-			DeleteFunc: c.onSliceDelete,
-		}},
+		{svcInf.Informer(), podendpoint.ServiceEventHandler(log, c.queue.Add)},
+		{podInf.Informer(), podendpoint.PodEventHandler(c.serviceLister, log, c.queue.Add)},
+		{sliceInf.Informer(), podendpoint.SliceEventHandler(ControllerName, tracker, func(key string) { c.queue.AddAfter(key, sliceChangeDelay) })},
 	}
 	for _, h := range handlers {
 		if _, err := h.inf.AddEventHandler(h.h); err != nil {
@@ -164,13 +141,7 @@ func New(cc *controller.Context) (*Controller, error) {
 // Run waits for the caches, then syncs Services with workers goroutines until ctx
 // ends. Every Service is synced once on start.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.log.Info("starting endpointslice controller", "workers", workers)
-	defer c.log.Info("stopped endpointslice controller")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	c.queue.Start(c.initialKeys()...)
-	c.queue.Run(ctx, workers, c.sync)
+	c.queue.RunWithInitialKeys(ctx, c.log, "endpointslice controller", workers, c.synced, c.initialKeys, c.sync)
 }
 
 func (c *Controller) initialKeys() []string {
@@ -183,121 +154,7 @@ func (c *Controller) initialKeys() []string {
 		keys = append(keys, svc.Namespace+"/"+svc.Name)
 	}
 	// Slices of Services deleted while no controller ran.
-	managed, err := c.sliceLister.List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelManagedBy: ControllerName}))
-	if err != nil {
-		c.log.Error("list endpointslices", "err", err)
-	}
-	for _, s := range managed {
-		if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
-			keys = append(keys, s.Namespace+"/"+name)
-		}
-	}
-	return keys
-}
-
-func (c *Controller) onService(obj any) {
-	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
-	if err != nil {
-		c.log.Error("service key", "err", err)
-		return
-	}
-	c.queue.Add(key)
-}
-
-func (c *Controller) onPodAdd(obj any) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	keys, err := podendpoint.ServicesForPod(c.serviceLister, pod.Namespace, pod.Labels)
-	if err != nil {
-		c.log.Error("pod service memberships", "pod", pod.Namespace+"/"+pod.Name, "err", err)
-		return
-	}
-	for key := range keys {
-		c.queue.Add(key)
-	}
-}
-
-func (c *Controller) onPodUpdate(old, cur any) {
-	oldPod, ok1 := old.(*corev1.Pod)
-	curPod, ok2 := cur.(*corev1.Pod)
-	if !ok1 || !ok2 {
-		return
-	}
-	keys, err := podendpoint.ServicesToUpdate(c.serviceLister, oldPod, curPod)
-	if err != nil {
-		c.log.Error("pod service memberships", "pod", curPod.Namespace+"/"+curPod.Name, "err", err)
-		return
-	}
-	for key := range keys {
-		c.queue.Add(key)
-	}
-}
-
-func (c *Controller) onPodDelete(obj any) {
-	if pod := podendpoint.PodFromDeleteEvent(obj); pod != nil {
-		c.onPodAdd(pod)
-	}
-}
-
-func managedByUs(s *discoveryv1.EndpointSlice) bool {
-	return s.Labels[discoveryv1.LabelManagedBy] == ControllerName
-}
-
-// queueForSlice queues the Service of slice, after a short delay that batches the
-// changes to several slices.
-func (c *Controller) queueForSlice(s *discoveryv1.EndpointSlice) {
-	name := s.Labels[discoveryv1.LabelServiceName]
-	if name == "" {
-		return
-	}
-	c.queue.AddAfter(s.Namespace+"/"+name, sliceChangeDelay)
-}
-
-// onSliceAdd syncs the Service when a managed slice appears that this controller
-// did not write (or wrote an older version of).
-func (c *Controller) onSliceAdd(obj any) {
-	s, ok := obj.(*discoveryv1.EndpointSlice)
-	if ok && managedByUs(s) && c.tracker.ShouldSync(s) {
-		c.queueForSlice(s)
-	}
-}
-
-// onSliceUpdate syncs the Service when someone else changed a managed slice, when a
-// slice changed hands (managed-by), or when its service-name label changed (then
-// both Services).
-func (c *Controller) onSliceUpdate(old, cur any) {
-	prev, ok1 := old.(*discoveryv1.EndpointSlice)
-	s, ok2 := cur.(*discoveryv1.EndpointSlice)
-	if !ok1 || !ok2 {
-		return
-	}
-	if prev.Labels[discoveryv1.LabelServiceName] != s.Labels[discoveryv1.LabelServiceName] {
-		c.queueForSlice(s)
-		c.queueForSlice(prev)
-		return
-	}
-	if managedByUs(prev) != managedByUs(s) || (managedByUs(s) && c.tracker.ShouldSync(s)) {
-		c.queueForSlice(s)
-	}
-}
-
-// onSliceDelete syncs the Service when a managed slice is deleted by someone else.
-func (c *Controller) onSliceDelete(obj any) {
-	s, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
-		tomb, isTomb := obj.(cache.DeletedFinalStateUnknown)
-		if !isTomb {
-			return
-		}
-		if s, ok = tomb.Obj.(*discoveryv1.EndpointSlice); !ok {
-			return
-		}
-	}
-	if managedByUs(s) && !c.tracker.HandleDeletion(s) {
-		c.queueForSlice(s)
-	}
+	return append(keys, podendpoint.ManagedSliceOwnerKeys(c.sliceLister, ControllerName, c.log)...)
 }
 
 // sync makes the EndpointSlices of the Service named by key match its pods.
@@ -366,10 +223,7 @@ func (c *Controller) managedSlices(ctx context.Context, svc *corev1.Service) ([]
 	if err != nil {
 		return nil, fmt.Errorf("list endpointslices of service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
-	live := make([]*discoveryv1.EndpointSlice, 0, len(list.Items))
-	for i := range list.Items {
-		live = append(live, &list.Items[i])
-	}
+	live := podendpoint.SlicePointers(list)
 	live = dropDeleting(live)
 	c.tracker.Reset(owner, live)
 	return live, nil

@@ -29,7 +29,6 @@ import (
 	"log/slog"
 	"time"
 
-	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -41,9 +40,9 @@ import (
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
+	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
 	"github.com/kubesvc/kubesvc/internal/controller/endpointslice/epslice"
 )
 
@@ -74,20 +73,11 @@ type Controller struct {
 
 // newRateLimiter is Kubernetes' limiter for this controller: per-key exponential
 // backoff from 1s to 100s, and at most 10 retries per second overall.
-func newRateLimiter() workqueue.TypedRateLimiter[string] {
-	return workqueue.NewTypedMaxOfRateLimiter(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 100*time.Second),
-		&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
-	)
-}
+var newRateLimiter = podendpoint.SliceRateLimiter(100 * time.Second)
 
 // New builds the controller and registers its informer handlers; it starts nothing.
 func New(cc *controller.Context) (*Controller, error) {
-	log := cc.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("controller", "endpointslicemirroring")
+	log := cc.Logger("endpointslicemirroring")
 	epInf := cc.Informers.Core().V1().Endpoints()
 	svcInf := cc.Informers.Core().V1().Services()
 	sliceInf := cc.Informers.Discovery().V1().EndpointSlices()
@@ -124,11 +114,7 @@ func New(cc *controller.Context) (*Controller, error) {
 			UpdateFunc: c.onServiceUpdate,
 			DeleteFunc: c.onServiceDelete,
 		}},
-		{sliceInf.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.onSliceAdd,
-			UpdateFunc: c.onSliceUpdate,
-			DeleteFunc: c.onSliceDelete,
-		}},
+		{sliceInf.Informer(), podendpoint.SliceEventHandler(ControllerName, tracker, c.queue.Add)},
 	}
 	for _, h := range handlers {
 		if _, err := h.inf.AddEventHandler(h.h); err != nil {
@@ -143,13 +129,7 @@ func New(cc *controller.Context) (*Controller, error) {
 // ends. On start it syncs every Endpoints, and every Endpoints name that has
 // mirrored slices (to remove slices whose Endpoints went away meanwhile).
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.log.Info("starting endpointslice mirroring controller", "workers", workers)
-	defer c.log.Info("stopped endpointslice mirroring controller")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	c.queue.Start(c.initialKeys()...)
-	c.queue.Run(ctx, workers, c.sync)
+	c.queue.RunWithInitialKeys(ctx, c.log, "endpointslice mirroring controller", workers, c.synced, c.initialKeys, c.sync)
 }
 
 func (c *Controller) initialKeys() []string {
@@ -163,16 +143,7 @@ func (c *Controller) initialKeys() []string {
 			keys = append(keys, ep.Namespace+"/"+ep.Name)
 		}
 	}
-	mirrored, err := c.sliceLister.List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelManagedBy: ControllerName}))
-	if err != nil {
-		c.log.Error("list endpointslices", "err", err)
-	}
-	for _, s := range mirrored {
-		if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
-			keys = append(keys, s.Namespace+"/"+name)
-		}
-	}
-	return keys
+	return append(keys, podendpoint.ManagedSliceOwnerKeys(c.sliceLister, ControllerName, c.log)...)
 }
 
 // shouldMirror reports whether ep may be mirrored (whether its Service allows it is
@@ -255,54 +226,6 @@ func (c *Controller) onServiceDelete(obj any) {
 	}
 }
 
-func managedByUs(s *discoveryv1.EndpointSlice) bool {
-	return s.Labels[discoveryv1.LabelManagedBy] == ControllerName
-}
-
-func (c *Controller) queueForSlice(s *discoveryv1.EndpointSlice) {
-	if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
-		c.queue.Add(s.Namespace + "/" + name)
-	}
-}
-
-func (c *Controller) onSliceAdd(obj any) {
-	if s, ok := obj.(*discoveryv1.EndpointSlice); ok && managedByUs(s) && c.tracker.ShouldSync(s) {
-		c.queueForSlice(s)
-	}
-}
-
-func (c *Controller) onSliceUpdate(old, cur any) {
-	prev, ok1 := old.(*discoveryv1.EndpointSlice)
-	s, ok2 := cur.(*discoveryv1.EndpointSlice)
-	if !ok1 || !ok2 {
-		return
-	}
-	if prev.Labels[discoveryv1.LabelServiceName] != s.Labels[discoveryv1.LabelServiceName] {
-		c.queueForSlice(s)
-		c.queueForSlice(prev)
-		return
-	}
-	if managedByUs(prev) != managedByUs(s) || (managedByUs(s) && c.tracker.ShouldSync(s)) {
-		c.queueForSlice(s)
-	}
-}
-
-func (c *Controller) onSliceDelete(obj any) {
-	s, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
-		tomb, isTomb := obj.(cache.DeletedFinalStateUnknown)
-		if !isTomb {
-			return
-		}
-		if s, ok = tomb.Obj.(*discoveryv1.EndpointSlice); !ok {
-			return
-		}
-	}
-	if managedByUs(s) && !c.tracker.HandleDeletion(s) {
-		c.queueForSlice(s)
-	}
-}
-
 // sync mirrors the Endpoints named by key, or removes its mirrored slices when it
 // must not be mirrored.
 func (c *Controller) sync(ctx context.Context, key string) error {
@@ -358,10 +281,7 @@ func (c *Controller) mirroredSlices(ctx context.Context, owner types.NamespacedN
 	if err != nil {
 		return nil, fmt.Errorf("list mirrored endpointslices of %s: %w", owner, err)
 	}
-	live := make([]*discoveryv1.EndpointSlice, 0, len(list.Items))
-	for i := range list.Items {
-		live = append(live, &list.Items[i])
-	}
+	live := podendpoint.SlicePointers(list)
 	c.tracker.Reset(owner, live)
 	return live, nil
 }

@@ -114,13 +114,7 @@ func indexByControllerUID(obj any) ([]string, error) {
 // Run waits for the caches, then runs workers until ctx ends; it returns when the
 // workers have stopped.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	workers = max(workers, 1)
-	c.log.Info("starting workers", "workers", workers)
-	c.queue.Run(ctx, workers, c.sync)
+	c.queue.RunAfterSync(ctx, c.log, workers, c.synced, c.sync)
 }
 
 func (c *Controller) enqueue(rs *appsv1.ReplicaSet) {
@@ -176,14 +170,7 @@ func (c *Controller) deleteRS(obj any) {
 // resolveControllerRef returns the ReplicaSet ref points at, if it exists with
 // that UID.
 func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
-	if ref.Kind != controllerKind().Kind {
-		return nil
-	}
-	rs, err := c.rsLister.ReplicaSets(namespace).Get(ref.Name)
-	if err != nil || rs.UID != ref.UID {
-		return nil
-	}
-	return rs
+	return podcontrol.ResolveControllerRef(ref, controllerKind().Kind, c.rsLister.ReplicaSets(namespace).Get)
 }
 
 // podReplicaSets returns the ReplicaSets whose selector matches an orphan pod.
@@ -242,9 +229,7 @@ func (c *Controller) updatePod(oldObj, curObj any) {
 		}
 		return
 	}
-	curRef := metav1.GetControllerOfNoCopy(cur)
-	oldRef := metav1.GetControllerOfNoCopy(old)
-	refChanged := !reflect.DeepEqual(curRef, oldRef)
+	oldRef, curRef, refChanged := podcontrol.ControllerRefs(old, cur)
 	if refChanged && oldRef != nil {
 		if rs := c.resolveControllerRef(old.Namespace, oldRef); rs != nil {
 			c.enqueue(rs)

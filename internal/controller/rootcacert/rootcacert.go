@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
@@ -42,7 +41,7 @@ type Controller struct {
 	cmLister corelisters.ConfigMapLister
 	synced   []cache.InformerSynced
 	log      *slog.Logger
-	queue    *controller.Queue[string] // keys added before Run are dropped
+	queue    *controller.NamespaceQueue
 }
 
 // New builds the publisher on cc's shared namespace and ConfigMap informers. It reads
@@ -61,31 +60,21 @@ func New(cc *controller.Context) (*Controller, error) {
 		cmLister: cmInf.Lister(),
 		log:      cc.Log.With("controller", "root-ca-cert-publisher"),
 	}
-	c.queue = controller.NewQueue(controller.QueueConfig[string]{
-		Name: "root_ca_cert_publisher",
-		OnRetry: func(name string, err error) {
-			c.log.Info("root CA publisher: sync failed, retrying", "namespace", name, "err", err)
-		},
-		OnDrop: func(name string, err error) {
-			c.log.Error("root CA publisher: sync failed, dropping namespace out of the queue", "namespace", name, "err", err)
-		},
-	})
-	nsReg, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.onNamespace,
-		UpdateFunc: func(_, obj any) { c.onNamespace(obj) },
+	c.queue = controller.NewNamespaceQueue("root_ca_cert_publisher", "root CA publisher", c.log)
+	nsSynced, err := c.queue.AddNamespaceHandler(nsInf.Informer(), c.onNamespace)
+	if err != nil {
+		return nil, err
+	}
+	onConfigMap := controller.NamedObjectHandler[*corev1.ConfigMap](c.queue, ConfigMapName)
+	cmSynced, err := c.queue.AddHandler(cmInf.Informer(), cache.ResourceEventHandlerFuncs{
+		AddFunc:    onConfigMap,
+		UpdateFunc: func(_, obj any) { onConfigMap(obj) },
+		DeleteFunc: onConfigMap,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("root CA publisher: %w", err)
+		return nil, err
 	}
-	cmReg, err := cmInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.onConfigMap,
-		UpdateFunc: func(_, obj any) { c.onConfigMap(obj) },
-		DeleteFunc: c.onConfigMap,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("root CA publisher: %w", err)
-	}
-	c.synced = []cache.InformerSynced{nsReg.HasSynced, cmReg.HasSynced}
+	c.synced = []cache.InformerSynced{nsSynced, cmSynced}
 	return c, nil
 }
 
@@ -110,51 +99,22 @@ func caBundle(cfg *rest.Config) ([]byte, error) {
 	return data, nil
 }
 
-func (c *Controller) onNamespace(obj any) {
-	if ns, ok := obj.(*corev1.Namespace); ok && active(ns) {
-		c.enqueue(ns.Name)
+func (c *Controller) onNamespace(ns *corev1.Namespace) {
+	if controller.NamespaceActive(ns) {
+		c.queue.Add(ns.Name)
 	}
-}
-
-func (c *Controller) onConfigMap(obj any) {
-	if cm, ok := controller.ObjectOf[*corev1.ConfigMap](obj); ok && cm.Name == ConfigMapName {
-		c.enqueue(cm.Namespace)
-	}
-}
-
-func (c *Controller) enqueue(namespace string) {
-	c.queue.Add(namespace)
 }
 
 // Run waits for the informers, queues every namespace (events before Run found no
 // queue) and runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.queue.Start()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	all, err := c.nsLister.List(labels.Everything())
-	if err != nil {
-		c.log.Error("root CA publisher: list namespaces", "err", err)
-	}
-	for _, ns := range all {
-		c.queue.Add(ns.Name)
-	}
-	c.queue.Run(ctx, workers, c.sync)
+	c.queue.Run(ctx, workers, c.synced, c.nsLister, c.sync)
 }
 
 // sync creates or corrects the kube-root-ca.crt ConfigMap of an active namespace.
 func (c *Controller) sync(ctx context.Context, namespace string) error {
-	ns, err := c.nsLister.Get(namespace)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	if _, ok, err := controller.GetActiveNamespace(c.nsLister, namespace); !ok {
 		return err
-	}
-	if !active(ns) {
-		return nil
 	}
 	want := map[string]string{DataKey: c.rootCA}
 	cm, err := c.cmLister.ConfigMaps(namespace).Get(ConfigMapName)
@@ -186,9 +146,4 @@ func (c *Controller) sync(ctx context.Context, namespace string) error {
 	}
 	c.log.Debug("root CA publisher: corrected the CA ConfigMap", "namespace", namespace)
 	return nil
-}
-
-// active reports a namespace that can receive new content.
-func active(ns *corev1.Namespace) bool {
-	return ns.DeletionTimestamp == nil && ns.Status.Phase != corev1.NamespaceTerminating
 }
