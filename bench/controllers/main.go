@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -142,7 +141,7 @@ func main() {
 		tmpDir = tmp
 		defer cleanup()
 	}
-	if err := prepareBinary(&o, tmp); err != nil {
+	if o.bin, o.built, err = benchproc.PrepareBinary(o.bin, o.profileDir != "", o.buildFlags, tmp); err != nil {
 		fatalf("%v", err)
 	}
 	if o.profileDir != "" {
@@ -174,7 +173,7 @@ func main() {
 		}
 	}
 	res.Meta.Finished = time.Now().UTC().Format(time.RFC3339)
-	res.Meta.LoadAvgEnd = loadAvg()
+	res.Meta.LoadAvgEnd = benchproc.LoadAvg()
 	printTable(os.Stdout, res)
 	if o.out != "" {
 		b, _ := json.MarshalIndent(res, "", "  ")
@@ -183,57 +182,6 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "wrote %s\n", o.out)
 	}
-}
-
-// prepareBinary builds kubesvc (or, with -profile-dir, bench/pprofserver) unless -bin
-// names a binary.
-func prepareBinary(o *options, tmp string) error {
-	pkg, name := "./cmd/kubesvc", "kubesvc"
-	if o.profileDir != "" {
-		pkg, name = "./bench/pprofserver", "pprofserver"
-		if o.bin != "" {
-			fmt.Fprintln(os.Stderr, "-profile-dir: ignoring -bin, building bench/pprofserver from this module")
-		}
-	} else if o.bin != "" {
-		abs, err := filepath.Abs(o.bin)
-		if err != nil {
-			return err
-		}
-		o.bin = abs
-		_, err = os.Stat(abs)
-		return err
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
-	o.bin = filepath.Join(tmp, name)
-	o.built = true
-	args := []string{"build", "-o", o.bin}
-	if o.buildFlags != "" {
-		args = append(args, strings.Fields(o.buildFlags)...)
-	}
-	args = append(args, pkg)
-	fmt.Fprintf(os.Stderr, "building %s: go %s\n", name, strings.Join(args, " "))
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %s: %w", pkg, err)
-	}
-	return nil
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("run inside the kubesvc module (or pass -bin)")
-	}
-	return filepath.Dir(mod), nil
 }
 
 func collectMeta(o options) meta {
@@ -248,40 +196,13 @@ func collectMeta(o options) meta {
 		ScaleServerArgs: strings.Join(o.scaleServerArgs, " "),
 		GapMs:           ms(o.gap),
 	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "model name") {
-				_, m.CPUModel, _ = strings.Cut(l, ": ")
-				break
-			}
-		}
-	}
-	m.LoadAvgStart = loadAvg()
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(b))
-	}
+	host := benchproc.ReadHost()
+	m.CPUModel, m.Kernel, m.LoadAvgStart = host.CPUModel, host.Kernel, host.LoadAvg
 	m.Label = o.label
-	if o.built {
-		if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
-			m.GitCommit = strings.TrimSpace(string(out))
-			if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(out) > 0 {
-				m.GitCommit += "-dirty"
-			}
-		}
+	if o.built { // the commit says what was measured only when the harness built the binary
+		m.GitCommit = benchproc.GitCommit()
 	}
 	return m
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func contains(ss []string, s string) bool {
