@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -41,8 +43,13 @@ but run nothing. The admin kubeconfig is written to DATA-DIR/admin.kubeconfig.`,
 					if simulated > 0 {
 						nodes = fmt.Sprintf("%d simulated node(s): pods are reported Running but run nothing", simulated)
 					}
+					addr := srv.Addr().(*net.TCPAddr)
+					host := addr.IP.String()
+					if addr.IP.IsUnspecified() {
+						host = "127.0.0.1" // listening on every address; the kubeconfig uses loopback
+					}
 					fmt.Fprintf(os.Stdout, "kubesvc is up at https://%s (%s)\n\nTo use it:\n  export KUBECONFIG=%s\n  kubectl get namespaces\n\nStop it with Ctrl-C.\n",
-						srv.Addr(), nodes, cfg.KubeconfigPath())
+						net.JoinHostPort(host, strconv.Itoa(addr.Port)), nodes, cfg.KubeconfigPath())
 				})
 			}()
 			return <-errc
