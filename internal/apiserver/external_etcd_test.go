@@ -18,10 +18,10 @@ import (
 	"github.com/kubesvc/kubesvc/internal/apiserver"
 )
 
-// TestExternalEtcd runs two API servers on one separately started etcd member (as
-// --etcd-servers does): what one writes, the other serves, with the same
-// resourceVersion.
-func TestExternalEtcd(t *testing.T) {
+// startExternalEtcd runs an etcd member apart from any API server (as an operator's
+// cluster behind --etcd-servers) and returns its client URL.
+func startExternalEtcd(t *testing.T) string {
+	t.Helper()
 	ec := embed.NewConfig()
 	ec.Dir = t.TempDir()
 	u, _ := url.Parse("http://127.0.0.1:0")
@@ -33,38 +33,50 @@ func TestExternalEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	t.Cleanup(e.Close)
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
 		t.Fatal("etcd not ready")
 	}
-	endpoint := "http://" + e.Clients[0].Addr().String()
+	return "http://" + e.Clients[0].Addr().String()
+}
 
-	start := func() kubernetes.Interface {
-		cfg := apiserver.Config{DataDir: t.TempDir(), BindAddress: "127.0.0.1", EtcdServers: []string{endpoint}}
-		srv, err := apiserver.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- srv.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		select {
-		case <-srv.Ready():
-		case err := <-done:
-			t.Fatalf("server: %v", err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("server not ready")
-		}
-		rc, err := clientcmd.BuildConfigFromFlags("", cfg.KubeconfigPath())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kubernetes.NewForConfigOrDie(rc)
+// startOnEtcd runs an API server on the external etcd at endpoint until the test ends
+// and returns it with an admin client.
+func startOnEtcd(t *testing.T, endpoint string) (*apiserver.Server, kubernetes.Interface) {
+	t.Helper()
+	cfg := apiserver.Config{DataDir: t.TempDir(), BindAddress: "127.0.0.1", EtcdServers: []string{endpoint}}
+	srv, err := apiserver.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
 	}
-	a, b := start(), start()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		t.Fatalf("server: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server not ready")
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", cfg.KubeconfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.QPS, rc.Burst = 1000, 2000
+	return srv, kubernetes.NewForConfigOrDie(rc)
+}
+
+// TestExternalEtcd runs two API servers on one separately started etcd member (as
+// --etcd-servers does): what one writes, the other serves, with the same
+// resourceVersion.
+func TestExternalEtcd(t *testing.T) {
+	endpoint := startExternalEtcd(t)
+	_, a := startOnEtcd(t, endpoint)
+	_, b := startOnEtcd(t, endpoint)
 	ctx := context.Background()
 	created, err := a.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "shared"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{})

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/kubesvc/kubesvc/internal/storage"
 )
 
 // continueToken is the opaque metadata.continue value (the same shape as Kubernetes').
@@ -141,7 +143,7 @@ func (s *Server) list(ctx context.Context, r *http.Request, h *resourceHandler, 
 		want := limit - int64(len(out))
 		objs, readRev, next, err := s.store.ListPage(ctx, prefix, start, rev, want)
 		if err != nil {
-			if strings.Contains(err.Error(), "required revision has been compacted") {
+			if storage.IsExpired(err) {
 				if cont != "" {
 					return nil, metav1.ListMeta{}, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
 				}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -13,26 +14,46 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/clock"
 )
 
 // Cacher policy, written down once:
-//   - The cache holds every object under /registry/, decoded, plus a ring of the most
-//     recent EventHistory events. Memory is therefore bounded by the data set plus that
-//     ring; a watch from a resourceVersion older than the ring answers 410 Expired and
-//     the client relists (as with the real apiserver's watch cache).
+//   - The cache holds every object under /registry/, decoded, plus, for each resource
+//     (/registry/<group>/<resource>/), a ring of its most recent EventHistory events.
+//     History is kept per resource so that a busy kind (Leases, Events) cannot push a
+//     quiet one (Services, EndpointSlices) out of the window: a watch resumes from a
+//     resourceVersion as long as its own resource has not overflowed since. Memory is
+//     bounded by the data set plus those rings; a watch from a resourceVersion older
+//     than its resource's ring answers 410 Expired and the client relists (as with the
+//     real apiserver's watch cache, whose capacity is also per resource).
 //   - Each watcher has a buffer of WatcherBuffer events. The dispatcher never blocks on
 //     a watcher: one whose buffer is full is terminated (its stream ends) and its client
 //     re-watches from the last version it saw, which the ring normally still holds. A
 //     slow client therefore costs nobody else anything.
+//   - Freshness: the cache follows only /registry/, but etcd's revision also moves for
+//     writes elsewhere (kubesvc's own /kubesvc/ keys, other tenants of a shared etcd).
+//     While any reader waits for a revision the cache has not reached, the cacher asks
+//     etcd for a progress notification every ProgressInterval (Kubernetes' cacher does
+//     the same), which moves the cache's revision to etcd's once it has sent every
+//     event before it. A consistent read therefore never waits for a write it will not
+//     see as an event.
 const (
-	EventHistory  = 16384
-	WatcherBuffer = 1024
+	EventHistory     = 4096
+	WatcherBuffer    = 1024
+	ProgressInterval = 100 * time.Millisecond
+	// freshTimeout bounds a consistent read's wait for the cache.
+	freshTimeout = 5 * time.Second
 )
 
 // CacherOptions size a Cacher; zero values take the defaults above.
 type CacherOptions struct {
+	// EventHistory is the number of events kept for each resource.
 	EventHistory  int
 	WatcherBuffer int
+	// ProgressInterval is how often progress is requested while a reader waits.
+	ProgressInterval time.Duration
+	// Clock paces progress requests (default: the real clock).
+	Clock clock.Clock
 }
 
 // Event is one change seen in etcd.
@@ -50,19 +71,44 @@ type Event struct {
 type Cacher struct {
 	store *Store
 	log   *slog.Logger
+	opts  CacherOptions
+	// kick wakes the progress requester when a reader starts waiting.
+	kick chan struct{}
 
 	mu       sync.RWMutex
 	cond     *sync.Cond // signalled (under mu) whenever rev advances
 	rev      int64
 	ready    bool
+	waiting  int                                  // readers blocked in WaitFor
 	objs     map[string]map[string]runtime.Object // resource prefix -> key -> object
-	ring     []*Event
-	ringHead int // index of the oldest event
-	ringLen  int
-	oldest   int64 // revision before which history is lost
+	history  map[string]*history                  // resource prefix -> recent events
+	startRev int64                                // revision the current incarnation loaded
 	watchers map[int64]*Watcher
 	nextID   int64
-	bufSize  int
+}
+
+// history is one resource's ring of recent events, grown up to its capacity.
+type history struct {
+	ring   []*Event
+	head   int   // index of the oldest event once the ring is full
+	oldest int64 // events at or before this revision may be lost
+}
+
+func (h *history) add(e *Event, capacity int) {
+	if len(h.ring) < capacity {
+		h.ring = append(h.ring, e)
+		return
+	}
+	h.oldest = h.ring[h.head].Rev
+	h.ring[h.head] = e
+	h.head = (h.head + 1) % len(h.ring)
+}
+
+// each calls fn for every held event, oldest first.
+func (h *history) each(fn func(*Event)) {
+	for i := range h.ring {
+		fn(h.ring[(h.head+i)%len(h.ring)])
+	}
 }
 
 // NewCacher makes a cacher; Run starts it.
@@ -73,12 +119,19 @@ func NewCacher(store *Store, log *slog.Logger, opts CacherOptions) *Cacher {
 	if opts.WatcherBuffer <= 0 {
 		opts.WatcherBuffer = WatcherBuffer
 	}
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = ProgressInterval
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	c := &Cacher{
-		bufSize:  opts.WatcherBuffer,
 		store:    store,
 		log:      log,
+		opts:     opts,
+		kick:     make(chan struct{}, 1),
 		objs:     map[string]map[string]runtime.Object{},
-		ring:     make([]*Event, opts.EventHistory),
+		history:  map[string]*history{},
 		watchers: map[int64]*Watcher{},
 	}
 	c.cond = sync.NewCond(&c.mu)
@@ -102,15 +155,21 @@ func resourcePrefix(key string) string {
 
 // Run loads everything and follows etcd until ctx ends. After a lost watch it reloads.
 func (c *Cacher) Run(ctx context.Context) {
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		c.requestProgress(ctx)
+	}()
 	for ctx.Err() == nil {
 		if err := c.runOnce(ctx); err != nil && ctx.Err() == nil {
 			c.log.Error("watch cache: restarting", "err", err)
 			select {
 			case <-ctx.Done():
-			case <-time.After(time.Second):
+			case <-c.opts.Clock.After(time.Second):
 			}
 		}
 	}
+	<-progressDone
 	c.mu.Lock()
 	for id, w := range c.watchers {
 		w.stop()
@@ -119,6 +178,39 @@ func (c *Cacher) Run(ctx context.Context) {
 	c.ready = false
 	c.cond.Broadcast()
 	c.mu.Unlock()
+}
+
+// requestProgress asks etcd for a progress notification when a reader starts waiting
+// for a revision the cache has not reached, and again every ProgressInterval for as
+// long as some reader still waits. The request goes
+// on the cache's own watch stream (the same require-leader context), so the
+// notification reports etcd's revision once every earlier /registry/ event was sent.
+func (c *Cacher) requestProgress(ctx context.Context) {
+	streamCtx := clientv3.WithRequireLeader(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.kick:
+		}
+		for c.hasWaiters() {
+			if err := c.store.client.RequestProgress(streamCtx); err != nil && ctx.Err() == nil {
+				c.log.Debug("watch cache: progress request failed", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.kick: // a new reader: ask at once rather than at the next tick
+			case <-c.opts.Clock.After(c.opts.ProgressInterval):
+			}
+		}
+	}
+}
+
+func (c *Cacher) hasWaiters() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.waiting > 0
 }
 
 func (c *Cacher) runOnce(ctx context.Context) error {
@@ -148,8 +240,8 @@ func (c *Cacher) runOnce(ctx context.Context) error {
 	}
 	c.objs = objs
 	c.rev = rev
-	c.oldest = rev
-	c.ringLen = 0
+	c.startRev = rev
+	c.history = map[string]*history{}
 	c.ready = true
 	c.cond.Broadcast()
 	c.mu.Unlock()
@@ -170,7 +262,7 @@ func (c *Cacher) runOnce(ctx context.Context) error {
 			c.apply(ev)
 		}
 	}
-	return fmt.Errorf("etcd watch channel closed")
+	return errors.New("etcd watch channel closed")
 }
 
 func (c *Cacher) advance(rev int64) {
@@ -182,61 +274,69 @@ func (c *Cacher) advance(rev int64) {
 	c.mu.Unlock()
 }
 
+// apply records one etcd event. Whatever the event's values hold, the cache afterwards
+// agrees with etcd about whether the key exists: a deletion always removes the key,
+// and a value that cannot be decoded removes the stale object it would replace (it
+// could not be served either way), reported to watchers as a deletion.
 func (c *Cacher) apply(ev *clientv3.Event) {
 	key := string(ev.Kv.Key)
-	e := &Event{}
-	e.Key = key
-	e.Rev = ev.Kv.ModRevision
+	p := resourcePrefix(key)
+	e := &Event{Key: key, Rev: ev.Kv.ModRevision}
 	if ev.PrevKv != nil {
 		prev, err := c.store.Decode(ev.PrevKv.Value, ev.PrevKv.ModRevision)
 		if err == nil {
 			e.Prev = prev
 		}
 	}
-	switch ev.Type {
-	case mvccpb.DELETE:
-		e.Type = watch.Deleted
-		if e.Prev == nil {
-			c.advance(e.Rev)
-			return
+	var obj runtime.Object
+	if ev.Type != mvccpb.DELETE {
+		var err error
+		if obj, err = c.store.Decode(ev.Kv.Value, ev.Kv.ModRevision); err != nil {
+			c.log.Error("watch cache: undecodable value; the object is dropped from the cache", "key", key, "rev", e.Rev, "err", err)
 		}
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cached, wasCached := c.objs[p][key]
+	if obj == nil {
+		// A deletion, or a value that cannot be served.
+		if e.Rev > c.rev {
+			c.rev = e.Rev
+		}
+		defer c.cond.Broadcast()
+		if e.Prev == nil && wasCached {
+			e.Prev = cached
+		}
+		if !wasCached && e.Prev == nil {
+			return // nothing any watcher has seen
+		}
+		delete(c.objs[p], key)
 		last := e.Prev.DeepCopyObject()
 		setRV(last, e.Rev)
+		e.Type = watch.Deleted
 		e.Object = last
-	default:
-		obj, err := c.store.Decode(ev.Kv.Value, ev.Kv.ModRevision)
-		if err != nil {
-			c.log.Error("watch cache: undecodable value skipped", "key", key, "err", err)
-			c.advance(e.Rev)
-			return
-		}
+	} else {
 		e.Object = obj
-		if ev.IsCreate() || e.Prev == nil {
+		if e.Prev == nil && wasCached {
+			e.Prev = cached
+		}
+		if ev.IsCreate() || !wasCached {
 			e.Type = watch.Added
 		} else {
 			e.Type = watch.Modified
 		}
-	}
-	p := resourcePrefix(key)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e.Type == watch.Deleted {
-		delete(c.objs[p], key)
-	} else {
 		if c.objs[p] == nil {
 			c.objs[p] = map[string]runtime.Object{}
 		}
-		c.objs[p][key] = e.Object
+		c.objs[p][key] = obj
 	}
-	// Append to the ring, dropping the oldest when full.
-	if c.ringLen == len(c.ring) {
-		c.oldest = c.ring[c.ringHead].Rev
-		c.ring[c.ringHead] = nil
-		c.ringHead = (c.ringHead + 1) % len(c.ring)
-		c.ringLen--
+	h := c.history[p]
+	if h == nil {
+		h = &history{oldest: c.startRev}
+		c.history[p] = h
 	}
-	c.ring[(c.ringHead+c.ringLen)%len(c.ring)] = e
-	c.ringLen++
+	h.add(e, c.opts.EventHistory)
 	if e.Rev > c.rev {
 		c.rev = e.Rev
 	}
@@ -272,6 +372,15 @@ func (c *Cacher) WaitFor(ctx context.Context, rev int64) error {
 	defer stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ready && c.rev >= rev {
+		return nil
+	}
+	c.waiting++
+	defer func() { c.waiting-- }()
+	select {
+	case c.kick <- struct{}{}:
+	default: // the requester is already awake
+	}
 	for !c.ready || c.rev < rev {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("watch cache not at revision %d (at %d): %w", rev, c.rev, err)
@@ -288,7 +397,7 @@ func (c *Cacher) WaitFresh(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, freshTimeout)
 	defer cancel()
 	if err := c.WaitFor(ctx, rev); err != nil {
 		return 0, err
@@ -375,7 +484,7 @@ func (c *Cacher) Watch(ctx context.Context, prefix string, opts WatchOptions) (*
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := &Watcher{prefix: prefix, ch: make(chan *Event, c.bufSize), done: make(chan struct{})}
+	w := &Watcher{prefix: prefix, ch: make(chan *Event, c.opts.WatcherBuffer), done: make(chan struct{})}
 	if opts.InitialState {
 		m := c.objs[resourcePrefix(prefix)]
 		keys := make([]string, 0, len(m))
@@ -389,15 +498,21 @@ func (c *Cacher) Watch(ctx context.Context, prefix string, opts WatchOptions) (*
 			w.initial = append(w.initial, &Event{Type: watch.Added, Key: k, Object: m[k], Rev: c.rev})
 		}
 	} else {
-		if opts.FromRev < c.oldest {
-			return nil, 0, &Error{Code: CodeExpired, Key: prefix,
-				Msg: fmt.Sprintf("too old resource version: %d (%d)", opts.FromRev, c.oldest)}
+		oldest := c.startRev
+		h := c.history[resourcePrefix(prefix)]
+		if h != nil {
+			oldest = h.oldest
 		}
-		for i := 0; i < c.ringLen; i++ {
-			e := c.ring[(c.ringHead+i)%len(c.ring)]
-			if e.Rev > opts.FromRev && strings.HasPrefix(e.Key, prefix) {
-				w.initial = append(w.initial, e)
-			}
+		if opts.FromRev < oldest {
+			return nil, 0, &Error{Code: CodeExpired, Key: prefix,
+				Msg: fmt.Sprintf("too old resource version: %d (%d)", opts.FromRev, oldest)}
+		}
+		if h != nil {
+			h.each(func(e *Event) {
+				if e.Rev > opts.FromRev && strings.HasPrefix(e.Key, prefix) {
+					w.initial = append(w.initial, e)
+				}
+			})
 		}
 	}
 	id := c.nextID

@@ -3,9 +3,11 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -269,7 +271,11 @@ func (s *Store) ListPage(ctx context.Context, prefix, start string, rev int64, l
 	}
 	resp, err := s.client.Get(ctx, start, opts...)
 	if err != nil {
-		return nil, 0, "", err
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			return nil, 0, "", &Error{Code: CodeExpired, Key: prefix,
+				Msg: fmt.Sprintf("revision %d has been compacted", rev)}
+		}
+		return nil, 0, "", fmt.Errorf("etcd list %s: %w", prefix, err)
 	}
 	out := make([]runtime.Object, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
