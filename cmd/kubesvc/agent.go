@@ -98,9 +98,9 @@ func (f *agentFlags) config() (sim.Config, error) {
 	if err != nil {
 		return sim.Config{}, fmt.Errorf("--memory: %w", err)
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(strings.ToUpper(f.logLevel))); err != nil {
-		return sim.Config{}, fmt.Errorf("--log-level: %w", err)
+	lvl, err := parseLogLevel(f.logLevel)
+	if err != nil {
+		return sim.Config{}, err
 	}
 	return sim.Config{
 		Client:   client,

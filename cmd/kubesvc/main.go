@@ -22,6 +22,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The first SIGINT or SIGTERM asks for a clean shutdown through ctx. After it the
+	// signals have their default action again, so that a second one ends a process
+	// whose shutdown is stuck instead of being swallowed.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	root := &cobra.Command{
 		Use:           "kubesvc",
 		Short:         "The Kubernetes Service system in one small binary",

@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubesvc/kubesvc/internal/apiserver"
+	"github.com/kubesvc/kubesvc/internal/component"
 	"github.com/kubesvc/kubesvc/internal/controller"
 	"github.com/kubesvc/kubesvc/internal/controller/manager"
 )
@@ -52,49 +54,96 @@ func (f *serverFlags) add(fs *pflag.FlagSet) {
 	fs.IntVar(&f.ctrl.Workers, "concurrent-syncs", d.Workers, "concurrent syncs per controller")
 }
 
-// run starts the API server and, once it is ready, the controllers; it returns when
-// ctx ends or either fails.
-func (f *serverFlags) run(ctx context.Context, ready func(*apiserver.Server)) error {
-	log := f.logger()
-	srv, err := apiserver.New(f.config(), log)
+// runner builds the API server and a component runner holding it ("server") and the
+// controllers ("controllers"), in that order: the runner stops components in
+// reverse, so the controllers stop and release their leader Lease while the API
+// server still answers. onReady, when set, is called once the server answers.
+func (f *serverFlags) runner(onReady func(*apiserver.Server)) (*apiserver.Server, *component.Runner, error) {
+	log, err := f.logger()
+	if err != nil {
+		return nil, nil, err
+	}
+	reg, err := newMetricsRegistry()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := f.config()
+	cfg.Metrics = reg
+	srv, err := apiserver.New(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &component.Runner{}
+	r.Add(serverComponent(srv, onReady))
+	if len(manager.All()) > 0 {
+		r.Add(component.Component{Name: "controllers", Run: func(ctx context.Context) error {
+			return f.runControllers(ctx, srv, log, reg)
+		}})
+	}
+	return srv, r, nil
+}
+
+// serverComponent runs the API server; onReady, when set, is called once it answers.
+func serverComponent(srv *apiserver.Server, onReady func(*apiserver.Server)) component.Component {
+	return component.Component{Name: "server", Run: func(ctx context.Context) error {
+		if onReady != nil {
+			watchCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			go func() {
+				if waitReady(watchCtx, srv) == nil {
+					onReady(srv)
+				}
+			}()
+		}
+		return srv.Run(ctx)
+	}}
+}
+
+// runControllers waits for the API server, then runs the controllers until ctx ends.
+func (f *serverFlags) runControllers(ctx context.Context, srv *apiserver.Server, log *slog.Logger, reg prometheus.Registerer) error {
+	if err := waitReady(ctx, srv); err != nil {
+		return err
+	}
+	rc, err := srv.ClientConfig("system:kube-controller-manager", nil)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Run(ctx) }()
-	select {
-	case err := <-errc:
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("controller client: %w", err)
+	}
+	m, err := manager.New(manager.Config{Client: client, RestConfig: rc, Controllers: f.controllers,
+		Options: f.ctrl, LeaderElect: f.leaderElect, Log: log, Registerer: reg}, manager.All())
+	if err != nil {
 		return err
+	}
+	return m.Run(ctx)
+}
+
+// waitReady returns nil once srv answers requests, or ctx's error if ctx ends first.
+func waitReady(ctx context.Context, srv *apiserver.Server) error {
+	select {
 	case <-srv.Ready():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	if ready != nil {
-		ready(srv)
+}
+
+// newMetricsRegistry is the registry the API server serves at /metrics: the
+// server's own collectors, the controllers' work queues, and the Go runtime and
+// process collectors that every Kubernetes component exposes.
+func newMetricsRegistry() (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
 	}
-	if len(manager.All()) > 0 {
-		rc, err := srv.ClientConfig("system:kube-controller-manager", nil)
-		if err != nil {
-			return err
-		}
-		client, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			return fmt.Errorf("controller client: %w", err)
-		}
-		m, err := manager.New(manager.Config{Client: client, RestConfig: rc, Controllers: f.controllers,
-			Options: f.ctrl, LeaderElect: f.leaderElect, Log: log}, manager.All())
-		if err != nil {
-			return err
-		}
-		go func() {
-			if err := m.Run(ctx); err != nil {
-				errc <- fmt.Errorf("controllers: %w", err)
-			}
-		}()
-	}
-	err = <-errc
-	cancel()
-	return err
+	return reg, nil
 }
 
 func (f *serverFlags) config() apiserver.Config {
@@ -106,10 +155,12 @@ func (f *serverFlags) config() apiserver.Config {
 	}
 }
 
-func (f *serverFlags) logger() *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(strings.ToUpper(f.logLevel)))
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+func (f *serverFlags) logger() (*slog.Logger, error) {
+	lvl, err := parseLogLevel(f.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
 }
 
 func newServerCommand() *cobra.Command {
@@ -119,7 +170,11 @@ func newServerCommand() *cobra.Command {
 		Short: "Run the Kubernetes-compatible API server (embedded etcd by default)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return f.run(cmd.Context(), nil)
+			_, r, err := f.runner(nil)
+			if err != nil {
+				return err
+			}
+			return r.Run(cmd.Context())
 		},
 	}
 	f.add(cmd.Flags())

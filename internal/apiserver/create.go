@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,8 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/kubesvc/kubesvc/internal/registry/defaults"
-	"github.com/kubesvc/kubesvc/internal/registry/validation"
 	"github.com/kubesvc/kubesvc/internal/storage"
 )
 
@@ -57,7 +54,8 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, h *resourc
 }
 
 // create runs the create path for obj (already decoded) in namespace: metadata,
-// defaults, validation, namespace checks, then storage.
+// the kind's strategy (what clients may not set, defaults, validation), namespace
+// checks, then storage.
 func (s *Server) create(ctx context.Context, h *resourceHandler, namespace string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
 	gr := h.res.GroupResource()
 	m := objectMeta(obj)
@@ -92,15 +90,16 @@ func (s *Server) create(ctx context.Context, h *resourceHandler, namespace strin
 	} else {
 		m.Generation = 0
 	}
-	prepareForCreate(obj)
-	defaults.Default(obj)
+	strategy := h.res.Strategy
+	strategy.PrepareForCreate(obj)
+	strategy.Default(obj)
 	hooks := s.hooksFor(h)
 	var errs field.ErrorList
 	if hooks != nil {
 		errs = hooks.prepare(obj, nil)
 	}
 	if hooks == nil || len(errs) > 0 {
-		errs = append(errs, validation.ValidateCreate(obj)...)
+		errs = append(errs, strategy.Validate(s.cfg.Validation, obj)...)
 		if len(errs) > 0 {
 			return nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), m.Name, errs)
 		}
@@ -134,7 +133,7 @@ func (s *Server) create(ctx context.Context, h *resourceHandler, namespace strin
 		if err != nil {
 			return nil, err
 		}
-		if errs := validation.ValidateCreate(obj); len(errs) > 0 {
+		if errs := strategy.Validate(s.cfg.Validation, obj); len(errs) > 0 {
 			txn.Abandon()
 			return nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), m.Name, errs)
 		}
@@ -170,50 +169,4 @@ func (s *Server) checkNamespace(ctx context.Context, gr schema.GroupResource, na
 		return err
 	}
 	return nil
-}
-
-// prepareForCreate resets what a client may not set on create (Kubernetes' strategies'
-// PrepareForCreate).
-func prepareForCreate(obj runtime.Object) {
-	switch o := obj.(type) {
-	case *corev1.Service:
-		o.Status = corev1.ServiceStatus{}
-	case *corev1.Pod:
-		o.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(o)}
-	case *corev1.Namespace:
-		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
-		// The namespace controller removes this finalizer once the namespace is
-		// empty; it is added here, not by defaulting, so that it can go away.
-		if !slices.Contains(o.Spec.Finalizers, corev1.FinalizerKubernetes) {
-			o.Spec.Finalizers = append(o.Spec.Finalizers, corev1.FinalizerKubernetes)
-		}
-	case *corev1.Node:
-		// Node agents register their node with its status filled in.
-	default:
-		clearStatus(obj)
-	}
-}
-
-func qosClass(p *corev1.Pod) corev1.PodQOSClass {
-	requests, limits := 0, 0
-	guaranteed := true
-	for _, c := range p.Spec.Containers {
-		requests += len(c.Resources.Requests)
-		limits += len(c.Resources.Limits)
-		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			l, okl := c.Resources.Limits[r]
-			q, okq := c.Resources.Requests[r]
-			if !okl || (okq && q.Cmp(l) != 0) {
-				guaranteed = false
-			}
-		}
-	}
-	switch {
-	case requests == 0 && limits == 0:
-		return corev1.PodQOSBestEffort
-	case guaranteed:
-		return corev1.PodQOSGuaranteed
-	default:
-		return corev1.PodQOSBurstable
-	}
 }

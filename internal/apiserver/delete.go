@@ -9,7 +9,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -78,8 +77,9 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, h *resourc
 }
 
 // delete deletes one object with Kubernetes' semantics: preconditions; an object with
-// finalizers (or a namespace, or a pod on a node with a grace period) is only marked
-// with deletionTimestamp; otherwise it is removed.
+// finalizers (or of a kind with a lifecycle of its own, a namespace, or given a grace
+// period by its strategy, a pod on a node) is only marked with deletionTimestamp;
+// otherwise it is removed.
 func (s *Server) delete(ctx context.Context, h *resourceHandler, namespace, name string, opts *metav1.DeleteOptions) (runtime.Object, error) {
 	gr := h.res.GroupResource()
 	key := h.res.Key(namespace, name)
@@ -88,10 +88,10 @@ func (s *Server) delete(ctx context.Context, h *resourceHandler, namespace, name
 		m := objectMeta(cur)
 		if p := opts.Preconditions; p != nil {
 			if p.UID != nil && *p.UID != m.UID {
-				return apierrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, m.UID))
+				return preconditionFailed(key, fmt.Sprintf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, m.UID))
 			}
 			if p.ResourceVersion != nil && *p.ResourceVersion != m.ResourceVersion {
-				return apierrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, m.ResourceVersion))
+				return preconditionFailed(key, fmt.Sprintf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, m.ResourceVersion))
 			}
 		}
 		return nil
@@ -102,25 +102,26 @@ func (s *Server) delete(ctx context.Context, h *resourceHandler, namespace, name
 			return nil, err
 		}
 		m := objectMeta(cur)
-		grace := gracePeriod(h, cur, opts)
+		strategy := h.res.Strategy
+		grace := strategy.GracePeriod(cur, opts.GracePeriodSeconds)
+		// A kind with a lifecycle of its own (Namespace) starts terminating.
+		lifecycle := strategy.PrepareForDelete(cur)
 		// The propagation finalizers are settled before deciding how to delete, so that
-		// Foreground and Orphan turn an immediate delete into a marked one. Namespaces
-		// keep their own lifecycle (spec.finalizers), and a pod given a grace period
-		// without finalizers keeps its graceful deletion.
-		if h.res.Kind != "Namespace" && (len(m.Finalizers) > 0 || grace == 0) {
+		// Foreground and Orphan turn an immediate delete into a marked one. Kinds with
+		// a lifecycle of their own keep it, and a pod given a grace period without
+		// finalizers keeps its graceful deletion.
+		if !lifecycle && (len(m.Finalizers) > 0 || grace == 0) {
 			addPropagationFinalizer(m, opts)
 		}
 		switch {
-		case h.res.Kind == "Namespace":
-			ns := cur.(*corev1.Namespace)
-			if ns.DeletionTimestamp == nil {
+		case lifecycle:
+			if m.DeletionTimestamp == nil {
 				now := nowTime()
-				ns.DeletionTimestamp = &now
+				m.DeletionTimestamp = &now
 				zero := int64(0)
-				ns.DeletionGracePeriodSeconds = &zero
+				m.DeletionGracePeriodSeconds = &zero
 			}
-			ns.Status.Phase = corev1.NamespaceTerminating
-			if len(ns.Spec.Finalizers) == 0 && len(ns.Finalizers) == 0 {
+			if !strategy.Finalizing(cur) && len(m.Finalizers) == 0 {
 				finished = true
 				return nil, nil
 			}
@@ -173,28 +174,6 @@ func (s *Server) finalDelete(ctx context.Context, h *resourceHandler, key string
 		release = hooks.release
 	}
 	return s.store.DeleteTxn(ctx, key, precondition, release)
-}
-
-// gracePeriod is the grace a deletion waits: only pods that a node runs get one.
-func gracePeriod(h *resourceHandler, obj runtime.Object, opts *metav1.DeleteOptions) int64 {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok || !h.res.GracefulDelete {
-		return 0
-	}
-	// A pod that never reached a node, or that has finished, goes at once.
-	if pod.Spec.NodeName == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		return 0
-	}
-	if opts.GracePeriodSeconds != nil {
-		if *opts.GracePeriodSeconds < 0 {
-			return 1
-		}
-		return *opts.GracePeriodSeconds
-	}
-	if pod.Spec.TerminationGracePeriodSeconds != nil {
-		return *pod.Spec.TerminationGracePeriodSeconds
-	}
-	return 30
 }
 
 // addPropagationFinalizer sets the garbage collector's finalizers from the delete

@@ -30,7 +30,13 @@ func toAPIError(err error, gr schema.GroupResource, name string) error {
 		case storage.CodeExists:
 			return apierrors.NewAlreadyExists(gr, name)
 		case storage.CodeConflict:
-			return apierrors.NewConflict(gr, name, errors.New(optimisticLockMsg))
+			// A compare-and-swap or precondition failed: the object is not the version
+			// (or UID) the caller named.
+			msg := se.Msg
+			if msg == "" {
+				msg = optimisticLockMsg
+			}
+			return apierrors.NewConflict(gr, name, errors.New(msg))
 		case storage.CodeExpired:
 			return apierrors.NewResourceExpired(se.Msg)
 		case storage.CodeTooLarge:

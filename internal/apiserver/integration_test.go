@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubesvc/kubesvc/internal/testserver"
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 func svc(name string) *corev1.Service {
@@ -321,19 +322,15 @@ func TestInformerEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := "add before,add x,update x 2,delete x"
-			deadline := time.Now().Add(10 * time.Second)
-			for {
+			testutil.Eventually(t, "the informer's events", 10*time.Second, func(context.Context) (bool, error) {
 				mu.Lock()
 				got := strings.Join(events, ",")
 				mu.Unlock()
-				if got == want {
-					return
+				if got != want {
+					return false, fmt.Errorf("events = %q, want %q", got, want)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("events = %q, want %q", got, want)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+				return true, nil
+			})
 		})
 	}
 }

@@ -2,13 +2,10 @@ package apiserver
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
-	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -28,58 +25,13 @@ func scaleResource() *registry.Resource {
 		Namespaced: true, New: func() runtime.Object { return &autoscalingv1.Scale{} }}
 }
 
-// scaleOf describes a deployment's or replicaset's size as autoscaling/v1 Scale.
-func scaleOf(obj runtime.Object) (*autoscalingv1.Scale, error) {
-	var replicas, statusReplicas int32
-	var selector *metav1.LabelSelector
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		replicas, statusReplicas, selector = deref(o.Spec.Replicas), o.Status.Replicas, o.Spec.Selector
-	case *appsv1.ReplicaSet:
-		replicas, statusReplicas, selector = deref(o.Spec.Replicas), o.Status.Replicas, o.Spec.Selector
-	default:
-		return nil, errors.New("scale is not supported for this kind")
-	}
-	m := objectMeta(obj)
-	sel := ""
-	if selector != nil {
-		if s, err := metav1.LabelSelectorAsSelector(selector); err == nil {
-			sel = s.String()
-		}
-	}
-	sc := &autoscalingv1.Scale{
-		ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID,
-			ResourceVersion: m.ResourceVersion, CreationTimestamp: m.CreationTimestamp},
-		Spec:   autoscalingv1.ScaleSpec{Replicas: replicas},
-		Status: autoscalingv1.ScaleStatus{Replicas: statusReplicas, Selector: sel},
-	}
-	sc.APIVersion, sc.Kind = "autoscaling/v1", "Scale"
-	return sc, nil
-}
-
-func deref(p *int32) int32 {
-	if p == nil {
-		return 1
-	}
-	return *p
-}
-
-func setReplicas(obj runtime.Object, n int32) {
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		o.Spec.Replicas = &n
-	case *appsv1.ReplicaSet:
-		o.Spec.Replicas = &n
-	}
-}
-
 func (s *Server) handleScale(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo) {
 	switch ri.Verb {
 	case "get":
 		obj, err := s.get(r, h, ri.Namespace, ri.Name)
 		if err == nil {
 			var sc *autoscalingv1.Scale
-			if sc, err = scaleOf(obj); err == nil {
+			if sc, err = h.res.Strategy.Scale(obj); err == nil {
 				s.writeObject(w, r, http.StatusOK, sc)
 				return
 			}
@@ -129,7 +81,7 @@ func (s *Server) handleScale(w http.ResponseWriter, r *http.Request, h *resource
 		if cur == nil {
 			return nil, apierrors.NewNotFound(h.res.GroupResource(), ri.Name)
 		}
-		sc, err := scaleOf(cur)
+		sc, err := h.res.Strategy.Scale(cur)
 		if err != nil {
 			return nil, err
 		}
@@ -143,14 +95,16 @@ func (s *Server) handleScale(w http.ResponseWriter, r *http.Request, h *resource
 		}
 		next := cur.DeepCopyObject()
 		objectMeta(next).ResourceVersion = want.ResourceVersion
-		setReplicas(next, want.Spec.Replicas)
+		if err := h.res.Strategy.SetReplicas(next, want.Spec.Replicas); err != nil {
+			return nil, err
+		}
 		return next, nil
 	}, updateOptions{DryRun: dryRun})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	sc, err := scaleOf(out)
+	sc, err := h.res.Strategy.Scale(out)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

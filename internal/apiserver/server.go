@@ -15,10 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kubesvc/kubesvc/internal/allocator/portallocator"
+	"github.com/kubesvc/kubesvc/internal/datadir"
 	"github.com/kubesvc/kubesvc/internal/pki"
 	"github.com/kubesvc/kubesvc/internal/registry"
 	"github.com/kubesvc/kubesvc/internal/registry/service"
+	"github.com/kubesvc/kubesvc/internal/registry/validation"
 	"github.com/kubesvc/kubesvc/internal/scheme"
 	"github.com/kubesvc/kubesvc/internal/storage"
 )
@@ -38,9 +42,16 @@ type Config struct {
 	ServiceNodePortRange  string
 	// TokenAuthFile is an optional CSV of bearer tokens: token,user,uid,"group1,group2".
 	TokenAuthFile string
+	// Validation selects the feature-gated validation rules (zero value: every gate
+	// off, kubesvc's default).
+	Validation validation.Options
 	// Version is what /version reports (the kubectl dispatcher picks its binary by the
 	// minor version).
 	Version VersionInfo
+	// Metrics is the registry the server registers its collectors on and serves at
+	// /metrics (with whatever else the caller registered, e.g. controller work
+	// queues). Nil: the server makes its own.
+	Metrics *prometheus.Registry
 }
 
 // VersionInfo is the reported Kubernetes version.
@@ -96,6 +107,10 @@ type Server struct {
 	openapi  *openapiDocs
 	ready    chan struct{}
 	addr     net.Addr
+
+	reqMetrics     *requestMetrics
+	storageMetrics *storage.Metrics
+	metricsHandler http.Handler
 }
 
 // New prepares a server; nothing runs until Run.
@@ -129,6 +144,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if s.openapi, err = buildOpenAPI(s); err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
+	if err := s.setupMetrics(cfg.Metrics); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -139,8 +157,21 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 func (s *Server) Addr() net.Addr { return s.addr }
 
 // Run starts storage, the watch cache and HTTPS, and serves until ctx ends.
-func (s *Server) Run(ctx context.Context) error {
-	var err error
+//
+// It first takes the data directory's lock: when another process (or another
+// Server in this process) uses DataDir, Run fails at once with a
+// *datadir.InUseError naming the directory and the holder, rather than waiting on
+// etcd's database lock. The lock is released when Run returns.
+func (s *Server) Run(ctx context.Context) (err error) {
+	lock, err := datadir.Acquire(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := lock.Release(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
 	if len(s.cfg.EtcdServers) > 0 {
 		s.backend, err = storage.ConnectExternal(ctx, s.cfg.EtcdServers)
 	} else {
@@ -150,8 +181,9 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.backend.Close()
+	s.backend.Client.KV = s.storageMetrics.InstrumentKV(s.backend.Client.KV)
 	s.store = storage.NewStore(s.backend.Client, s.codecs)
-	s.cache = storage.NewCacher(s.store, s.log, storage.CacherOptions{})
+	s.cache = storage.NewCacher(s.store, s.log, storage.CacherOptions{Metrics: s.storageMetrics})
 	if s.services, err = service.New(service.Config{ServiceCIDRs: s.cidrs, NodePorts: s.ports, Store: s.store, Log: s.log}); err != nil {
 		return err
 	}
@@ -213,7 +245,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	srv := &http.Server{
-		Handler:           s.withAuth(http.HandlerFunc(s.serveHTTP)),
+		Handler:           s.withAuth(s.withMetrics(http.HandlerFunc(s.serveHTTP))),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 30 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return runCtx },
@@ -231,7 +263,7 @@ func (s *Server) Run(ctx context.Context) error {
 		<-cacheDone
 		return fmt.Errorf("serve: %w", err)
 	}
-	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer stop()
 	cancel() // ends watches so Shutdown need not wait for them
 	_ = srv.Shutdown(shutdownCtx)
@@ -263,6 +295,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/healthz" || p == "/livez" || p == "/readyz" || strings.HasPrefix(p, "/healthz/") ||
 		strings.HasPrefix(p, "/livez/") || strings.HasPrefix(p, "/readyz/"):
 		s.serveHealth(w, r)
+	case p == "/metrics":
+		s.metricsHandler.ServeHTTP(w, r)
 	case p == "/version" || p == "/version/":
 		s.serveVersion(w, r)
 	case p == "/api" || p == "/api/":

@@ -6,15 +6,13 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-
-	"github.com/kubesvc/kubesvc/internal/registry/printers"
 )
 
 // toTable renders objs as a meta.k8s.io/v1 Table with the kind's columns. Each row
 // carries the object's metadata (PartialObjectMetadata) unless the client asked for
 // includeObject=None, or the whole object for includeObject=Object.
 func (s *Server) toTable(r *http.Request, h *resourceHandler, objs []runtime.Object, lm metav1.ListMeta) (*metav1.Table, error) {
-	p, _ := printers.ForResource(h.res.GroupResource())
+	p := h.res.Strategy.Printer()
 	include := r.URL.Query().Get("includeObject")
 	now := time.Now()
 	t := &metav1.Table{ListMeta: lm, Rows: make([]metav1.TableRow, 0, len(objs))}

@@ -6,14 +6,12 @@ import (
 	"net/http"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/kubesvc/kubesvc/internal/registry/defaults"
-	"github.com/kubesvc/kubesvc/internal/registry/validation"
+	"github.com/kubesvc/kubesvc/internal/registry"
 	"github.com/kubesvc/kubesvc/internal/storage"
 )
 
@@ -49,23 +47,15 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, h *resourc
 	stored := h.res.StoredAs(obj)
 	out, code, err := s.update(r.Context(), h, ri, func(context.Context, runtime.Object) (runtime.Object, error) {
 		return stored.DeepCopyObject(), nil
-	}, updateOptions{Status: status || ri.Subresource == "finalize", DryRun: dryRun, CreateOnUpdate: allowCreateOnUpdate(h)})
+	}, updateOptions{Status: status || ri.Subresource == "finalize", DryRun: dryRun,
+		// Subresources never create (kube-apiserver's StatusREST.Update).
+		CreateOnUpdate: ri.Subresource == "" && h.res.Strategy.AllowCreateOnUpdate()})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.addWarnings(w, h, out)
 	s.respond(w, r, h, code, out)
-}
-
-// allowCreateOnUpdate lists the kinds that a PUT may create (Kubernetes'
-// AllowCreateOnUpdate).
-func allowCreateOnUpdate(h *resourceHandler) bool {
-	switch h.res.Kind {
-	case "Endpoints", "Lease", "Event":
-		return true
-	}
-	return false
 }
 
 // newObjectFunc computes the requested new state from the current one.
@@ -84,30 +74,51 @@ type updateOptions struct {
 
 // update is the shared update path of PUT, PATCH, status and scale: it applies
 // newObj on the latest stored version with compare-and-swap, enforces the caller's
-// resourceVersion precondition, keeps what clients may not change, defaults, validates
-// and runs the kind's allocation hooks. It returns the HTTP code (200, or 201 when a
+// resourceVersion precondition, runs the kind's strategy (keeps what clients may not
+// change, defaults, validates) and its allocation hooks. It returns the HTTP code (200, or 201 when a
 // PUT created).
+//
+// An update that removes the last finalizer of an object being deleted is not
+// stored: the object is deleted instead, on the condition that it is still the
+// version the update was computed from (kube-apiserver's deleteWithoutFinalizers).
+// So no object is ever left terminating without finalizers, and a failed deletion
+// fails the request (the client retries) rather than being lost.
 func (s *Server) update(ctx context.Context, h *resourceHandler, ri requestInfo, newObj newObjectFunc, o updateOptions) (runtime.Object, int, error) {
 	dryRun, createOnUpdate := o.DryRun, o.CreateOnUpdate
 	gr := h.res.GroupResource()
 	key := h.res.Key(ri.Namespace, ri.Name)
-	var result runtime.Object
-	var deleteAfter bool
 	hooks := s.hooksFor(h)
+	var at updateAttempt
 	var out runtime.Object
 	var err error
 	for attempt := 0; ; attempt++ {
+		at = updateAttempt{}
 		out, err = s.store.GuaranteedUpdateTxn(ctx, key, func(cur runtime.Object) (runtime.Object, *storage.Txn, error) {
-			return s.tryUpdate(ctx, h, ri, hooks, cur, newObj, o, &result, &deleteAfter)
+			return s.tryUpdate(ctx, h, ri, hooks, cur, newObj, o, &at)
 		})
-		if storage.IsCode(err, storage.CodeExtraConflict) && attempt < maxAllocationRetries && result != nil {
-			hooks.recheck(ctx, result)
+		if storage.IsCode(err, storage.CodeExtraConflict) && attempt < maxAllocationRetries && at.result != nil {
+			hooks.recheck(ctx, at.result)
 			continue
 		}
-		break
+		if !errors.Is(err, errEmptiedFinalizers) {
+			break
+		}
+		deleted, derr := s.finalDelete(ctx, h, key, unchangedSince(key, at.readRV))
+		switch {
+		case derr == nil:
+			objectMeta(at.result).ResourceVersion = objectMeta(deleted).ResourceVersion
+			return at.result, http.StatusOK, nil
+		case storage.IsNotFound(derr):
+			// Another request finished the deletion first.
+			return at.result, http.StatusOK, nil
+		case storage.IsConflict(derr) && ctx.Err() == nil:
+			// Changed since it was read: compute the update again on the new version.
+			continue
+		}
+		return nil, 0, toAPIError(derr, gr, ri.Name)
 	}
 	if errors.Is(err, errDryRun) {
-		return result, http.StatusOK, nil
+		return at.result, http.StatusOK, nil
 	}
 	if storage.IsNotFound(err) && createOnUpdate {
 		obj, cerr := newObj(ctx, nil)
@@ -123,28 +134,32 @@ func (s *Server) update(ctx context.Context, h *resourceHandler, ri requestInfo,
 	if err != nil {
 		return nil, 0, toAPIError(err, gr, ri.Name)
 	}
-	if deleteAfter {
-		// The last finalizer of an object being deleted is gone: finish the deletion.
-		if deleted, derr := s.finalDelete(ctx, h, key, func(cur runtime.Object) error {
-			cm := objectMeta(cur)
-			if len(cm.Finalizers) != 0 || cm.DeletionTimestamp == nil {
-				return errNotDeletable
-			}
-			if ns, ok := cur.(*corev1.Namespace); ok && len(ns.Spec.Finalizers) > 0 {
-				return errNotDeletable
-			}
-			return nil
-		}); derr == nil {
-			return deleted, http.StatusOK, nil
-		}
-	}
 	return out, http.StatusOK, nil
+}
+
+// updateAttempt is what one attempt of tryUpdate computed.
+type updateAttempt struct {
+	// result is the new object (also when it is not stored: dry run, deletion).
+	result runtime.Object
+	// readRV is the resourceVersion the attempt started from.
+	readRV string
+}
+
+// unchangedSince is a deletion precondition: the object is still at version rv.
+func unchangedSince(key, rv string) func(runtime.Object) error {
+	return func(cur runtime.Object) error {
+		if objectMeta(cur).ResourceVersion != rv {
+			return preconditionFailed(key, optimisticLockMsg)
+		}
+		return nil
+	}
 }
 
 // tryUpdate computes one attempt of an update from the current object.
 func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestInfo, hooks kindHooks, cur runtime.Object,
-	newObj newObjectFunc, o updateOptions, result *runtime.Object, deleteAfter *bool) (runtime.Object, *storage.Txn, error) {
+	newObj newObjectFunc, o updateOptions, at *updateAttempt) (runtime.Object, *storage.Txn, error) {
 	gr := h.res.GroupResource()
+	key := h.res.Key(ri.Namespace, ri.Name)
 	status, dryRun := o.Status, o.DryRun
 	old := cur.DeepCopyObject()
 	next, err := newObj(ctx, cur)
@@ -152,44 +167,43 @@ func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestIn
 		return nil, nil, err
 	}
 	nm, om := objectMeta(next), objectMeta(old)
+	at.readRV = om.ResourceVersion
 	if nm.ResourceVersion != "" && nm.ResourceVersion != om.ResourceVersion {
-		return nil, nil, apierrors.NewConflict(gr, ri.Name, errors.New(optimisticLockMsg))
+		return nil, nil, preconditionFailed(key, optimisticLockMsg)
 	}
 	if nm.UID != "" && nm.UID != om.UID {
-		return nil, nil, apierrors.NewConflict(gr, ri.Name, errors.New("Precondition failed: UID in precondition: "+string(nm.UID)+", UID in object meta: "+string(om.UID)))
+		return nil, nil, preconditionFailed(key, "Precondition failed: UID in precondition: "+string(nm.UID)+", UID in object meta: "+string(om.UID))
 	}
 	var errs field.ErrorList
-	if status {
-		// A status update changes only status: everything else comes from old.
-		st := next
-		next = old.DeepCopyObject()
-		copyField(next, st, "Status")
-		if h.res.Group == "apps" {
-			// apps status strategies keep the new annotations (the deployment
-			// controller records revisions that way), as Kubernetes' do.
-			objectMeta(next).Annotations = objectMeta(st).Annotations
-		}
-		if ri.Subresource == "finalize" {
-			if ns, ok := st.(*corev1.Namespace); ok {
-				next.(*corev1.Namespace).Spec.Finalizers = ns.Spec.Finalizers
-			}
-		}
-		nm = objectMeta(next)
-	} else {
-		if h.res.HasSubresource("status") {
-			copyField(next, old, "Status")
-		}
-		// System-owned metadata is kept.
-		nm.UID = om.UID
-		nm.CreationTimestamp = om.CreationTimestamp
-		nm.DeletionTimestamp = om.DeletionTimestamp
-		nm.DeletionGracePeriodSeconds = om.DeletionGracePeriodSeconds
-		nm.Generation = om.Generation
-		nm.ManagedFields = nil
-		if nm.GenerateName == "" {
-			nm.GenerateName = om.GenerateName
-		}
-		defaults.Default(next)
+	strategy := h.res.Strategy
+	switch {
+	case status && ri.Subresource == "finalize":
+		registry.PrepareForFinalize(next, old)
+	case status:
+		// What the kind's status strategy resets comes from old; the rest
+		// (labels and annotations included, for most kinds) is kept as sent.
+		strategy.PrepareForStatusUpdate(next, old)
+	case o.System:
+		// A server-internal write (pods/binding sets spec.nodeName and the
+		// PodScheduled condition) writes storage directly in Kubernetes, past the
+		// strategy's reset rules.
+	default:
+		strategy.PrepareForUpdate(next, old)
+	}
+	// System-owned metadata is kept (kube-apiserver's rest.BeforeUpdate).
+	nm.UID = om.UID
+	nm.CreationTimestamp = om.CreationTimestamp
+	nm.DeletionTimestamp = om.DeletionTimestamp
+	nm.DeletionGracePeriodSeconds = om.DeletionGracePeriodSeconds
+	nm.Generation = om.Generation
+	nm.ManagedFields = nil
+	if nm.GenerateName == "" {
+		nm.GenerateName = om.GenerateName
+	}
+	// Defaults apply to status writes too: kube-apiserver defaults every object it
+	// decodes (a LoadBalancer ingress written without ipMode gets ipMode VIP).
+	strategy.Default(next)
+	if !status {
 		if hooks != nil {
 			errs = hooks.prepare(next, old)
 		}
@@ -210,29 +224,49 @@ func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestIn
 		}
 	}
 	if status {
-		errs = append(errs, validation.ValidateStatusUpdate(next, old)...)
+		errs = append(errs, strategy.ValidateStatusUpdate(s.cfg.Validation, next, old)...)
 	} else {
-		errs = append(errs, validation.ValidateUpdate(next, old)...)
+		errs = append(errs, strategy.ValidateUpdate(s.cfg.Validation, next, old)...)
 	}
 	if len(errs) > 0 && !o.System {
 		txn.Abandon()
 		return nil, nil, apierrors.NewInvalid(h.res.GVK().GroupKind(), ri.Name, errs)
 	}
-	*deleteAfter = nm.DeletionTimestamp != nil && len(nm.Finalizers) == 0 &&
-		(nm.DeletionGracePeriodSeconds == nil || *nm.DeletionGracePeriodSeconds == 0)
-	if ns, ok := next.(*corev1.Namespace); ok && len(ns.Spec.Finalizers) > 0 {
-		*deleteAfter = false // the namespace controller has not emptied it yet
-	}
-	*result = next
+	at.result = next
 	if dryRun {
+		txn.Abandon()
 		return nil, nil, errDryRun
+	}
+	if emptiesFinalizers(strategy, next) {
+		txn.Abandon()
+		return nil, nil, errEmptiedFinalizers
 	}
 	return next, txn, nil
 }
 
+// emptiesFinalizers reports whether obj, an object being deleted, has nothing left
+// that holds its deletion (kube-apiserver's ShouldDeleteDuringUpdate): no
+// finalizers, neither in its metadata nor of its kind (a Namespace's spec.finalizers).
+func emptiesFinalizers(strategy registry.Strategy, obj runtime.Object) bool {
+	m := objectMeta(obj)
+	if m.DeletionTimestamp == nil || len(m.Finalizers) != 0 ||
+		(m.DeletionGracePeriodSeconds != nil && *m.DeletionGracePeriodSeconds != 0) {
+		return false
+	}
+	return !strategy.Finalizing(obj)
+}
+
+// preconditionFailed reports a write refused because the object is not the version
+// (or UID) the caller named; toAPIError turns it into 409 Conflict.
+func preconditionFailed(key, msg string) error {
+	return &storage.Error{Code: storage.CodeConflict, Key: key, Msg: msg}
+}
+
 var (
-	errDryRun       = errors.New("dry run")
-	errNotDeletable = errors.New("object no longer ready for deletion")
+	errDryRun = errors.New("dry run")
+	// errEmptiedFinalizers: the update removes what held the object's deletion, so
+	// the object is deleted instead of stored.
+	errEmptiedFinalizers = errors.New("update empties the finalizers of an object being deleted")
 )
 
 func subset(a, b []string) bool {

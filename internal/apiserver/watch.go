@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	metainternalversionscheme "k8s.io/apimachinery/pkg/apis/meta/internalversion/scheme"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -34,38 +37,43 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, h *resource
 		prefix = h.res.Key(ri.Namespace, ri.Name)
 		f.nameOnly = ri.Name
 	}
-	rv := q.Get("resourceVersion")
-	sendInitial := q.Get("sendInitialEvents") == "true"
-	bookmarks := q.Get("allowWatchBookmarks") == "true"
-	if q.Has("sendInitialEvents") {
-		if !bookmarks || q.Get("resourceVersionMatch") != "NotOlderThan" {
+	wo, err := parseWatchOptions(q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rv := wo.ResourceVersion
+	sendInitial := wo.SendInitialEvents != nil && *wo.SendInitialEvents
+	bookmarks := wo.AllowWatchBookmarks
+	if wo.SendInitialEvents != nil {
+		if !bookmarks || wo.ResourceVersionMatch != metav1.ResourceVersionMatchNotOlderThan {
 			s.writeError(w, r, apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "",
-				invalidWatchList(q.Get("resourceVersionMatch"), bookmarks)))
+				invalidWatchList(string(wo.ResourceVersionMatch), bookmarks)))
 			return
 		}
 	}
-	opts := storage.WatchOptions{InitialState: sendInitial || rv == "" || rv == "0"}
-	if !opts.InitialState {
-		n, err := strconv.ParseInt(rv, 10, 64)
-		if err != nil {
+	var fromRev int64
+	if rv != "" && rv != "0" {
+		if fromRev, err = strconv.ParseInt(rv, 10, 64); err != nil || fromRev < 0 {
 			s.writeError(w, r, apierrors.NewBadRequest("invalid resource version: "+rv))
 			return
 		}
-		opts.FromRev = n
 	}
-	if sendInitial && rv != "" && rv != "0" {
-		n, _ := strconv.ParseInt(rv, 10, 64)
-		opts.FromRev = 0
-		if err := s.cache.WaitFor(r.Context(), n); err != nil {
+	opts := storage.WatchOptions{InitialState: sendInitial || fromRev == 0}
+	if !opts.InitialState {
+		opts.FromRev = fromRev
+	}
+	if sendInitial && fromRev > 0 {
+		if err := s.cache.WaitFor(r.Context(), fromRev); err != nil {
 			s.writeError(w, r, toAPIError(err, h.res.GroupResource(), ""))
 			return
 		}
 	}
+	// timeoutSeconds as kube-apiserver reads it: unset or 0 is its default (the
+	// minimum request timeout, 30 min, times 1 to 2); a negative value ends at once.
 	timeout := time.Duration(1800+rand.IntN(1800)) * time.Second
-	if v := q.Get("timeoutSeconds"); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-			timeout = time.Duration(n) * time.Second
-		}
+	if wo.TimeoutSeconds != nil && *wo.TimeoutSeconds != 0 {
+		timeout = max(time.Duration(*wo.TimeoutSeconds)*time.Second, 0)
 	}
 	watcher, snapRev, err := s.cache.Watch(r.Context(), prefix, opts)
 	if err != nil {
@@ -114,6 +122,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, h *resource
 		} else if n.Kind == outputPartial {
 			obj = toPartial(obj)
 		}
+		s.reqMetrics.watchEvent(h.res.GVR())
 		return enc.send(s, typ, obj) == nil
 	}
 	deliver := func(e *storage.Event) bool {
@@ -193,6 +202,25 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, h *resource
 			flush()
 		}
 	}
+}
+
+// parseWatchOptions reads a watch request's query parameters as kube-apiserver
+// does (its ListOptions parameter codec): an unparsable integer (timeoutSeconds,
+// limit) is a 400 BadRequest with the parser's message; booleans follow the codec
+// ("false" or "0" is false, anything else true). The label and field selectors
+// are left to parseFilter, which also checks the field names.
+func parseWatchOptions(q url.Values) (*metainternalversion.ListOptions, error) {
+	params := make(url.Values, len(q))
+	for k, v := range q {
+		if k != "labelSelector" && k != "fieldSelector" {
+			params[k] = v
+		}
+	}
+	opts := &metainternalversion.ListOptions{}
+	if err := metainternalversionscheme.ParameterCodec.DecodeParameters(params, metav1.SchemeGroupVersion, opts); err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	return opts, nil
 }
 
 func invalidWatchList(match string, bookmarks bool) field.ErrorList {

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 )
 
 // Options are the controller settings (kube-controller-manager's flags).
@@ -68,4 +69,7 @@ type Context struct {
 	Recorder func(component string) record.EventRecorder
 	Log      *slog.Logger
 	Options  Options
+	// QueueMetrics is given to every controller's work queue (QueueConfig.Metrics),
+	// which reports under the controller's queue name; nil means no queue metrics.
+	QueueMetrics workqueue.MetricsProvider
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
 )
 
 // NamespaceQueue is the work queue of a per-namespace controller (one key per
@@ -24,11 +25,13 @@ type NamespaceQueue struct {
 }
 
 // NewNamespaceQueue returns a queue named name that logs retries at info level and
-// drops at error level to log, each message starting with prefix.
-func NewNamespaceQueue(name, prefix string, log *slog.Logger) *NamespaceQueue {
+// drops at error level to log, each message starting with prefix, and reports to
+// metrics (Context.QueueMetrics; nil for none).
+func NewNamespaceQueue(name, prefix string, log *slog.Logger, metrics workqueue.MetricsProvider) *NamespaceQueue {
 	q := &NamespaceQueue{prefix: prefix, log: log}
 	q.Queue = NewQueue(QueueConfig[string]{
-		Name: name,
+		Name:    name,
+		Metrics: metrics,
 		OnRetry: func(ns string, err error) {
 			log.Info(prefix+": sync failed, retrying", "namespace", ns, "err", err)
 		},

@@ -63,7 +63,7 @@ func TestNamespaceQueueRun(t *testing.T) {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "b"}},
 	)
-	q := NewNamespaceQueue("test_ns", "test", slog.New(slog.DiscardHandler))
+	q := NewNamespaceQueue("test_ns", "test", slog.New(slog.DiscardHandler), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var (
@@ -96,7 +96,7 @@ func TestNamespaceQueueRun(t *testing.T) {
 }
 
 func TestNamespaceQueueRunNotSynced(t *testing.T) {
-	q := NewNamespaceQueue("test_ns", "test", slog.New(slog.DiscardHandler))
+	q := NewNamespaceQueue("test_ns", "test", slog.New(slog.DiscardHandler), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	q.Run(ctx, 1, []cache.InformerSynced{func() bool { return false }}, namespaceLister(t), func(context.Context, string) error {
@@ -106,7 +106,7 @@ func TestNamespaceQueueRunNotSynced(t *testing.T) {
 }
 
 func TestNamedObjectHandler(t *testing.T) {
-	q := NewNamespaceQueue("test_named", "test", slog.New(slog.DiscardHandler))
+	q := NewNamespaceQueue("test_named", "test", slog.New(slog.DiscardHandler), nil)
 	q.Start()
 	defer q.ShutDown()
 	h := NamedObjectHandler[*corev1.ConfigMap](q, "wanted")

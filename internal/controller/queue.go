@@ -54,6 +54,10 @@ type QueueConfig[K comparable] struct {
 	OnRetry, OnDrop func(key K, err error)
 	// Log receives the default retry and drop lines. Nil discards them.
 	Log *slog.Logger
+	// Metrics receives the queue's client-go workqueue metrics under Name
+	// (Context.QueueMetrics, a WorkqueueMetrics). Nil means no metrics: the queue
+	// never falls back to client-go's process-global provider.
+	Metrics workqueue.MetricsProvider
 }
 
 // Queue is a rate-limited work queue of keys drained by workers calling an
@@ -123,8 +127,13 @@ func (q *Queue[K]) start() workqueue.TypedRateLimitingInterface[K] {
 	defer q.mu.Unlock()
 	q.stopped = false
 	if q.q == nil {
-		q.q = workqueue.NewTypedRateLimitingQueueWithConfig(q.cfg.NewRateLimiter(),
-			workqueue.TypedRateLimitingQueueConfig[K]{Name: q.cfg.Name})
+		// An unnamed client-go queue reports no metrics; naming it only with a
+		// provider keeps it off the global one.
+		wcfg := workqueue.TypedRateLimitingQueueConfig[K]{}
+		if q.cfg.Metrics != nil {
+			wcfg.Name, wcfg.MetricsProvider = q.cfg.Name, q.cfg.Metrics
+		}
+		q.q = workqueue.NewTypedRateLimitingQueueWithConfig(q.cfg.NewRateLimiter(), wcfg)
 	}
 	return q.q
 }

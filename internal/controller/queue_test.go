@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +47,24 @@ func fastLimiter() workqueue.TypedRateLimiter[string] {
 	return workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Millisecond, 10*time.Millisecond)
 }
 
+// outcomeLimiter is a rate limiter that reports the outcome of every sync the queue
+// settles: a retry (When, from AddRateLimited) or a forget (success, drop, handled
+// error). Counting outcomes tells, without waiting, that no further sync is coming.
+type outcomeLimiter struct {
+	workqueue.TypedRateLimiter[string]
+	outcomes chan string // "retry <key>" or "forget <key>"
+}
+
+func (l *outcomeLimiter) When(key string) time.Duration {
+	l.outcomes <- "retry " + key
+	return l.TypedRateLimiter.When(key)
+}
+
+func (l *outcomeLimiter) Forget(key string) {
+	l.outcomes <- "forget " + key
+	l.TypedRateLimiter.Forget(key)
+}
+
 func TestQueue(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -75,10 +94,12 @@ func TestQueue(t *testing.T) {
 			}
 			var mu sync.Mutex
 			drops := 0
+			limiter := &outcomeLimiter{TypedRateLimiter: fastLimiter(), outcomes: make(chan string, 100)}
 			q := NewQueue(QueueConfig[string]{
-				Name: "test", NewRateLimiter: fastLimiter, MaxRetries: tc.maxRetry, KeepEarlyKeys: tc.keepEarly,
-				Handled: func(_ string, err error) bool { return errors.Is(err, errHandled) },
-				OnDrop:  func(string, error) { mu.Lock(); drops++; mu.Unlock() },
+				Name: "test", MaxRetries: tc.maxRetry, KeepEarlyKeys: tc.keepEarly,
+				NewRateLimiter: func() workqueue.TypedRateLimiter[string] { return limiter },
+				Handled:        func(_ string, err error) bool { return errors.Is(err, errHandled) },
+				OnDrop:         func(string, error) { mu.Lock(); drops++; mu.Unlock() },
 			})
 			if !tc.keepEarly && q.get() != nil {
 				t.Fatal("NewQueue created the underlying queue")
@@ -105,14 +126,33 @@ func TestQueue(t *testing.T) {
 					t.Fatalf("calls %v, want %v", r.calls, tc.wantCalls)
 				}
 			}
-			// No further calls (e.g. retries after a drop).
-			select {
-			case k := <-r.done:
-				t.Errorf("unexpected extra sync of %s", k)
-			case <-time.After(50 * time.Millisecond):
+			// Every sync is settled by a retry or a forget: all but the first sync
+			// of each key were retries.
+			retries := 0
+			for range want {
+				select {
+				case o := <-limiter.outcomes:
+					if strings.HasPrefix(o, "retry ") {
+						retries++
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("not every sync settled; calls %v", r.calls)
+				}
+			}
+			if wantRetries := want - len(tc.wantCalls); retries != wantRetries {
+				t.Errorf("%d retries, want %d", retries, wantRetries)
 			}
 			cancel()
 			<-stopped
+			// Run has returned: whatever the queue did after the last expected
+			// outcome (a retry after a drop, say) is in the channels by now.
+			select {
+			case o := <-limiter.outcomes:
+				t.Errorf("unexpected extra outcome: %s", o)
+			case k := <-r.done:
+				t.Errorf("unexpected extra sync of %s", k)
+			default:
+			}
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			for k, n := range tc.wantCalls {

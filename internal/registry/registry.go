@@ -1,6 +1,13 @@
 // Package registry describes every resource kubesvc serves: its names, scope, verbs,
-// subresources and the strategy (defaulting, validation, status handling, field
-// selectors) the API server applies to it.
+// subresources, field selectors and the Strategy (what clients may not set,
+// defaulting, validation, status handling, deletion, scale, table columns) the
+// API server applies to it.
+//
+// Each kind has one file, kind_<kind>.go, that holds its Resource and its
+// Strategy; the strategy calls the kind's functions in the defaults,
+// validation and printers packages. resources.go lists the resources in
+// discovery order; strategy.go holds the Strategy interface and the
+// DefaultStrategy that every kind embeds.
 package registry
 
 import (
@@ -32,9 +39,6 @@ type Resource struct {
 	// ContentGeneration: metadata.generation starts at 1 and is bumped when anything
 	// but metadata (or the labels) changes (EndpointSlices, as in Kubernetes).
 	ContentGeneration bool
-	// GracefulDelete: deletion first sets deletionTimestamp and waits for the owner of
-	// the object (the node agent, for pods) to finish it.
-	GracefulDelete bool
 	// Verbs are the verbs of the main resource.
 	Verbs []string
 	// Storage, when set, is the resource whose objects this one is a view of (stored
@@ -42,6 +46,9 @@ type Resource struct {
 	Storage     *Resource
 	ToStorage   func(runtime.Object) runtime.Object
 	FromStorage func(runtime.Object) runtime.Object
+	// Strategy is what the kind does on each write; every served resource has
+	// one. A view (Storage set) shares the strategy of the stored kind.
+	Strategy Strategy
 }
 
 // StoredAs converts an object of this resource's kind to the stored kind.

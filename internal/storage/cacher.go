@@ -54,6 +54,8 @@ type CacherOptions struct {
 	ProgressInterval time.Duration
 	// Clock paces progress requests (default: the real clock).
 	Clock clock.Clock
+	// Metrics, if set, records the cache's activity (nil: nothing is recorded).
+	Metrics *Metrics
 }
 
 // Event is one change seen in etcd.
@@ -69,9 +71,10 @@ type Event struct {
 
 // Cacher mirrors /registry/ in memory from one etcd watch.
 type Cacher struct {
-	store *Store
-	log   *slog.Logger
-	opts  CacherOptions
+	store   *Store
+	log     *slog.Logger
+	opts    CacherOptions
+	metrics *Metrics
 	// kick wakes the progress requester when a reader starts waiting.
 	kick chan struct{}
 
@@ -129,6 +132,7 @@ func NewCacher(store *Store, log *slog.Logger, opts CacherOptions) *Cacher {
 		store:    store,
 		log:      log,
 		opts:     opts,
+		metrics:  opts.Metrics,
 		kick:     make(chan struct{}, 1),
 		objs:     map[string]map[string]runtime.Object{},
 		history:  map[string]*history{},
@@ -172,8 +176,7 @@ func (c *Cacher) Run(ctx context.Context) {
 	<-progressDone
 	c.mu.Lock()
 	for id, w := range c.watchers {
-		w.stop()
-		delete(c.watchers, id)
+		c.removeWatcher(id, w)
 	}
 	c.ready = false
 	c.cond.Broadcast()
@@ -235,8 +238,11 @@ func (c *Cacher) runOnce(ctx context.Context) error {
 	c.mu.Lock()
 	// Watchers of the previous incarnation cannot be continued consistently.
 	for id, w := range c.watchers {
-		w.stop()
-		delete(c.watchers, id)
+		c.removeWatcher(id, w)
+	}
+	for p := range objs {
+		c.metrics.CacheInitialized(p)
+		c.metrics.SetResourceVersion(p, rev)
 	}
 	c.objs = objs
 	c.rev = rev
@@ -255,6 +261,7 @@ func (c *Cacher) runOnce(ctx context.Context) error {
 			return fmt.Errorf("etcd watch: %w", err)
 		}
 		if wr.IsProgressNotify() {
+			c.metrics.ProgressNotify("/registry/")
 			c.advance(wr.Header.Revision)
 			continue
 		}
@@ -281,6 +288,7 @@ func (c *Cacher) advance(rev int64) {
 func (c *Cacher) apply(ev *clientv3.Event) {
 	key := string(ev.Kv.Key)
 	p := resourcePrefix(key)
+	c.metrics.EventReceived(key)
 	e := &Event{Key: key, Rev: ev.Kv.ModRevision}
 	if ev.PrevKv != nil {
 		prev, err := c.store.Decode(ev.PrevKv.Value, ev.PrevKv.ModRevision)
@@ -298,6 +306,7 @@ func (c *Cacher) apply(ev *clientv3.Event) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	_, known := c.objs[p] // false: the first object of its resource since the load
 	cached, wasCached := c.objs[p][key]
 	if obj == nil {
 		// A deletion, or a value that cannot be served.
@@ -335,8 +344,13 @@ func (c *Cacher) apply(ev *clientv3.Event) {
 	if h == nil {
 		h = &history{oldest: c.startRev}
 		c.history[p] = h
+		c.metrics.SetCapacity(p, c.opts.EventHistory)
+		if !known {
+			c.metrics.CacheInitialized(p) // its cache starts (empty) with this event
+		}
 	}
 	h.add(e, c.opts.EventHistory)
+	c.metrics.SetResourceVersion(p, e.Rev)
 	if e.Rev > c.rev {
 		c.rev = e.Rev
 	}
@@ -348,11 +362,19 @@ func (c *Cacher) apply(ev *clientv3.Event) {
 		case w.ch <- e:
 		default:
 			c.log.Debug("watch cache: terminating slow watcher", "prefix", w.prefix)
-			w.stop()
-			delete(c.watchers, id)
+			c.metrics.WatcherTerminated(w.prefix)
+			c.removeWatcher(id, w)
 		}
 	}
+	c.metrics.EventDispatched(key)
 	c.cond.Broadcast()
+}
+
+// removeWatcher ends w and forgets it; c.mu must be held.
+func (c *Cacher) removeWatcher(id int64, w *Watcher) {
+	w.stop()
+	delete(c.watchers, id)
+	c.metrics.WatcherRemoved(w.prefix)
 }
 
 // Revision is the newest revision the cache reflects.
@@ -376,7 +398,11 @@ func (c *Cacher) WaitFor(ctx context.Context, rev int64) error {
 		return nil
 	}
 	c.waiting++
-	defer func() { c.waiting-- }()
+	start := c.opts.Clock.Now()
+	defer func() {
+		c.waiting--
+		c.metrics.ObserveReadWait("", c.opts.Clock.Since(start))
+	}()
 	select {
 	case c.kick <- struct{}{}:
 	default: // the requester is already awake
@@ -399,7 +425,9 @@ func (c *Cacher) WaitFresh(ctx context.Context) (int64, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, freshTimeout)
 	defer cancel()
-	if err := c.WaitFor(ctx, rev); err != nil {
+	err = c.WaitFor(ctx, rev)
+	c.metrics.ConsistentRead("", err == nil, false)
+	if err != nil {
 		return 0, err
 	}
 	return rev, nil
@@ -422,7 +450,15 @@ func (c *Cacher) List(prefix string) ([]runtime.Object, int64) {
 	for i, k := range keys {
 		out[i] = m[k]
 	}
+	c.metrics.CacheList(prefix, len(m), len(keys))
 	return out, c.rev
+}
+
+// Count returns the number of cached objects of the resource that prefix names.
+func (c *Cacher) Count(prefix string) int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.objs[resourcePrefix(prefix)])
 }
 
 // Get returns the cached object at key (shared; do not modify).
@@ -504,6 +540,7 @@ func (c *Cacher) Watch(ctx context.Context, prefix string, opts WatchOptions) (*
 			oldest = h.oldest
 		}
 		if opts.FromRev < oldest {
+			c.metrics.WatchExpired(prefix)
 			return nil, 0, &Error{Code: CodeExpired, Key: prefix,
 				Msg: fmt.Sprintf("too old resource version: %d (%d)", opts.FromRev, oldest)}
 		}
@@ -518,10 +555,14 @@ func (c *Cacher) Watch(ctx context.Context, prefix string, opts WatchOptions) (*
 	id := c.nextID
 	c.nextID++
 	c.watchers[id] = w
+	c.metrics.WatcherAdded(prefix)
+	if opts.InitialState {
+		c.metrics.InitEvents(prefix, len(w.initial))
+	}
 	w.cancel = func() {
 		c.mu.Lock()
 		if c.watchers[id] == w {
-			delete(c.watchers, id)
+			c.removeWatcher(id, w)
 		}
 		c.mu.Unlock()
 		w.stop()

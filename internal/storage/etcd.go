@@ -57,16 +57,48 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Backend, error) {
 		logger = zap.NewNop()
 	}
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(logger)
-	e, err := embed.StartEtcd(ec)
-	if err != nil {
-		return nil, fmt.Errorf("could not start embedded etcd in %s: %w", ec.Dir, err)
+	// One deadline for both phases: StartEtcd itself can block for good (bbolt waits
+	// without a timeout for its file lock when another process has the database open).
+	timeout := time.NewTimer(60 * time.Second)
+	defer timeout.Stop()
+	type started struct {
+		e   *embed.Etcd
+		err error
+	}
+	startc := make(chan started, 1)
+	go func() {
+		e, err := embed.StartEtcd(ec)
+		startc <- started{e, err}
+	}()
+	// abandon leaves StartEtcd running (it cannot be interrupted) and closes the
+	// member if it ever starts, so that ctx and the deadline are honoured at once.
+	abandon := func() {
+		go func() {
+			if r := <-startc; r.err == nil {
+				r.e.Close()
+			}
+		}()
+	}
+	var e *embed.Etcd
+	select {
+	case r := <-startc:
+		if r.err != nil {
+			return nil, fmt.Errorf("could not start embedded etcd in %s: %w", ec.Dir, r.err)
+		}
+		e = r.e
+	case <-timeout.C:
+		abandon()
+		return nil, fmt.Errorf("embedded etcd in %s did not open its database within 60s (is another etcd using it?)", ec.Dir)
+	case <-ctx.Done():
+		abandon()
+		return nil, fmt.Errorf("embedded etcd in %s: %w", ec.Dir, ctx.Err())
 	}
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd failed: %w", err)
-	case <-time.After(60 * time.Second):
+	case <-timeout.C:
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s was not ready within 60s", ec.Dir)
 	case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -23,6 +24,7 @@ type Server struct {
 	Kubeconfig string
 	Config     *rest.Config
 	Client     kubernetes.Interface
+	Metrics    *prometheus.Registry // served at /metrics; register controllers' work queues on it too
 	srv        *apiserver.Server
 	cancel     context.CancelFunc
 	done       chan error
@@ -35,6 +37,8 @@ type Options struct {
 	// Protobuf makes Client speak protobuf (client-go's default is JSON for
 	// hand-built configs).
 	Protobuf bool
+	// Metrics is the server's registry (default: a new one).
+	Metrics *prometheus.Registry
 }
 
 // Start runs a server until the test ends.
@@ -44,14 +48,18 @@ func Start(tb testing.TB, opts Options) *Server {
 	if dir == "" {
 		dir = tb.TempDir()
 	}
+	reg := opts.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	cfg := apiserver.Config{DataDir: dir, BindAddress: "127.0.0.1", SecurePort: 0,
-		ServiceClusterIPRange: "10.96.0.0/12", ServiceNodePortRange: "30000-32767"}
+		ServiceClusterIPRange: "10.96.0.0/12", ServiceNodePortRange: "30000-32767", Metrics: reg}
 	srv, err := apiserver.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		tb.Fatalf("new server: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{DataDir: dir, Kubeconfig: cfg.KubeconfigPath(), srv: srv, cancel: cancel, done: make(chan error, 1)}
+	s := &Server{DataDir: dir, Kubeconfig: cfg.KubeconfigPath(), Metrics: reg, srv: srv, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- srv.Run(ctx) }()
 	select {
 	case <-srv.Ready():

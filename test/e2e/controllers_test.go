@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 // startAgent runs `kubesvc agent --simulate` for node name against s until the test
@@ -47,18 +50,14 @@ func startAgent(t *testing.T, s *server, name string) (stop func()) {
 	return stop
 }
 
-// eventually polls check until it returns nil or the deadline passes.
+// eventually polls check until it returns nil (testutil.Eventually), failing the
+// test with check's last error after timeout.
 func eventually(t *testing.T, what string, timeout time.Duration, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = check(); err == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v: %v", what, timeout, err)
+	testutil.Eventually(t, what, timeout, func(context.Context) (bool, error) {
+		err := check()
+		return err == nil, err
+	})
 }
 
 var epAddr = regexp.MustCompile(`\b10\.244\.\d+\.\d+:80\b`)

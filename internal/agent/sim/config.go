@@ -22,9 +22,11 @@ const (
 	DefaultNodeStatusReportFrequency = 5 * time.Minute
 	DefaultMaxPods                   = 110
 	DefaultWorkers                   = 10
-	DefaultCPU                       = "8"
-	DefaultMemory                    = "32Gi"
-	DefaultEphemeralStorage          = "100Gi"
+	// DefaultOneShotRunTime is how long a one-shot pod is reported running.
+	DefaultOneShotRunTime   = time.Second
+	DefaultCPU              = "8"
+	DefaultMemory           = "32Gi"
+	DefaultEphemeralStorage = "100Gi"
 	// KubeletVersion is the version the simulated node reports.
 	KubeletVersion = "v1.32.4-kubesvc"
 )
@@ -52,6 +54,9 @@ type Config struct {
 	CPU, Memory, EphemeralStorage resource.Quantity
 	// Workers is the number of pods synced in parallel.
 	Workers int
+	// OneShotRunTime is how long a pod with restartPolicy Never or OnFailure is
+	// reported running before it is reported Succeeded.
+	OneShotRunTime time.Duration
 }
 
 // withDefaults validates c and fills in the defaults.
@@ -79,6 +84,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.LeaseRenewInterval, DefaultLeaseRenewInterval)
 	setDur(&c.NodeStatusUpdateFrequency, DefaultNodeStatusUpdateFrequency)
 	setDur(&c.NodeStatusReportFrequency, DefaultNodeStatusReportFrequency)
+	setDur(&c.OneShotRunTime, DefaultOneShotRunTime)
 	if c.MaxPods <= 0 {
 		c.MaxPods = DefaultMaxPods
 	}

@@ -1,7 +1,10 @@
 // Package sim is a simulated node agent: a kubelet stand-in that runs no containers
 // but makes a Node and its pods behave, as seen through the API, like a real node's.
 // It needs no root and no network namespaces, so a laptop or a test can run many of
-// them against one API server (`kubesvc agent --simulate`).
+// them against one API server (`kubesvc agent --simulate`). It is for testing and
+// benchmarking the control plane at scale, and it says so: every pod's
+// status.message is PodStatusMessage ("kubesvc simulated node: containers are not
+// run") and every event it records starts with EventPrefix ("[simulated] ").
 //
 // What it does, as the kubelet does:
 //   - registers the Node (labels kubernetes.io/hostname, kubernetes.io/os,
@@ -22,19 +25,31 @@
 //     (it waits until node IPAM has set them; the network and .1 gateway addresses
 //     are never used; an IP is not reused while a pod on the node holds it; on
 //     start the IPs of the pods already running are taken back), hostIP/hostIPs,
-//     startTime, containerStatuses (running, started, ready, image, imageID,
-//     containerID sim://...), init containers Completed, and the conditions
-//     PodReadyToStartContainers, Initialized, Ready, ContainersReady, PodScheduled.
-//     A container with a readinessProbe becomes ready initialDelaySeconds after it
-//     started; readiness gates are honoured. hostNetwork pods get the node IP. It
-//     records the Pulled, Created and Started events;
+//     startTime, containerStatuses (running, started, ready, image, imageID
+//     sim://<image>, containerID sim://...), init containers Completed, and the
+//     conditions PodReadyToStartContainers, Initialized, Ready, ContainersReady,
+//     PodScheduled. A container with a readinessProbe becomes ready
+//     initialDelaySeconds after it started; readiness gates are honoured.
+//     hostNetwork pods get the node IP. It records a SimulatedStart event per
+//     container (not the kubelet's Pulled, Created and Started: nothing was pulled
+//     or started);
+//   - completes one-shot pods: a pod with restartPolicy Never or OnFailure is
+//     reported running for OneShotRunTime (1s), then Succeeded with its containers
+//     terminated (exit code 0, reason Completed); a SimulatedCompleted event per
+//     container;
+//   - checks image references, the one thing about an image it can check: no image
+//     is pulled, so a reference that parses is reported running whether or not the
+//     image exists, while one that does not parse is reported as the kubelet does
+//     (container waiting with reason InvalidImageName, an InspectFailed warning,
+//     the pod Pending);
 //   - finishes deletions: a pod with deletionTimestamp keeps running until the end
 //     of its grace period (deletionTimestamp), then its containers are shown
 //     terminated (exit code 0, reason Completed, phase Succeeded) and the pod is
-//     deleted with grace period 0. It records Killing events.
+//     deleted with grace period 0. It records SimulatedStop events.
 //
-// Not simulated: container processes, probes other than the readiness delay
-// (liveness, startup), restarts, logs, exec and port-forward, volumes, resource
+// Not simulated: container processes, image pulls (ErrImagePull for an image that
+// does not exist), probes other than the readiness delay (liveness, startup),
+// restarts and failing containers, logs, exec and port-forward, volumes, resource
 // limits and admission by the node (kubelet rejects pods it has no room for; the
 // scheduler already keeps within allocatable).
 //

@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubesvc/kubesvc/internal/agent/sim"
@@ -22,6 +21,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controller/nodelifecycle"
 	"github.com/kubesvc/kubesvc/internal/controller/scheduler"
 	"github.com/kubesvc/kubesvc/internal/testserver"
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 const pollTimeout = 60 * time.Second
@@ -54,22 +54,6 @@ func startAgent(t *testing.T, client kubernetes.Interface, name string) (stop fu
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-func poll(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, pollTimeout, true, func(ctx context.Context) (bool, error) {
-		ok, err := cond(ctx)
-		if err != nil {
-			last = err
-			return false, nil
-		}
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for %s: %v (last error: %v)", what, err, last)
-	}
 }
 
 func newPod(name string, mutate ...func(*corev1.Pod)) *corev1.Pod {
@@ -134,7 +118,7 @@ func waitRunningReady(t *testing.T, c kubernetes.Interface, names ...string) map
 	t.Helper()
 	out := map[string]*corev1.Pod{}
 	for _, name := range names {
-		poll(t, "pod "+name+" running and ready", func(ctx context.Context) (bool, error) {
+		testutil.Eventually(t, "pod "+name+" running and ready", pollTimeout, func(ctx context.Context) (bool, error) {
 			p, err := c.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return false, err
@@ -176,7 +160,7 @@ func TestSimulatedCluster(t *testing.T) {
 	// The nodes register as the kubelet does and get pod CIDRs.
 	podCIDR := map[string]netip.Prefix{}
 	for _, name := range []string{"node-1", "node-2"} {
-		poll(t, name+" ready with a pod CIDR", func(ctx context.Context) (bool, error) {
+		testutil.Eventually(t, name+" ready with a pod CIDR", pollTimeout, func(ctx context.Context) (bool, error) {
 			n, err := s.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return false, err
@@ -196,7 +180,7 @@ func TestSimulatedCluster(t *testing.T) {
 			}
 			return true, nil
 		})
-		poll(t, name+" lease", func(ctx context.Context) (bool, error) {
+		testutil.Eventually(t, name+" lease", pollTimeout, func(ctx context.Context) (bool, error) {
 			l, err := s.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return false, err
@@ -248,7 +232,7 @@ func TestSimulatedCluster(t *testing.T) {
 	if r := podCondition(p0, corev1.PodReady); r.LastTransitionTime.Time.Before(p0.Status.ContainerStatuses[0].State.Running.StartedAt.Add(2 * time.Second)) {
 		t.Errorf("web-0 ready at %v, started at %v with a 2s readiness delay", r.LastTransitionTime, p0.Status.ContainerStatuses[0].State.Running.StartedAt)
 	}
-	poll(t, "Scheduled event", func(ctx context.Context) (bool, error) {
+	testutil.Eventually(t, "Scheduled event", pollTimeout, func(ctx context.Context) (bool, error) {
 		e, err := findEvent(ctx, s.Client, "web-1", "Scheduled")
 		if e == nil || err != nil {
 			return false, err
@@ -265,7 +249,7 @@ func TestSimulatedCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	const wantMsg = "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
-	poll(t, "ssd pod unschedulable", func(ctx context.Context) (bool, error) {
+	testutil.Eventually(t, "ssd pod unschedulable", pollTimeout, func(ctx context.Context) (bool, error) {
 		p, err := s.Client.CoreV1().Pods("default").Get(ctx, "ssd", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -308,7 +292,7 @@ func TestSimulatedCluster(t *testing.T) {
 	// Node-1's agent stops: the node goes Unknown and tainted, its pods not ready,
 	// then evicted; node-2's pods are untouched.
 	stop1()
-	poll(t, "node-1 Unknown and tainted", func(ctx context.Context) (bool, error) {
+	testutil.Eventually(t, "node-1 Unknown and tainted", pollTimeout, func(ctx context.Context) (bool, error) {
 		n, err := s.Client.CoreV1().Nodes().Get(ctx, "node-1", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -330,7 +314,7 @@ func TestSimulatedCluster(t *testing.T) {
 		}
 	}
 	for _, name := range onNode1 {
-		poll(t, name+" not ready, then evicted", func(ctx context.Context) (bool, error) {
+		testutil.Eventually(t, name+" not ready, then evicted", pollTimeout, func(ctx context.Context) (bool, error) {
 			p, err := s.Client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
 				return true, nil
@@ -359,7 +343,7 @@ func TestSimulatedCluster(t *testing.T) {
 
 	// Node-1 comes back: Ready again, taints gone, and the evicted pods finished.
 	startAgent(t, s.Client, "node-1")
-	poll(t, "node-1 ready and untainted", func(ctx context.Context) (bool, error) {
+	testutil.Eventually(t, "node-1 ready and untainted", pollTimeout, func(ctx context.Context) (bool, error) {
 		n, err := s.Client.CoreV1().Nodes().Get(ctx, "node-1", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -374,7 +358,7 @@ func TestSimulatedCluster(t *testing.T) {
 
 func waitGone(t *testing.T, c kubernetes.Interface, name string) {
 	t.Helper()
-	poll(t, "pod "+name+" gone", func(ctx context.Context) (bool, error) {
+	testutil.Eventually(t, "pod "+name+" gone", pollTimeout, func(ctx context.Context) (bool, error) {
 		_, err := c.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil

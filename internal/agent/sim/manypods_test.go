@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubesvc/kubesvc/internal/testserver"
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 // TestManyPodsOnOneNode runs a thousand pods on one simulated node: every one gets
@@ -25,7 +26,7 @@ func TestManyPodsOnOneNode(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{})
 	ctx := context.Background()
 	startAgent(t, s.Client, "big")
-	poll(t, "node registered", func(ctx context.Context) (bool, error) {
+	testutil.Eventually(t, "node registered", pollTimeout, func(ctx context.Context) (bool, error) {
 		_, err := s.Client.CoreV1().Nodes().Get(ctx, "big", metav1.GetOptions{})
 		return err == nil, err
 	})
@@ -50,7 +51,7 @@ func TestManyPodsOnOneNode(t *testing.T) {
 	}
 	wg.Wait()
 	cidr := netip.MustParsePrefix("10.1.0.0/22")
-	poll(t, "all pods running with distinct IPs", func(ctx context.Context) (bool, error) {
+	testutil.Eventually(t, "all pods running with distinct IPs", pollTimeout, func(ctx context.Context) (bool, error) {
 		pods, err := s.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -70,7 +71,7 @@ func TestManyPodsOnOneNode(t *testing.T) {
 	if err := s.Client.CoreV1().Pods("default").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "all pods gone", func(ctx context.Context) (bool, error) {
+	testutil.Eventually(t, "all pods gone", pollTimeout, func(ctx context.Context) (bool, error) {
 		pods, err := s.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err

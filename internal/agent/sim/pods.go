@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 )
@@ -98,8 +99,9 @@ func terminal(p *corev1.Pod) bool {
 	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
 
-// syncPod makes pod key look as a kubelet would report it: running, or terminated
-// and deleted at the end of its grace period. It is idempotent.
+// syncPod makes pod key look as a kubelet would report it: running (a one-shot pod
+// then completed), or terminated and deleted at the end of its grace period. It is
+// idempotent.
 func (a *Agent) syncPod(ctx context.Context, key string) error {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
@@ -132,7 +134,7 @@ func (a *Agent) syncPod(ctx context.Context, key string) error {
 	if errors.Is(err, ErrPodCIDRFull) {
 		// as the kubelet when its CNI plugin has no address left: a warning, and
 		// another try later (a pod may have gone by then)
-		a.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox",
+		a.event(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox",
 			"Failed to create pod sandbox: failed to allocate an IP from %v: %v", node.Spec.PodCIDRs, ErrPodCIDRFull)
 		a.queue.AddAfter(key, podCIDRFullRetry)
 		return nil
@@ -140,7 +142,11 @@ func (a *Agent) syncPod(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	st, recheck, started := runningStatus(pod, a.cfg.NodeIP, ips, a.now())
+	now := a.now()
+	if _, done := completion(pod, a.cfg.OneShotRunTime, now); done {
+		return a.complete(ctx, key, pod, now)
+	}
+	st, recheck, ch := runningStatus(pod, a.cfg.NodeIP, ips, now)
 	if !equality.Semantic.DeepEqual(st, pod.Status) {
 		upd := pod.DeepCopy()
 		upd.Status = st
@@ -150,14 +156,41 @@ func (a *Agent) syncPod(ctx context.Context, key string) error {
 			}
 			return fmt.Errorf("updating status of pod %s: %w", key, err)
 		}
-		for _, c := range started {
-			a.containerEvent(pod, c, "Pulled", "Container image %q already present on machine", containerImage(pod, c))
-			a.containerEvent(pod, c, "Created", "Created container %s", c)
-			a.containerEvent(pod, c, "Started", "Started container %s", c)
+		for _, c := range ch.started {
+			a.containerEvent(pod, c, corev1.EventTypeNormal, reasonSimulatedStart,
+				"container %s reported running, but nothing was started: image %q was not pulled or checked", c, containerImage(pod, c))
 		}
+		for _, c := range ch.badImage {
+			image := containerImage(pod, c)
+			a.containerEvent(pod, c, corev1.EventTypeWarning, reasonInspectFailed, "%s", invalidImageMessage(image, imageReferenceError(image)))
+		}
+		pod = upd
+	}
+	if wait, done := completion(pod, a.cfg.OneShotRunTime, now); done {
+		a.queue.Add(key)
+	} else {
+		recheck = minPositive(recheck, wait)
 	}
 	if recheck > 0 {
 		a.queue.AddAfter(key, recheck)
+	}
+	return nil
+}
+
+// complete reports a one-shot pod's containers terminated with exit code 0 and
+// the pod Succeeded.
+func (a *Agent) complete(ctx context.Context, key string, pod *corev1.Pod, now time.Time) error {
+	upd := pod.DeepCopy()
+	upd.Status = terminatedStatus(pod, now)
+	if _, err := a.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("completing pod %s: %w", key, err)
+	}
+	for _, c := range pod.Spec.Containers {
+		a.containerEvent(pod, c.Name, corev1.EventTypeNormal, reasonSimulatedCompleted,
+			"container %s reported completed with exit code 0, but nothing was run", c.Name)
 	}
 	return nil
 }
@@ -226,15 +259,36 @@ func (a *Agent) recordKilling(pod *corev1.Pod) {
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.State.Running != nil {
-			a.containerEvent(pod, cs.Name, "Killing", "Stopping container %s", cs.Name)
+			a.containerEvent(pod, cs.Name, corev1.EventTypeNormal, reasonSimulatedStop,
+				"stopping container %s; nothing is running", cs.Name)
 		}
 	}
 }
 
-func (a *Agent) containerEvent(pod *corev1.Pod, container, reason, msgFmt string, args ...any) {
+// Event reasons. The kubelet's reasons (Pulled, Created, Started, Killing) would
+// claim work that a simulated node does not do, so it has its own, except where it
+// reports what a kubelet would (an image reference that does not parse, no pod IP
+// left).
+const (
+	reasonSimulatedStart     = "SimulatedStart"
+	reasonSimulatedCompleted = "SimulatedCompleted"
+	reasonSimulatedStop      = "SimulatedStop"
+	reasonInspectFailed      = "InspectFailed"
+)
+
+// EventPrefix starts the message of every event a simulated node records.
+const EventPrefix = "[simulated] "
+
+// event records an event about obj; its message starts with EventPrefix, so that no
+// reader takes it for a real node's.
+func (a *Agent) event(obj runtime.Object, eventType, reason, msgFmt string, args ...any) {
+	a.recorder.Eventf(obj, eventType, reason, EventPrefix+msgFmt, args...)
+}
+
+func (a *Agent) containerEvent(pod *corev1.Pod, container, eventType, reason, msgFmt string, args ...any) {
 	ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name,
 		UID: pod.UID, FieldPath: containerFieldPath(pod, container)}
-	a.recorder.Eventf(ref, corev1.EventTypeNormal, reason, msgFmt, args...)
+	a.event(ref, eventType, reason, msgFmt, args...)
 }
 
 func containerFieldPath(pod *corev1.Pod, name string) string {

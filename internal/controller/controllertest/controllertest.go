@@ -1,6 +1,7 @@
 // Package controllertest runs controllers against a real kubesvc API server in tests:
 // it builds a controller.Context on a testserver and starts the informers and the
-// controllers, stopping everything when the test ends.
+// controllers, stopping everything when the test ends. For unit tests that call a
+// controller's sync directly, Fake is the controller context on a fake clientset.
 package controllertest
 
 import (

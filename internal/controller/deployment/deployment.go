@@ -70,6 +70,7 @@ func New(cc *controller.Context) (*Controller, error) {
 	}
 	c.queue = controller.NewQueue(controller.QueueConfig[string]{
 		Name:          "deployment",
+		Metrics:       cc.QueueMetrics,
 		MaxRetries:    maxRetries,
 		KeepEarlyKeys: true,
 		RetryOnCancel: true,

@@ -26,6 +26,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controller/podcontrol/kubelettest"
 	"github.com/kubesvc/kubesvc/internal/controller/replicaset"
 	"github.com/kubesvc/kubesvc/internal/testserver"
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 const ns = "deploy-test"
@@ -71,19 +72,16 @@ func newDeployment(name string, replicas int32, image string) *appsv1.Deployment
 	}
 }
 
+// eventually waits for cond, which describes the state it saw when it is not
+// done yet: testutil.Eventually with this package's timeout.
 func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
+	testutil.Eventually(t, what, 45*time.Second, func(context.Context) (bool, error) {
+		if ok, state := cond(); !ok {
+			return false, fmt.Errorf("last state: %s", state)
 		}
-		last = state
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
+		return true, nil
+	})
 }
 
 func (e *env) get(t *testing.T, name string) *appsv1.Deployment {

@@ -3,42 +3,32 @@ package deployment
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strconv"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/kubesvc/kubesvc/internal/controller"
+	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 )
 
 // newFakeController returns a controller on a fake clientset holding rss.
 func newFakeController(t *testing.T, rss ...*appsv1.ReplicaSet) (*Controller, *fake.Clientset, *record.FakeRecorder) {
 	t.Helper()
-	client := fake.NewClientset()
+	var objs []runtime.Object
 	for _, rs := range rss {
-		if err := client.Tracker().Add(rs); err != nil {
-			t.Fatal(err)
-		}
+		objs = append(objs, rs)
 	}
-	rec := record.NewFakeRecorder(100)
-	c, err := New(&controller.Context{
-		Client:    client,
-		Informers: informers.NewSharedInformerFactory(client, 0),
-		Recorder:  func(string) record.EventRecorder { return rec },
-		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Options:   controller.DefaultOptions(),
-	})
+	f := controllertest.NewFake(objs...)
+	c, err := New(f.Context)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, client, rec
+	return c, f.Client, f.Recorder
 }
 
 func sizeOf(t *testing.T, client *fake.Clientset, name string) int32 {

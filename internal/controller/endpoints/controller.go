@@ -80,7 +80,7 @@ func New(cc *controller.Context) (*Controller, error) {
 		serviceLister:   svcInf.Lister(),
 		podLister:       podInf.Lister(),
 		endpointsLister: epInf.Lister(),
-		queue:           controller.NewQueue(controller.QueueConfig[string]{Name: "endpoint", MaxRetries: maxRetries, Log: log}),
+		queue:           controller.NewQueue(controller.QueueConfig[string]{Name: "endpoint", MaxRetries: maxRetries, Log: log, Metrics: cc.QueueMetrics}),
 		triggerTimes:    podendpoint.NewTriggerTimeTracker(),
 		written:         newWriteTracker(),
 	}

@@ -158,24 +158,31 @@ func TestEndpointsController(t *testing.T) {
 		// A later change is observed, and the untouched state in between never
 		// caused a write: only the change below moves the resourceVersion.
 		endpointstest.Pod(t, client, endpointstest.PodOptions{Name: "web-5", Labels: map[string]string{"app": "web"}, Node: "node-1", IP: "10.244.0.5", Ready: true})
-		waitEndpoints(t, client, "web", "ready=[10.244.0.5:8080] notReady=[10.244.0.4:8080]")
-		w, err := client.CoreV1().Endpoints(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=web", ResourceVersion: ep.ResourceVersion})
+		final := waitEndpoints(t, client, "web", "ready=[10.244.0.5:8080] notReady=[10.244.0.4:8080]")
+		// Replay the writes from the unchanged state up to the final one (a
+		// resourceVersion barrier: the watch delivers them in order, so when the
+		// final version arrives every write before it has been seen).
+		wctx, cancel := context.WithTimeout(ctx, converge)
+		defer cancel()
+		w, err := client.CoreV1().Endpoints(ns).Watch(wctx, metav1.ListOptions{FieldSelector: "metadata.name=web", ResourceVersion: ep.ResourceVersion})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer w.Stop()
 		modified := 0
-		timeout := time.After(2 * time.Second)
-	loop:
-		for {
-			select {
-			case ev := <-w.ResultChan():
-				modified++
-				if got := readyAndNotReady(ev.Object.(*corev1.Endpoints)); got != "ready=[10.244.0.5:8080] notReady=[10.244.0.4:8080]" {
-					t.Errorf("unexpected intermediate write: %s", got)
-				}
-			case <-timeout:
-				break loop
+		for seen := ""; seen != final.ResourceVersion; {
+			ev, ok := <-w.ResultChan()
+			if !ok {
+				t.Fatalf("watch ended after %d writes, before resourceVersion %s", modified, final.ResourceVersion)
+			}
+			got, isEndpoints := ev.Object.(*corev1.Endpoints)
+			if !isEndpoints {
+				t.Fatalf("watch event %s %v", ev.Type, ev.Object)
+			}
+			modified++
+			seen = got.ResourceVersion
+			if s := readyAndNotReady(got); s != "ready=[10.244.0.5:8080] notReady=[10.244.0.4:8080]" {
+				t.Errorf("unexpected intermediate write: %s", s)
 			}
 		}
 		if modified != 1 {

@@ -15,13 +15,14 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/kubesvc/kubesvc/internal/controller"
+	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 )
 
 // fixture is a controller on a fake clientset whose informer caches are filled by
 // hand (nothing runs): sync is called directly.
 type fixture struct {
 	c        *Controller
+	fake     *controllertest.Fake
 	client   *fake.Clientset
 	recorder *record.FakeRecorder
 	factory  informers.SharedInformerFactory
@@ -29,43 +30,20 @@ type fixture struct {
 
 func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	t.Helper()
-	client := fake.NewClientset(objs...)
-	factory := informers.NewSharedInformerFactory(client, 0)
-	rec := record.NewFakeRecorder(10)
-	cc := &controller.Context{
-		Client:    client,
-		Informers: factory,
-		Recorder:  func(string) record.EventRecorder { return rec },
-		Options:   controller.DefaultOptions(),
-	}
-	c, err := New(cc)
+	fk := controllertest.NewFake(objs...)
+	c, err := New(fk.Context)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{c: c, client: client, recorder: rec, factory: factory}
-	for _, o := range objs {
-		f.cache(t, o)
-	}
+	f := &fixture{c: c, fake: fk, client: fk.Client, recorder: fk.Recorder, factory: fk.Context.Informers}
+	fk.Cache(t, objs...)
 	return f
 }
 
 // cache puts o in the informer cache of its type.
 func (f *fixture) cache(t *testing.T, o runtime.Object) {
 	t.Helper()
-	var err error
-	switch o := o.(type) {
-	case *corev1.Service:
-		err = f.factory.Core().V1().Services().Informer().GetIndexer().Add(o)
-	case *corev1.Pod:
-		err = f.factory.Core().V1().Pods().Informer().GetIndexer().Add(o)
-	case *corev1.Endpoints:
-		err = f.factory.Core().V1().Endpoints().Informer().GetIndexer().Add(o)
-	default:
-		t.Fatalf("cannot cache %T", o)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.fake.Cache(t, o)
 }
 
 // writes returns the verbs and resources of the mutating actions so far.

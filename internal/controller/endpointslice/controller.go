@@ -43,6 +43,7 @@ import (
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
@@ -78,15 +79,35 @@ type Controller struct {
 	reconciler    *reconciler
 }
 
-// newRateLimiter is Kubernetes' limiter for this controller: per-key exponential
-// backoff from 1s to 1000s (the syncs can be large), and at most 10 retries per
-// second overall.
-var newRateLimiter = podendpoint.SliceRateLimiter(1000 * time.Second)
+// DefaultRateLimiter is Kubernetes' limiter for this controller: per-key
+// exponential backoff from 1s to 1000s (the syncs can be large), and at most 10
+// retries per second overall.
+func DefaultRateLimiter() workqueue.TypedRateLimiter[string] {
+	return podendpoint.SliceRateLimiter(1000 * time.Second)()
+}
+
+// config is what Options set; New fills in the defaults.
+type config struct {
+	newRateLimiter func() workqueue.TypedRateLimiter[string]
+}
+
+// Option configures a Controller beyond the shared controller.Options.
+type Option func(*config)
+
+// WithRateLimiter makes the work queue space a failing Service's retries with the
+// limiters f returns (default DefaultRateLimiter).
+func WithRateLimiter(f func() workqueue.TypedRateLimiter[string]) Option {
+	return func(c *config) { c.newRateLimiter = f }
+}
 
 // New builds the controller and registers its informer handlers; it starts nothing.
 // cc.Options.MaxEndpointsPerSlice bounds the endpoints per slice (100 when unset;
 // valid values are 1 to 1000).
-func New(cc *controller.Context) (*Controller, error) {
+func New(cc *controller.Context, opts ...Option) (*Controller, error) {
+	cfg := config{newRateLimiter: DefaultRateLimiter}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	maxPerSlice := cc.Options.MaxEndpointsPerSlice
 	if maxPerSlice == 0 {
 		maxPerSlice = defaultMaxEndpointsPerSlice
@@ -108,7 +129,8 @@ func New(cc *controller.Context) (*Controller, error) {
 		podLister:     podInf.Lister(),
 		sliceLister:   sliceInf.Lister(),
 		queue: controller.NewQueue(controller.QueueConfig[string]{
-			Name: "endpoint_slice", NewRateLimiter: newRateLimiter, MaxRetries: maxRetries, Log: log,
+			Name: "endpoint_slice", NewRateLimiter: cfg.newRateLimiter, MaxRetries: maxRetries, Log: log,
+			Metrics: cc.QueueMetrics,
 		}),
 		triggerTimes: podendpoint.NewTriggerTimeTracker(),
 		tracker:      tracker,

@@ -5,82 +5,47 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/client-go/tools/record"
 
-	"github.com/kubesvc/kubesvc/internal/controller"
+	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 )
 
 // fixture is a controller on a fake clientset whose informer caches are filled by
 // hand; sync is called directly.
 type fixture struct {
 	c       *Controller
+	fake    *controllertest.Fake
 	client  *fake.Clientset
 	factory informers.SharedInformerFactory
 }
 
 func newFixture(t *testing.T, maxPerSlice int, objs ...runtime.Object) *fixture {
 	t.Helper()
-	client := fake.NewClientset(objs...)
+	fk := controllertest.NewFake(objs...)
 	// The fake clientset neither generates names nor sets UIDs and versions.
-	var n atomic.Int64
-	client.PrependReactor("create", "endpointslices", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		s := a.(k8stesting.CreateAction).GetObject().(*discoveryv1.EndpointSlice)
-		id := n.Add(1)
-		if s.Name == "" {
-			s.Name = fmt.Sprintf("%s%03d", s.GenerateName, id)
-		}
-		s.UID = types.UID(fmt.Sprintf("uid-%d", id))
-		return false, nil, nil
-	})
-	factory := informers.NewSharedInformerFactory(client, 0)
-	opts := controller.DefaultOptions()
-	opts.MaxEndpointsPerSlice = maxPerSlice
-	cc := &controller.Context{
-		Client:    client,
-		Informers: factory,
-		Recorder:  func(string) record.EventRecorder { return record.NewFakeRecorder(100) },
-		Options:   opts,
-	}
-	c, err := New(cc)
+	fk.GenerateNames("endpointslices")
+	fk.Context.Options.MaxEndpointsPerSlice = maxPerSlice
+	c, err := New(fk.Context)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{c: c, client: client, factory: factory}
-	f.factory.Core().V1().Nodes().Informer().GetIndexer().Add(&corev1.Node{ObjectMeta: metav1.ObjectMeta{
+	f := &fixture{c: c, fake: fk, client: fk.Client, factory: fk.Context.Informers}
+	fk.Cache(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 		Name: "node-1", Labels: map[string]string{corev1.LabelTopologyZone: "z1"}}})
-	for _, o := range objs {
-		f.cache(t, o)
-	}
+	fk.Cache(t, objs...)
 	return f
 }
 
+// cache puts o in the informer cache of its type.
 func (f *fixture) cache(t *testing.T, o runtime.Object) {
 	t.Helper()
-	var err error
-	switch o := o.(type) {
-	case *corev1.Service:
-		err = f.factory.Core().V1().Services().Informer().GetIndexer().Add(o)
-	case *corev1.Pod:
-		err = f.factory.Core().V1().Pods().Informer().GetIndexer().Add(o)
-	case *discoveryv1.EndpointSlice:
-		err = f.factory.Discovery().V1().EndpointSlices().Informer().GetIndexer().Add(o)
-	default:
-		t.Fatalf("cannot cache %T", o)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.fake.Cache(t, o)
 }
 
 // refreshSlices makes the slice cache match the fake API (as the informer would).
@@ -352,14 +317,9 @@ func TestServiceDeletedDeletesSlices(t *testing.T) {
 }
 
 func TestNewRejectsBadMax(t *testing.T) {
-	opts := controller.DefaultOptions()
-	opts.MaxEndpointsPerSlice = 1001
-	client := fake.NewClientset()
-	_, err := New(&controller.Context{
-		Client: client, Informers: informers.NewSharedInformerFactory(client, 0),
-		Recorder: func(string) record.EventRecorder { return record.NewFakeRecorder(1) }, Options: opts,
-	})
-	if err == nil {
+	f := controllertest.NewFake()
+	f.Context.Options.MaxEndpointsPerSlice = 1001
+	if _, err := New(f.Context); err == nil {
 		t.Errorf("New accepted 1001 endpoints per slice")
 	}
 }

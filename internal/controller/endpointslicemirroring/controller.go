@@ -40,6 +40,7 @@ import (
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
@@ -71,12 +72,32 @@ type Controller struct {
 	reconciler      *reconciler
 }
 
-// newRateLimiter is Kubernetes' limiter for this controller: per-key exponential
-// backoff from 1s to 100s, and at most 10 retries per second overall.
-var newRateLimiter = podendpoint.SliceRateLimiter(100 * time.Second)
+// DefaultRateLimiter is Kubernetes' limiter for this controller: per-key
+// exponential backoff from 1s to 100s, and at most 10 retries per second overall.
+func DefaultRateLimiter() workqueue.TypedRateLimiter[string] {
+	return podendpoint.SliceRateLimiter(100 * time.Second)()
+}
+
+// config is what Options set; New fills in the defaults.
+type config struct {
+	newRateLimiter func() workqueue.TypedRateLimiter[string]
+}
+
+// Option configures a Controller beyond the shared controller.Options.
+type Option func(*config)
+
+// WithRateLimiter makes the work queue space a failing Endpoints' retries with the
+// limiters f returns (default DefaultRateLimiter).
+func WithRateLimiter(f func() workqueue.TypedRateLimiter[string]) Option {
+	return func(c *config) { c.newRateLimiter = f }
+}
 
 // New builds the controller and registers its informer handlers; it starts nothing.
-func New(cc *controller.Context) (*Controller, error) {
+func New(cc *controller.Context, opts ...Option) (*Controller, error) {
+	cfg := config{newRateLimiter: DefaultRateLimiter}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	log := cc.Logger("endpointslicemirroring")
 	epInf := cc.Informers.Core().V1().Endpoints()
 	svcInf := cc.Informers.Core().V1().Services()
@@ -89,7 +110,8 @@ func New(cc *controller.Context) (*Controller, error) {
 		serviceLister:   svcInf.Lister(),
 		sliceLister:     sliceInf.Lister(),
 		queue: controller.NewQueue(controller.QueueConfig[string]{
-			Name: "endpoint_slice_mirroring", NewRateLimiter: newRateLimiter, MaxRetries: maxRetries, Log: log,
+			Name: "endpoint_slice_mirroring", NewRateLimiter: cfg.newRateLimiter, MaxRetries: maxRetries, Log: log,
+			Metrics: cc.QueueMetrics,
 		}),
 		tracker: tracker,
 		reconciler: &reconciler{

@@ -6,20 +6,17 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/kubesvc/kubesvc/internal/controller"
+	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 )
 
 func getLine() int {
@@ -27,8 +24,11 @@ func getLine() int {
 	return line
 }
 
+// fixture is a controller on a fake clientset whose informer caches are filled by
+// hand; sync is called directly.
 type fixture struct {
 	c        *Controller
+	fake     *controllertest.Fake
 	client   *fake.Clientset
 	factory  informers.SharedInformerFactory
 	recorder *record.FakeRecorder
@@ -36,47 +36,21 @@ type fixture struct {
 
 func newFixture(t *testing.T, objs ...k8sruntime.Object) *fixture {
 	t.Helper()
-	client := fake.NewClientset(objs...)
-	var n atomic.Int64
-	client.PrependReactor("create", "endpointslices", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
-		s := a.(k8stesting.CreateAction).GetObject().(*discoveryv1.EndpointSlice)
-		id := n.Add(1)
-		if s.Name == "" {
-			s.Name = fmt.Sprintf("%s%03d", s.GenerateName, id)
-		}
-		s.UID = types.UID(fmt.Sprintf("uid-%d", id))
-		return false, nil, nil
-	})
-	factory := informers.NewSharedInformerFactory(client, 0)
-	rec := record.NewFakeRecorder(100)
-	c, err := New(&controller.Context{
-		Client: client, Informers: factory, Options: controller.DefaultOptions(),
-		Recorder: func(string) record.EventRecorder { return rec },
-	})
+	fk := controllertest.NewFake(objs...)
+	fk.GenerateNames("endpointslices")
+	c, err := New(fk.Context)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{c: c, client: client, factory: factory, recorder: rec}
-	for _, o := range objs {
-		f.cache(t, o)
-	}
+	f := &fixture{c: c, fake: fk, client: fk.Client, factory: fk.Context.Informers, recorder: fk.Recorder}
+	fk.Cache(t, objs...)
 	return f
 }
 
+// cache puts o in the informer cache of its type.
 func (f *fixture) cache(t *testing.T, o k8sruntime.Object) {
 	t.Helper()
-	var err error
-	switch o := o.(type) {
-	case *corev1.Service:
-		err = f.factory.Core().V1().Services().Informer().GetIndexer().Add(o)
-	case *corev1.Endpoints:
-		err = f.factory.Core().V1().Endpoints().Informer().GetIndexer().Add(o)
-	default:
-		t.Fatalf("cannot cache %T", o)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.fake.Cache(t, o)
 }
 
 func (f *fixture) refreshSlices(t *testing.T) {

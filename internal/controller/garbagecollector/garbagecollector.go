@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 )
@@ -59,6 +60,8 @@ type Controller struct {
 	discovery discovery.DiscoveryInterface
 	recorder  record.EventRecorder
 	log       *slog.Logger
+	// queueMetrics is cc.QueueMetrics, for the queue Run creates.
+	queueMetrics workqueue.MetricsProvider
 }
 
 // New builds the garbage collector from cc. It needs cc.Config for its metadata
@@ -76,6 +79,8 @@ func New(cc *controller.Context) (*Controller, error) {
 		discovery: cc.Client.Discovery(),
 		recorder:  cc.Recorder(componentName),
 		log:       cc.Log.With("controller", "garbagecollector"),
+
+		queueMetrics: cc.QueueMetrics,
 	}, nil
 }
 
@@ -117,6 +122,7 @@ func newCollector(c *Controller, rs *resourceSet) *collector {
 	}
 	g.queue = controller.NewQueue(controller.QueueConfig[objectRef]{
 		Name:       "garbage_collector",
+		Metrics:    c.queueMetrics,
 		MaxRetries: maxRetries,
 		OnRetry: func(key objectRef, err error) {
 			g.log.Info("garbage collector: sync failed, retrying", "object", key.String(), "err", err)

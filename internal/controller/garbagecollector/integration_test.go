@@ -18,6 +18,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 	"github.com/kubesvc/kubesvc/internal/controller/garbagecollector"
 	"github.com/kubesvc/kubesvc/internal/testserver"
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 const (
@@ -39,18 +40,10 @@ func startGC(t *testing.T) kubernetes.Interface {
 	return s.Client
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually waits for cond: testutil.Eventually with this package's timeout.
 func eventually(t *testing.T, what string, cond func() (bool, error)) {
 	t.Helper()
-	var last error
-	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		ok, err := cond()
-		if ok && err == nil {
-			return
-		}
-		last = err
-	}
-	t.Fatalf("timed out waiting for %s (last error: %v)", what, last)
+	testutil.Eventually(t, what, deadline, func(context.Context) (bool, error) { return cond() })
 }
 
 func ownerRef(apiVersion, kind, name string, uid types.UID, block bool) metav1.OwnerReference {

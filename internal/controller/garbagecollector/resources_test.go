@@ -3,7 +3,6 @@ package garbagecollector
 import (
 	"errors"
 	"fmt"
-	"go/build"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,16 +107,5 @@ func TestIndexAndSlim(t *testing.T) {
 	}
 	if keys, _ := indexByOwnerUID("not an object"); len(keys) != 0 {
 		t.Errorf("indexByOwnerUID of a foreign object = %v", keys)
-	}
-}
-
-// TestPackageDoc checks that the package has a package comment.
-func TestPackageDoc(t *testing.T) {
-	p, err := build.ImportDir(".", build.ImportComment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Doc == "" {
-		t.Error("package has no doc comment")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
 )
@@ -51,6 +53,9 @@ type Config struct {
 	LeaderElect bool
 	Identity    string
 	Log         *slog.Logger
+	// Registerer receives the work queue metrics of every controller
+	// (workqueue_*{name=<queue>}); nil means none.
+	Registerer prometheus.Registerer
 }
 
 // Manager runs controllers.
@@ -58,6 +63,9 @@ type Manager struct {
 	cfg  Config
 	all  []Descriptor
 	Done chan struct{}
+
+	// queueMetrics is registered once in New and shared by every leader term.
+	queueMetrics workqueue.MetricsProvider
 }
 
 // New validates the configuration; Run starts the controllers.
@@ -76,7 +84,15 @@ func New(cfg Config, all []Descriptor) (*Manager, error) {
 		host, _ := os.Hostname()
 		cfg.Identity = fmt.Sprintf("%s_%d", host, os.Getpid())
 	}
-	return &Manager{cfg: cfg, all: all}, nil
+	m := &Manager{cfg: cfg, all: all}
+	if cfg.Registerer != nil {
+		qm, err := controller.NewWorkqueueMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		m.queueMetrics = qm
+	}
+	return m, nil
 }
 
 func names(all []Descriptor) []string {
@@ -105,16 +121,49 @@ func Enabled(selection []string, name string) bool {
 }
 
 // Run runs the enabled controllers until ctx ends (under leader election if asked).
+//
+// Under leader election the controllers run only while this process holds the
+// kube-system/kube-controller-manager Lease. When ctx ends, Run stops the
+// controllers, waits for them, and only then releases the Lease (client-go's
+// ReleaseOnCancel), so that a successor takes over at once instead of waiting for the
+// Lease to expire, and never while these controllers still act. The release is an
+// API call: the API server must outlive Run.
 func (m *Manager) Run(ctx context.Context) error {
 	if !m.cfg.LeaderElect {
-		return m.runControllers(ctx)
+		if err := m.runControllers(ctx); err != nil {
+			return err
+		}
+		// With no controller enabled runControllers returns at once; Run still
+		// lasts until ctx ends, as its callers expect of a long-running part.
+		<-ctx.Done()
+		return nil
 	}
+	for ctx.Err() == nil {
+		if err := m.runTerm(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runTerm takes part in one leader election: it waits for the Lease, runs the
+// controllers while holding it, and returns when leadership is lost or ctx ends,
+// after the controllers have stopped and (when ctx ended) the Lease was released.
+func (m *Manager) runTerm(ctx context.Context) error {
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1ObjectMeta("kube-controller-manager", "kube-system"),
 		Client:     m.cfg.Client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: m.cfg.Identity},
 	}
-	var runErr error
+	// The elector's context is not ctx: it is cancelled only after the controllers
+	// have returned, because cancelling it releases the Lease (ReleaseOnCancel's
+	// contract: all code the lease guards must have completed first).
+	electCtx, stopElection := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopElection()
+	// client-go calls OnStartedLeading in a goroutine of its own; the controllers run
+	// here instead, so that this function knows when they have stopped. The channel
+	// has room for the one send, which never blocks even if this term is over.
+	leading := make(chan context.Context, 1)
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   15 * time.Second,
@@ -123,16 +172,38 @@ func (m *Manager) Run(ctx context.Context) error {
 		ReleaseOnCancel: true,
 		Name:            "kube-controller-manager",
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) { runErr = m.runControllers(ctx) },
+			OnStartedLeading: func(lctx context.Context) { leading <- lctx },
 			OnStoppedLeading: func() { m.cfg.Log.Info("controllers: lost or released leadership") },
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)
 	}
-	for ctx.Err() == nil {
-		le.Run(ctx)
+	electorDone := make(chan struct{})
+	go func() {
+		defer close(electorDone)
+		le.Run(electCtx)
+	}()
+	var runErr error
+	select {
+	case lctx := <-leading:
+		// Stop when leadership is lost (lctx) or when asked to (ctx).
+		cctx, cancel := context.WithCancel(lctx)
+		stop := context.AfterFunc(ctx, cancel)
+		runErr = m.runControllers(cctx)
+		if runErr == nil {
+			// Hold the Lease until told otherwise, also when no controller is
+			// enabled and runControllers returned at once: giving it up and taking
+			// it again in a loop would only churn the Lease.
+			<-cctx.Done()
+		}
+		stop()
+		cancel()
+	case <-ctx.Done():
+	case <-electorDone:
 	}
+	stopElection() // releases the Lease if this process holds it
+	<-electorDone
 	return runErr
 }
 
@@ -150,6 +221,8 @@ func (m *Manager) runControllers(ctx context.Context) error {
 		},
 		Log:     m.cfg.Log,
 		Options: m.cfg.Options,
+
+		QueueMetrics: m.queueMetrics,
 	}
 	var runners []Runner
 	var started []string

@@ -2,7 +2,6 @@ package namespace
 
 import (
 	"fmt"
-	"go/build"
 	"testing"
 	"time"
 
@@ -76,15 +75,5 @@ func TestContentRemaining(t *testing.T) {
 				t.Errorf("remaining %d estimate %v wait %v, want %d %v %v", e.Remaining, e.Estimate, e.Wait(), len(tc.objects), tc.estimate, tc.wait)
 			}
 		})
-	}
-}
-
-func TestPackageDoc(t *testing.T) {
-	p, err := build.ImportDir(".", build.ImportComment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Doc == "" {
-		t.Error("package has no doc comment")
 	}
 }

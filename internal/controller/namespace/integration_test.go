@@ -21,6 +21,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 	"github.com/kubesvc/kubesvc/internal/controller/namespace"
 	"github.com/kubesvc/kubesvc/internal/testserver"
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 const (
@@ -44,17 +45,10 @@ func start(t *testing.T) (kubernetes.Interface, metadata.Interface) {
 	return s.Client, mc
 }
 
+// eventually waits for cond: testutil.Eventually with this package's timeout.
 func eventually(t *testing.T, what string, cond func() (bool, error)) {
 	t.Helper()
-	var last error
-	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		ok, err := cond()
-		if ok && err == nil {
-			return
-		}
-		last = err
-	}
-	t.Fatalf("timed out waiting for %s (last error: %v)", what, last)
+	testutil.Eventually(t, what, deadline, func(context.Context) (bool, error) { return cond() })
 }
 
 // createNamespace creates a namespace carrying the "kubernetes" finalizer. It is set

@@ -61,6 +61,7 @@ func New(cc *controller.Context) (*Controller, error) {
 	}
 	c.queue = controller.NewQueue(controller.QueueConfig[string]{
 		Name:       "namespace",
+		Metrics:    cc.QueueMetrics,
 		MaxRetries: maxRetries,
 		Handled:    c.contentRemains,
 		OnRetry: func(name string, err error) {

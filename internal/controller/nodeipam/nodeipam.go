@@ -62,6 +62,7 @@ func New(cc *controller.Context) (*Controller, error) {
 	}
 	c.queue = controller.NewQueue(controller.QueueConfig[string]{
 		Name:          "nodeipam",
+		Metrics:       cc.QueueMetrics,
 		MaxRetries:    maxRetries,
 		KeepEarlyKeys: true,
 		RetryOnCancel: true,

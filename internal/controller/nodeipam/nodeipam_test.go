@@ -7,12 +7,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 	"github.com/kubesvc/kubesvc/internal/controller/nodeipam"
 	"github.com/kubesvc/kubesvc/internal/testserver"
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 func createNode(t *testing.T, c kubernetes.Interface, name, podCIDR string) {
@@ -30,10 +30,10 @@ func createNode(t *testing.T, c kubernetes.Interface, name, podCIDR string) {
 func waitPodCIDR(t *testing.T, c kubernetes.Interface, name string) string {
 	t.Helper()
 	var cidr string
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	testutil.Eventually(t, "a pod CIDR for node "+name, 30*time.Second, func(ctx context.Context) (bool, error) {
 		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false, nil
+			return false, err
 		}
 		if n.Spec.PodCIDR != "" {
 			if len(n.Spec.PodCIDRs) != 1 || n.Spec.PodCIDRs[0] != n.Spec.PodCIDR {
@@ -44,9 +44,6 @@ func waitPodCIDR(t *testing.T, c kubernetes.Interface, name string) string {
 		}
 		return false, nil
 	})
-	if err != nil {
-		t.Fatalf("node %s got no pod CIDR: %v", name, err)
-	}
 	return cidr
 }
 
@@ -78,10 +75,10 @@ func TestNodeIPAM(t *testing.T) {
 
 	// the network is full now
 	createNode(t, s.Client, "n4", "")
-	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	testutil.Eventually(t, "a CIDRNotAvailable event for n4", 30*time.Second, func(ctx context.Context) (bool, error) {
 		evs, err := s.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return false, nil
+			return false, err
 		}
 		for _, e := range evs.Items {
 			if e.InvolvedObject.Kind == "Node" && e.InvolvedObject.Name == "n4" && e.Reason == "CIDRNotAvailable" {
@@ -93,9 +90,6 @@ func TestNodeIPAM(t *testing.T) {
 		}
 		return false, nil
 	})
-	if err != nil {
-		t.Fatalf("no CIDRNotAvailable event for n4: %v", err)
-	}
 	if n, _ := s.Client.CoreV1().Nodes().Get(ctx, "n4", metav1.GetOptions{}); n.Spec.PodCIDR != "" {
 		t.Fatalf("n4 got %s from a full network", n.Spec.PodCIDR)
 	}

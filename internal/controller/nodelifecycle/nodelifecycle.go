@@ -82,6 +82,7 @@ func New(cc *controller.Context) (*Controller, error) {
 	}
 	c.queue = controller.NewQueue(controller.QueueConfig[string]{
 		Name:          "nodelifecycle",
+		Metrics:       cc.QueueMetrics,
 		MaxRetries:    maxRetries,
 		KeepEarlyKeys: true,
 		RetryOnCancel: true,

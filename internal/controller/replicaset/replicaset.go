@@ -67,7 +67,8 @@ func New(cc *controller.Context) (*Controller, error) {
 		burst:        burstReplicas,
 	}
 	c.queue = controller.NewQueue(controller.QueueConfig[string]{
-		Name: "replicaset",
+		Name:    "replicaset",
+		Metrics: cc.QueueMetrics,
 		// Kubernetes retries ReplicaSets without limit: a ReplicaSet that cannot reach
 		// its size must keep trying, with backoff.
 		MaxRetries:    controller.RetryForever,

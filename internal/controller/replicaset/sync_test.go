@@ -3,8 +3,6 @@ package replicaset
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,19 +13,19 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
+	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 )
 
 // fakeEnv is a controller on a fake clientset whose informers are never started:
 // tests put objects in the caches by hand, so the cache is as stale as they want.
 type fakeEnv struct {
 	c        *Controller
+	fake     *controllertest.Fake
 	client   *fake.Clientset
 	recorder *record.FakeRecorder
 	cc       *controller.Context
@@ -35,43 +33,21 @@ type fakeEnv struct {
 
 func newFakeEnv(t *testing.T) *fakeEnv {
 	t.Helper()
-	client := fake.NewClientset()
+	f := controllertest.NewFake()
 	// The fake tracker does not implement generateName.
-	client.PrependReactor("create", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		p := a.(clienttesting.CreateAction).GetObject().(*corev1.Pod)
-		if p.Name == "" {
-			p.Name = p.GenerateName + utilrand.String(5)
-		}
-		return false, nil, nil
-	})
-	rec := record.NewFakeRecorder(1000)
-	cc := &controller.Context{
-		Client:    client,
-		Informers: informers.NewSharedInformerFactory(client, 0),
-		Recorder:  func(string) record.EventRecorder { return rec },
-		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Options:   controller.DefaultOptions(),
-	}
-	c, err := New(cc)
+	f.GenerateNames("pods")
+	c, err := New(f.Context)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fakeEnv{c: c, client: client, recorder: rec, cc: cc}
+	return &fakeEnv{c: c, fake: f, client: f.Client, recorder: f.Recorder, cc: f.Context}
 }
 
+// addToCache puts objs in the informer caches and in the fake API.
 func (e *fakeEnv) addToCache(t *testing.T, objs ...runtime.Object) {
 	t.Helper()
 	for _, o := range objs {
-		var err error
-		switch o := o.(type) {
-		case *appsv1.ReplicaSet:
-			err = e.cc.Informers.Apps().V1().ReplicaSets().Informer().GetIndexer().Add(o)
-		case *corev1.Pod:
-			err = e.cc.Informers.Core().V1().Pods().Informer().GetIndexer().Add(o)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		e.fake.Cache(t, o)
 		if err := e.client.Tracker().Add(o); err != nil {
 			t.Fatal(err)
 		}

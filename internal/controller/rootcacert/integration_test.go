@@ -12,19 +12,13 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 	"github.com/kubesvc/kubesvc/internal/controller/rootcacert"
 	"github.com/kubesvc/kubesvc/internal/testserver"
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
+// eventually waits for cond: testutil.Eventually with this package's timeout.
 func eventually(t *testing.T, what string, cond func() (bool, error)) {
 	t.Helper()
-	var last error
-	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		ok, err := cond()
-		if ok && err == nil {
-			return
-		}
-		last = err
-	}
-	t.Fatalf("timed out waiting for %s (last error: %v)", what, last)
+	testutil.Eventually(t, what, 60*time.Second, func(context.Context) (bool, error) { return cond() })
 }
 
 func TestPublishesRootCA(t *testing.T) {

@@ -60,7 +60,7 @@ func New(cc *controller.Context) (*Controller, error) {
 		cmLister: cmInf.Lister(),
 		log:      cc.Log.With("controller", "root-ca-cert-publisher"),
 	}
-	c.queue = controller.NewNamespaceQueue("root_ca_cert_publisher", "root CA publisher", c.log)
+	c.queue = controller.NewNamespaceQueue("root_ca_cert_publisher", "root CA publisher", c.log, cc.QueueMetrics)
 	nsSynced, err := c.queue.AddNamespaceHandler(nsInf.Informer(), c.onNamespace)
 	if err != nil {
 		return nil, err

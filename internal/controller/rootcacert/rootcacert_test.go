@@ -3,9 +3,6 @@ package rootcacert
 import (
 	"context"
 	"errors"
-	"go/build"
-	"io"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -14,37 +11,25 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/record"
 
-	"github.com/kubesvc/kubesvc/internal/controller"
+	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 )
 
 const testCA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 func newTestController(t *testing.T, objects ...runtime.Object) (*Controller, *fake.Clientset) {
 	t.Helper()
-	client := fake.NewClientset(objects...)
-	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(&controller.Context{Client: client, Informers: factory,
-		Config:   &rest.Config{TLSClientConfig: rest.TLSClientConfig{CAData: []byte(testCA)}},
-		Recorder: func(string) record.EventRecorder { return record.NewFakeRecorder(10) },
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)), Options: controller.DefaultOptions()})
+	f := controllertest.NewFake(objects...)
+	f.Context.Config = &rest.Config{TLSClientConfig: rest.TLSClientConfig{CAData: []byte(testCA)}}
+	c, err := New(f.Context)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range objects {
-		switch o := o.(type) {
-		case *corev1.Namespace:
-			_ = factory.Core().V1().Namespaces().Informer().GetIndexer().Add(o)
-		case *corev1.ConfigMap:
-			_ = factory.Core().V1().ConfigMaps().Informer().GetIndexer().Add(o)
-		}
-	}
-	client.ClearActions()
-	return c, client
+	f.Cache(t, objects...)
+	f.Client.ClearActions()
+	return c, f.Client
 }
 
 func TestSync(t *testing.T) {
@@ -135,15 +120,5 @@ func TestCABundle(t *testing.T) {
 				t.Errorf("bundle = %q, want %q", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestPackageDoc(t *testing.T) {
-	p, err := build.ImportDir(".", build.ImportComment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Doc == "" {
-		t.Error("package has no doc comment")
 	}
 }

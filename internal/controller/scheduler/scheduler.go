@@ -87,6 +87,7 @@ func New(cc *controller.Context) (*Controller, error) {
 	}
 	c.queue = controller.NewQueue(controller.QueueConfig[string]{
 		Name:          "scheduler",
+		Metrics:       cc.QueueMetrics,
 		MaxRetries:    maxRetries,
 		KeepEarlyKeys: true,
 		RetryOnCancel: true,

@@ -40,7 +40,7 @@ func New(cc *controller.Context) (*Controller, error) {
 		saLister: saInf.Lister(),
 		log:      cc.Log.With("controller", "serviceaccount"),
 	}
-	c.queue = controller.NewNamespaceQueue("serviceaccount", "serviceaccount controller", c.log)
+	c.queue = controller.NewNamespaceQueue("serviceaccount", "serviceaccount controller", c.log, cc.QueueMetrics)
 	nsSynced, err := c.queue.AddNamespaceHandler(nsInf.Informer(), func(ns *corev1.Namespace) { c.queue.Add(ns.Name) })
 	if err != nil {
 		return nil, err

@@ -2,19 +2,13 @@ package serviceaccount
 
 import (
 	"context"
-	"go/build"
-	"io"
-	"log/slog"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/record"
 
-	"github.com/kubesvc/kubesvc/internal/controller"
+	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 )
 
 func TestSync(t *testing.T) {
@@ -37,22 +31,13 @@ func TestSync(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			client := fake.NewClientset(tc.objects...)
-			factory := informers.NewSharedInformerFactory(client, 0)
-			c, err := New(&controller.Context{Client: client, Informers: factory,
-				Recorder: func(string) record.EventRecorder { return record.NewFakeRecorder(10) },
-				Log:      slog.New(slog.NewTextHandler(io.Discard, nil)), Options: controller.DefaultOptions()})
+			f := controllertest.NewFake(tc.objects...)
+			client := f.Client
+			c, err := New(f.Context)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, o := range tc.objects {
-				switch o := o.(type) {
-				case *corev1.Namespace:
-					_ = factory.Core().V1().Namespaces().Informer().GetIndexer().Add(o)
-				case *corev1.ServiceAccount:
-					_ = factory.Core().V1().ServiceAccounts().Informer().GetIndexer().Add(o)
-				}
-			}
+			f.Cache(t, tc.objects...)
 			client.ClearActions()
 			if err := c.sync(context.Background(), "ns"); err != nil {
 				t.Fatalf("sync: %v", err)
@@ -72,15 +57,5 @@ func TestSync(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestPackageDoc(t *testing.T) {
-	p, err := build.ImportDir(".", build.ImportComment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Doc == "" {
-		t.Error("package has no doc comment")
 	}
 }

@@ -4,7 +4,11 @@
 // strategies and default admission plugins add, such as the Namespace
 // "kubernetes" finalizer or a Pod's default tolerations and priority).
 //
-// Objects are the versioned k8s.io/api types, modified in place.
+// Objects are the versioned k8s.io/api types, modified in place. Each served
+// kind with defaults has one function named after it (Pod, Service, ...); the
+// API server calls it from the kind's strategy in internal/registry. Default
+// chooses the function by the object's type, for callers that hold an object of
+// any kind.
 package defaults
 
 import (
@@ -28,35 +32,35 @@ func Default(obj runtime.Object) {
 	}
 	switch o := obj.(type) {
 	case *corev1.Namespace:
-		defaultNamespace(o)
+		Namespace(o)
 	case *corev1.Node:
-		defaultNode(o)
+		Node(o)
 	case *corev1.Pod:
-		defaultPod(o)
+		Pod(o)
 	case *corev1.PodTemplate:
 		defaultPodTemplateSpec(&o.Template)
 	case *corev1.ReplicationController:
 		defaultReplicationController(o)
 	case *corev1.Service:
-		defaultService(o)
+		Service(o)
 	case *corev1.Endpoints:
-		defaultEndpoints(o)
+		Endpoints(o)
 	case *corev1.Secret:
-		defaultSecret(o)
+		Secret(o)
 	case *corev1.ConfigMap:
-		defaultConfigMap(o)
+		ConfigMap(o)
 	case *corev1.Event, *corev1.ServiceAccount:
 		// no defaults
 	case *appsv1.Deployment:
-		defaultDeployment(o)
+		Deployment(o)
 	case *appsv1.ReplicaSet:
-		defaultReplicaSet(o)
+		ReplicaSet(o)
 	case *appsv1.StatefulSet:
 		defaultStatefulSet(o)
 	case *appsv1.DaemonSet:
 		defaultDaemonSet(o)
 	case *discoveryv1.EndpointSlice:
-		defaultEndpointSlice(o)
+		EndpointSlice(o)
 	case *eventsv1.Event, *coordinationv1.Lease, *autoscalingv1.Scale:
 		// no defaults
 	case *networkingv1.ServiceCIDR, *networkingv1.IPAddress:
@@ -83,6 +87,37 @@ func Default(obj runtime.Object) {
 		}
 	}
 }
+
+// Namespace applies a Namespace's defaults in place.
+func Namespace(ns *corev1.Namespace) { defaultNamespace(ns) }
+
+// Node applies a Node's defaults in place.
+func Node(n *corev1.Node) { defaultNode(n) }
+
+// Pod applies a Pod's defaults in place (its spec's, and the tolerations and
+// priority that admission adds).
+func Pod(p *corev1.Pod) { defaultPod(p) }
+
+// Service applies a Service's defaults in place.
+func Service(svc *corev1.Service) { defaultService(svc) }
+
+// Endpoints applies the defaults of Endpoints in place.
+func Endpoints(ep *corev1.Endpoints) { defaultEndpoints(ep) }
+
+// Secret applies a Secret's defaults in place.
+func Secret(s *corev1.Secret) { defaultSecret(s) }
+
+// ConfigMap applies a ConfigMap's defaults in place.
+func ConfigMap(cm *corev1.ConfigMap) { defaultConfigMap(cm) }
+
+// Deployment applies a Deployment's defaults in place.
+func Deployment(d *appsv1.Deployment) { defaultDeployment(d) }
+
+// ReplicaSet applies a ReplicaSet's defaults in place.
+func ReplicaSet(rs *appsv1.ReplicaSet) { defaultReplicaSet(rs) }
+
+// EndpointSlice applies an EndpointSlice's defaults in place.
+func EndpointSlice(es *discoveryv1.EndpointSlice) { defaultEndpointSlice(es) }
 
 func isNil(obj runtime.Object) bool {
 	if obj == nil {

@@ -26,6 +26,55 @@ type Printer struct {
 	Row func(obj runtime.Object, now time.Time) ([]interface{}, error)
 }
 
+// Each kind with a printer of its own has one function named after it (Pod,
+// Service, ...); the API server takes it from the kind's strategy in
+// internal/registry. ForResource chooses it by group and resource.
+
+// Namespace prints namespaces.
+func Namespace() Printer { return namespacePrinter() }
+
+// Node prints nodes.
+func Node() Printer { return nodePrinter() }
+
+// Pod prints pods.
+func Pod() Printer { return podPrinter() }
+
+// Service prints services.
+func Service() Printer { return servicePrinter() }
+
+// Endpoints prints endpoints.
+func Endpoints() Printer { return endpointsPrinter() }
+
+// Event prints events (core/v1 and events.k8s.io/v1 objects alike).
+func Event() Printer { return eventPrinter() }
+
+// ServiceAccount prints serviceaccounts.
+func ServiceAccount() Printer { return serviceAccountPrinter() }
+
+// ConfigMap prints configmaps.
+func ConfigMap() Printer { return configMapPrinter() }
+
+// Secret prints secrets.
+func Secret() Printer { return secretPrinter() }
+
+// Deployment prints deployments.
+func Deployment() Printer { return deploymentPrinter() }
+
+// ReplicaSet prints replicasets.
+func ReplicaSet() Printer { return replicaSetPrinter() }
+
+// EndpointSlice prints endpointslices.
+func EndpointSlice() Printer { return endpointSlicePrinter() }
+
+// Lease prints leases.
+func Lease() Printer { return leasePrinter() }
+
+// ServiceCIDR prints servicecidrs.
+func ServiceCIDR() Printer { return serviceCIDRPrinter() }
+
+// IPAddress prints ipaddresses.
+func IPAddress() Printer { return ipAddressPrinter() }
+
 // ForResource returns the printer for a group-resource (e.g. {Group:"", Resource:"services"}).
 // Unknown resources get the default printer of kube-apiserver (columns Name and
 // "Created At", the creation timestamp in RFC 3339, UTC) and ok=false.
@@ -34,49 +83,49 @@ func ForResource(gr schema.GroupResource) (Printer, bool) {
 	case "":
 		switch gr.Resource {
 		case "namespaces":
-			return namespacePrinter(), true
+			return Namespace(), true
 		case "nodes":
-			return nodePrinter(), true
+			return Node(), true
 		case "pods":
-			return podPrinter(), true
+			return Pod(), true
 		case "services":
-			return servicePrinter(), true
+			return Service(), true
 		case "endpoints":
-			return endpointsPrinter(), true
+			return Endpoints(), true
 		case "events":
-			return eventPrinter(), true
+			return Event(), true
 		case "serviceaccounts":
-			return serviceAccountPrinter(), true
+			return ServiceAccount(), true
 		case "configmaps":
-			return configMapPrinter(), true
+			return ConfigMap(), true
 		case "secrets":
-			return secretPrinter(), true
+			return Secret(), true
 		}
 	case "apps":
 		switch gr.Resource {
 		case "deployments":
-			return deploymentPrinter(), true
+			return Deployment(), true
 		case "replicasets":
-			return replicaSetPrinter(), true
+			return ReplicaSet(), true
 		}
 	case "discovery.k8s.io":
 		if gr.Resource == "endpointslices" {
-			return endpointSlicePrinter(), true
+			return EndpointSlice(), true
 		}
 	case "events.k8s.io":
 		if gr.Resource == "events" {
-			return eventPrinter(), true
+			return Event(), true
 		}
 	case "coordination.k8s.io":
 		if gr.Resource == "leases" {
-			return leasePrinter(), true
+			return Lease(), true
 		}
 	case "networking.k8s.io":
 		switch gr.Resource {
 		case "servicecidrs":
-			return serviceCIDRPrinter(), true
+			return ServiceCIDR(), true
 		case "ipaddresses":
-			return ipAddressPrinter(), true
+			return IPAddress(), true
 		}
 	}
 	return DefaultPrinter(), false

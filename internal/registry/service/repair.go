@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -18,10 +19,18 @@ type RepairReport struct {
 	MissingIPs, MissingPorts int
 }
 
+// ErrUndecodableService is wrapped by the error of a repair pass that found stored
+// Services it cannot decode: it cannot tell what they hold, so it changes nothing.
+var ErrUndecodableService = errors.New("stored Service cannot be decoded")
+
 // Repair reconciles the allocation records with the Services, all read at one etcd
 // revision: records no Service holds are deleted, and a Service's value that lacks its
 // record gets one. Each fix is a transaction conditioned on what was read, so a pass
 // racing with Service writes changes nothing those writes did.
+//
+// If any stored Service cannot be decoded, the pass refuses to repair anything (the
+// records it would call leaked may be that Service's) and returns an error wrapping
+// ErrUndecodableService that names every such key.
 func (r *Registry) Repair(ctx context.Context) error {
 	_, err := r.repair(ctx)
 	return err
@@ -45,13 +54,15 @@ func (r *Registry) repair(ctx context.Context) (RepairReport, error) {
 	}
 	heldIP := map[netip.Addr]*corev1.Service{}
 	heldPort := map[int]*corev1.Service{}
+	var undecodable []string
 	for _, kv := range svcs.Kvs {
 		obj, err := r.store.Decode(kv.Value, kv.ModRevision)
-		if err != nil {
-			continue
-		}
 		svc, ok := obj.(*corev1.Service)
-		if !ok {
+		if err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("decoded a %T, not a Service", obj)
+			}
+			undecodable = append(undecodable, fmt.Sprintf("%s (%v)", kv.Key, err))
 			continue
 		}
 		if needsClusterIP(svc) {
@@ -64,6 +75,9 @@ func (r *Registry) repair(ctx context.Context) (RepairReport, error) {
 		for _, p := range heldPorts(svc) {
 			heldPort[p] = svc
 		}
+	}
+	if len(undecodable) > 0 {
+		return rep, fmt.Errorf("repair: nothing repaired: %w: %s", ErrUndecodableService, strings.Join(undecodable, "; "))
 	}
 	recordedIP := map[netip.Addr]bool{}
 	for _, kv := range ipRecs.Kvs {

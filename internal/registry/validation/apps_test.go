@@ -38,7 +38,7 @@ func validReplicaSet() *appsv1.ReplicaSet {
 }
 
 func TestDeploymentValidation(t *testing.T) {
-	expectNoErrors(t, ValidateCreate(validDeployment()))
+	expectNoErrors(t, Options{}.ValidateCreate(validDeployment()))
 
 	tests := []struct {
 		name string
@@ -88,7 +88,7 @@ func TestDeploymentValidation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := validDeployment()
 			tc.mut(d)
-			expectErrors(t, ValidateCreate(d), tc.want...)
+			expectErrors(t, Options{}.ValidateCreate(d), tc.want...)
 		})
 	}
 }
@@ -99,28 +99,28 @@ func TestDeploymentUpdate(t *testing.T) {
 	upd := old.DeepCopy()
 	upd.Spec.Replicas = ptr(int32(5))
 	upd.Spec.Template.Spec.Containers[0].Image = "nginx:1.26"
-	expectNoErrors(t, ValidateUpdate(upd, old))
+	expectNoErrors(t, Options{}.ValidateUpdate(upd, old))
 
 	upd = old.DeepCopy()
 	upd.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web", "v": "2"}}
 	upd.Spec.Template.Labels["v"] = "2"
-	expectErrors(t, ValidateUpdate(upd, old), `spec.selector: Invalid value: {"matchLabels":{"app":"web","v":"2"}}: field is immutable`)
+	expectErrors(t, Options{}.ValidateUpdate(upd, old), `spec.selector: Invalid value: {"matchLabels":{"app":"web","v":"2"}}: field is immutable`)
 
 	upd = old.DeepCopy()
 	upd.Status = appsv1.DeploymentStatus{Replicas: 1, ReadyReplicas: 2, CollisionCount: nil}
 	old.Status.CollisionCount = ptr(int32(1))
-	expectErrors(t, ValidateStatusUpdate(upd, old),
+	expectErrors(t, Options{}.ValidateStatusUpdate(upd, old),
 		"status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas",
 		"status.collisionCount: Invalid value: 0: cannot be decremented")
 }
 
 func TestReplicaSetValidation(t *testing.T) {
-	expectNoErrors(t, ValidateCreate(validReplicaSet()))
+	expectNoErrors(t, Options{}.ValidateCreate(validReplicaSet()))
 
 	rs := validReplicaSet()
 	rs.Spec.Replicas = ptr(int32(-2))
 	rs.Spec.Template.Labels = nil
-	expectErrors(t, ValidateCreate(rs),
+	expectErrors(t, Options{}.ValidateCreate(rs),
 		"spec.replicas: Invalid value: -2: must be greater than or equal to 0",
 		"spec.template.metadata.labels: Invalid value: null: `selector` does not match template `labels`")
 
@@ -129,18 +129,18 @@ func TestReplicaSetValidation(t *testing.T) {
 	upd := old.DeepCopy()
 	upd.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"},
 		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "v", Operator: metav1.LabelSelectorOpExists}}}
-	expectErrors(t, ValidateUpdate(upd, old),
+	expectErrors(t, Options{}.ValidateUpdate(upd, old),
 		`spec.selector: Invalid value: {"matchLabels":{"app":"web"},"matchExpressions":[{"key":"v","operator":"Exists"}]}: field is immutable`,
 		`spec.template.metadata.labels: Invalid value: {"app":"web"}: `+"`selector` does not match template `labels`")
 
 	upd = old.DeepCopy()
 	upd.Status = appsv1.ReplicaSetStatus{Replicas: 1, AvailableReplicas: 1, ReadyReplicas: 0}
-	expectErrors(t, ValidateStatusUpdate(upd, old), "status.availableReplicas: Invalid value: 1: cannot be greater than readyReplicas")
+	expectErrors(t, Options{}.ValidateStatusUpdate(upd, old), "status.availableReplicas: Invalid value: 1: cannot be greater than readyReplicas")
 }
 
 func TestScaleValidation(t *testing.T) {
 	s := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}, Spec: autoscalingv1.ScaleSpec{Replicas: 3}}
-	expectNoErrors(t, ValidateCreate(s))
+	expectNoErrors(t, Options{}.ValidateCreate(s))
 	s.Spec.Replicas = -1
-	expectErrors(t, ValidateUpdate(s, s.DeepCopy()), "spec.replicas: Invalid value: -1: must be greater than or equal to 0")
+	expectErrors(t, Options{}.ValidateUpdate(s, s.DeepCopy()), "spec.replicas: Invalid value: -1: must be greater than or equal to 0")
 }

@@ -120,7 +120,7 @@ func internalTaint(t corev1.Taint) internalTaintT {
 	return it
 }
 
-func validateNode(node *corev1.Node) field.ErrorList {
+func validateNode(node *corev1.Node, opts Options) field.ErrorList {
 	fldPath := metadataPath
 	allErrs := validateObjectMeta(&node.ObjectMeta, false, nameIsDNSSubdomain, true)
 	allErrs = append(allErrs, validateNodeSpecificAnnotations(node.Annotations, fldPath.Child("annotations"))...)
@@ -132,7 +132,7 @@ func validateNode(node *corev1.Node) field.ErrorList {
 	if len(node.Spec.PodCIDRs) > 0 {
 		p := field.NewPath("spec", "podCIDRs")
 		for idx, value := range node.Spec.PodCIDRs {
-			allErrs = append(allErrs, validateLegacyCIDR(p.Index(idx), value, nil)...)
+			allErrs = append(allErrs, opts.legacyCIDR(p.Index(idx), value, nil)...)
 		}
 		if len(node.Spec.PodCIDRs) > 1 {
 			var ips []string
@@ -346,11 +346,11 @@ func validateConfigMapUpdate(cfg, old *corev1.ConfigMap) field.ErrorList {
 // ---------------------------------------------------------------------------
 // Endpoints
 
-func validateEndpoints(ep *corev1.Endpoints) field.ErrorList {
-	return validateEndpointsWithOld(ep, nil)
+func validateEndpoints(ep *corev1.Endpoints, opts Options) field.ErrorList {
+	return validateEndpointsWithOld(ep, nil, opts)
 }
 
-func validateEndpointsWithOld(ep, old *corev1.Endpoints) field.ErrorList {
+func validateEndpointsWithOld(ep, old *corev1.Endpoints, opts Options) field.ErrorList {
 	allErrs := validateObjectMeta(&ep.ObjectMeta, true, nameIsDNSSubdomain, true)
 	var oldIPs []string
 	if old != nil {
@@ -372,10 +372,10 @@ func validateEndpointsWithOld(ep, old *corev1.Endpoints) field.ErrorList {
 			allErrs = append(allErrs, field.Required(idxPath, "must specify `addresses` or `notReadyAddresses`"))
 		}
 		for j := range ss.Addresses {
-			allErrs = append(allErrs, validateEndpointAddress(&ss.Addresses[j], idxPath.Child("addresses").Index(j), oldIPs)...)
+			allErrs = append(allErrs, validateEndpointAddress(&ss.Addresses[j], idxPath.Child("addresses").Index(j), oldIPs, opts)...)
 		}
 		for j := range ss.NotReadyAddresses {
-			allErrs = append(allErrs, validateEndpointAddress(&ss.NotReadyAddresses[j], idxPath.Child("notReadyAddresses").Index(j), oldIPs)...)
+			allErrs = append(allErrs, validateEndpointAddress(&ss.NotReadyAddresses[j], idxPath.Child("notReadyAddresses").Index(j), oldIPs, opts)...)
 		}
 		for j := range ss.Ports {
 			allErrs = append(allErrs, validateEndpointPort(&ss.Ports[j], len(ss.Ports) > 1, idxPath.Child("ports").Index(j))...)
@@ -384,13 +384,13 @@ func validateEndpointsWithOld(ep, old *corev1.Endpoints) field.ErrorList {
 	return allErrs
 }
 
-func validateEndpointsUpdate(ep, old *corev1.Endpoints) field.ErrorList {
+func validateEndpointsUpdate(ep, old *corev1.Endpoints, opts Options) field.ErrorList {
 	allErrs := validateObjectMetaUpdate(&ep.ObjectMeta, &old.ObjectMeta, true)
-	return append(allErrs, validateEndpointsWithOld(ep, old)...)
+	return append(allErrs, validateEndpointsWithOld(ep, old, opts)...)
 }
 
-func validateEndpointAddress(address *corev1.EndpointAddress, fldPath *field.Path, oldIPs []string) field.ErrorList {
-	ipErrs := validateLegacyIP(fldPath.Child("ip"), address.IP, oldIPs)
+func validateEndpointAddress(address *corev1.EndpointAddress, fldPath *field.Path, oldIPs []string, opts Options) field.ErrorList {
+	ipErrs := opts.legacyIP(fldPath.Child("ip"), address.IP, oldIPs)
 	allErrs := append(field.ErrorList{}, ipErrs...)
 	if len(address.Hostname) > 0 {
 		allErrs = append(allErrs, validateDNS1123Label(address.Hostname, fldPath.Child("hostname"))...)

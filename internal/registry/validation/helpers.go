@@ -21,10 +21,6 @@ const (
 	fileModeErrorMsg      = "must be a number between 0 and 0777 (octal), both inclusive"
 )
 
-// strictIPValidation mirrors the StrictIPCIDRValidation feature gate (off by
-// default): legacy IP/CIDR fields accept leading zeros and IPv4-mapped IPv6.
-var strictIPValidation = false
-
 func validateDNS1123Label(value string, fldPath *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
 	for _, msg := range validation.IsDNS1123Label(value) {
@@ -91,14 +87,22 @@ func validatePortNumOrName(port intstr.IntOrString, fldPath *field.Path) field.E
 	return allErrs
 }
 
-// validateLegacyIP validates an IP in one of the fields that predate strict IP
-// validation (clusterIPs, externalIPs, endpoint addresses, pod IPs, ...).
-func validateLegacyIP(fldPath *field.Path, value string, validOld []string) field.ErrorList {
-	return validation.IsValidIPForLegacyField(fldPath, value, strictIPValidation, validOld)
+// legacyIP validates an IP in one of the fields that predate strict IP
+// validation (clusterIPs, externalIPs, endpoint addresses, ...): strictly when
+// opts.StrictIPValidation is set, except for values in validOld.
+func (opts Options) legacyIP(fldPath *field.Path, value string, validOld []string) field.ErrorList {
+	return validation.IsValidIPForLegacyField(fldPath, value, opts.StrictIPValidation, validOld)
 }
 
-func validateLegacyCIDR(fldPath *field.Path, value string, validOld []string) field.ErrorList {
-	return validation.IsValidCIDRForLegacyField(fldPath, value, strictIPValidation, validOld)
+// legacyCIDR is legacyIP for CIDR fields (podCIDRs, loadBalancerSourceRanges).
+func (opts Options) legacyCIDR(fldPath *field.Path, value string, validOld []string) field.ErrorList {
+	return validation.IsValidCIDRForLegacyField(fldPath, value, opts.StrictIPValidation, validOld)
+}
+
+// validateLegacyIP is legacyIP with the lax rule, for the Pod fields that do not
+// get Options yet (see Options.StrictIPValidation).
+func validateLegacyIP(fldPath *field.Path, value string, validOld []string) field.ErrorList {
+	return Options{}.legacyIP(fldPath, value, validOld)
 }
 
 // validateNonSpecialIP is core/validation.ValidateNonSpecialIP (a.k.a.

@@ -21,8 +21,8 @@ var (
 	nameIsDNS1035Label = apimachineryvalidation.NameIsDNS1035Label
 )
 
-func serviceNameFunc() nameFunc {
-	if RelaxedServiceNameValidation {
+func serviceNameFunc(opts Options) nameFunc {
+	if opts.RelaxedServiceNameValidation {
 		return nameIsDNSLabel
 	}
 	return nameIsDNS1035Label

@@ -42,17 +42,9 @@ func TestNameFormatPerKind(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			expectErrors(t, ValidateCreate(tc.obj), tc.want...)
+			expectErrors(t, Options{}.ValidateCreate(tc.obj), tc.want...)
 		})
 	}
-}
-
-func TestRelaxedServiceName(t *testing.T) {
-	svc := validService()
-	svc.Name = "1abc"
-	RelaxedServiceNameValidation = true
-	defer func() { RelaxedServiceNameValidation = false }()
-	expectNoErrors(t, ValidateCreate(svc))
 }
 
 func TestObjectMetaCommon(t *testing.T) {
@@ -95,7 +87,7 @@ func TestObjectMetaCommon(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			expectErrors(t, ValidateCreate(tc.obj), tc.want...)
+			expectErrors(t, Options{}.ValidateCreate(tc.obj), tc.want...)
 		})
 	}
 }
@@ -106,7 +98,7 @@ func TestObjectMetaUpdate(t *testing.T) {
 
 	// fields a client leaves out are not changes
 	upd := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "default"}}
-	expectNoErrors(t, ValidateUpdate(upd, old))
+	expectNoErrors(t, Options{}.ValidateUpdate(upd, old))
 
 	upd = old.DeepCopy()
 	upd.Name = "other"
@@ -114,7 +106,7 @@ func TestObjectMetaUpdate(t *testing.T) {
 	upd.UID = "u2"
 	later := metav1.NewTime(now.Add(time.Hour))
 	upd.CreationTimestamp = later
-	expectErrors(t, ValidateUpdate(upd, old),
+	expectErrors(t, Options{}.ValidateUpdate(upd, old),
 		`metadata.name: Invalid value: "other": field is immutable`,
 		`metadata.namespace: Invalid value: "kube-system": field is immutable`,
 		`metadata.uid: Invalid value: "u2": field is immutable`,
@@ -126,17 +118,17 @@ func TestObjectMetaUpdate(t *testing.T) {
 	deleting.DeletionTimestamp = &later
 	upd = deleting.DeepCopy()
 	upd.Finalizers = []string{"example.com/x"}
-	expectErrors(t, ValidateUpdate(upd, deleting),
+	expectErrors(t, Options{}.ValidateUpdate(upd, deleting),
 		`metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{"example.com/x"}`)
 }
 
 func TestUnknownTypeMetaOnly(t *testing.T) {
 	obj := &corev1.PodTemplate{ObjectMeta: metav1.ObjectMeta{Name: "Bad", Namespace: "default"}}
-	expectErrors(t, ValidateCreate(obj), `metadata.name: Invalid value: "Bad": `+dns1123Sub)
+	expectErrors(t, Options{}.ValidateCreate(obj), `metadata.name: Invalid value: "Bad": `+dns1123Sub)
 	old := &corev1.PodTemplate{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "default", ResourceVersion: "1"}}
 	upd := old.DeepCopy()
 	upd.Name = "b"
-	expectErrors(t, ValidateUpdate(upd, old), `metadata.name: Invalid value: "b": field is immutable`)
+	expectErrors(t, Options{}.ValidateUpdate(upd, old), `metadata.name: Invalid value: "b": field is immutable`)
 }
 
 // defaulted returns obj after defaults.Default, as the server sees it.

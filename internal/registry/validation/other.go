@@ -221,17 +221,17 @@ const (
 
 var supportedAddressTypes = []string{string(discoveryv1.AddressTypeFQDN), string(discoveryv1.AddressTypeIPv4), string(discoveryv1.AddressTypeIPv6)}
 
-func validateEndpointSlice(es *discoveryv1.EndpointSlice) field.ErrorList {
+func validateEndpointSlice(es *discoveryv1.EndpointSlice, opts Options) field.ErrorList {
 	allErrs := validateObjectMeta(&es.ObjectMeta, true, nameIsDNSSubdomain, true)
 	allErrs = append(allErrs, validateAddressType(es.AddressType)...)
-	allErrs = append(allErrs, validateSliceEndpoints(es.Endpoints, es.AddressType, field.NewPath("endpoints"))...)
+	allErrs = append(allErrs, validateSliceEndpoints(es.Endpoints, es.AddressType, field.NewPath("endpoints"), opts)...)
 	allErrs = append(allErrs, validateSlicePorts(es.Ports, field.NewPath("ports"))...)
 	return allErrs
 }
 
-func validateEndpointSliceUpdate(es, old *discoveryv1.EndpointSlice) field.ErrorList {
+func validateEndpointSliceUpdate(es, old *discoveryv1.EndpointSlice, opts Options) field.ErrorList {
 	allErrs := validateObjectMetaUpdate(&es.ObjectMeta, &old.ObjectMeta, true)
-	allErrs = append(allErrs, validateEndpointSlice(es)...)
+	allErrs = append(allErrs, validateEndpointSlice(es, opts)...)
 	return append(allErrs, validateImmutableField(es.AddressType, old.AddressType, field.NewPath("addressType"))...)
 }
 
@@ -245,7 +245,7 @@ func validateAddressType(t discoveryv1.AddressType) field.ErrorList {
 	return nil
 }
 
-func validateSliceEndpoints(endpoints []discoveryv1.Endpoint, addrType discoveryv1.AddressType, fldPath *field.Path) field.ErrorList {
+func validateSliceEndpoints(endpoints []discoveryv1.Endpoint, addrType discoveryv1.AddressType, fldPath *field.Path, opts Options) field.ErrorList {
 	var allErrs field.ErrorList
 	if len(endpoints) > maxEndpoints {
 		return append(allErrs, field.TooMany(fldPath, len(endpoints), maxEndpoints))
@@ -262,14 +262,14 @@ func validateSliceEndpoints(endpoints []discoveryv1.Endpoint, addrType discovery
 			p := addressPath.Index(j)
 			switch addrType {
 			case discoveryv1.AddressTypeIPv4:
-				if errs := validateLegacyIP(p, address, nil); len(errs) > 0 {
+				if errs := opts.legacyIP(p, address, nil); len(errs) > 0 {
 					allErrs = append(allErrs, errs...)
 				} else if !netutils.IsIPv4String(address) {
 					allErrs = append(allErrs, field.Invalid(p, address, "must be a valid IPv4 address"))
 				}
 				allErrs = append(allErrs, validateNonSpecialIP(address, p)...)
 			case discoveryv1.AddressTypeIPv6:
-				if errs := validateLegacyIP(p, address, nil); len(errs) > 0 {
+				if errs := opts.legacyIP(p, address, nil); len(errs) > 0 {
 					allErrs = append(allErrs, errs...)
 				} else if !netutils.IsIPv6String(address) {
 					allErrs = append(allErrs, field.Invalid(p, address, "must be a valid IPv6 address"))

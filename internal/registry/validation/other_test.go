@@ -15,18 +15,18 @@ import (
 
 func TestNamespace(t *testing.T) {
 	ns := defaulted(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}})
-	expectNoErrors(t, ValidateCreate(ns))
+	expectNoErrors(t, Options{}.ValidateCreate(ns))
 
 	bad := ns.DeepCopy()
 	bad.Spec.Finalizers = []corev1.FinalizerName{"custom"}
-	expectErrors(t, ValidateCreate(bad),
+	expectErrors(t, Options{}.ValidateCreate(bad),
 		`spec.finalizers: Invalid value: "custom": name is neither a standard finalizer name nor is it fully qualified`)
 
 	old := ns.DeepCopy()
 	old.ResourceVersion = "1"
 	st := old.DeepCopy()
 	st.Status.Phase = corev1.NamespaceTerminating
-	expectErrors(t, ValidateStatusUpdate(st, old),
+	expectErrors(t, Options{}.ValidateStatusUpdate(st, old),
 		`status.Phase: Invalid value: "Terminating": may only be 'Active' if `+"`deletionTimestamp`"+` is empty`)
 
 	fin := old.DeepCopy()
@@ -38,12 +38,12 @@ func TestNamespace(t *testing.T) {
 func TestNode(t *testing.T) {
 	node := defaulted(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"},
 		Spec: corev1.NodeSpec{PodCIDRs: []string{"10.244.0.0/24"}, Taints: []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}}}})
-	expectNoErrors(t, ValidateCreate(node))
+	expectNoErrors(t, Options{}.ValidateCreate(node))
 
 	bad := node.DeepCopy()
 	bad.Spec.Taints = []corev1.Taint{{Key: "k", Effect: "Never"}, {Key: "a", Effect: corev1.TaintEffectNoSchedule}, {Key: "a", Effect: corev1.TaintEffectNoSchedule}}
 	bad.Spec.PodCIDRs = []string{"10.244.0.0/24", "10.245.0.0/24"}
-	expectErrors(t, ValidateCreate(bad),
+	expectErrors(t, Options{}.ValidateCreate(bad),
 		`metadata.taints[0].effect: Unsupported value: "Never": supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"`,
 		`metadata.taints[2]: Duplicate value: {"Key":"a","Value":"","Effect":"NoSchedule","TimeAdded":null}: taints must be unique by key and effect pair`,
 		`spec.podCIDRs: Invalid value: ["10.244.0.0/24","10.245.0.0/24"]: may specify no more than one CIDR for each IP family`)
@@ -55,23 +55,23 @@ func TestNode(t *testing.T) {
 	upd.Spec.PodCIDRs = []string{"10.244.1.0/24"}
 	upd.Spec.ProviderID = "aws://y"
 	upd.Spec.Unschedulable = true
-	expectErrors(t, ValidateUpdate(upd, old),
+	expectErrors(t, Options{}.ValidateUpdate(upd, old),
 		`spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid`,
 		`spec.providerID: Forbidden: node updates may not change providerID except from "" to valid`)
 }
 
 func TestServiceAccountConfigMapSecret(t *testing.T) {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "builder", Namespace: "default"}}
-	expectNoErrors(t, ValidateCreate(sa))
+	expectNoErrors(t, Options{}.ValidateCreate(sa))
 
 	cm := defaulted(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "default"},
 		Data: map[string]string{"app.conf": "x", "bad key": "y", "dup": "z"}, BinaryData: map[string][]byte{"dup": []byte("z")}})
-	expectErrors(t, ValidateCreate(cm),
+	expectErrors(t, Options{}.ValidateCreate(cm),
 		`data[bad key]: Invalid value: "bad key": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')`,
 		`data[dup]: Invalid value: "dup": duplicate of key present in binaryData`)
 
 	big := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: "default"}, Data: map[string]string{"a": strings.Repeat("x", 1024*1024+1)}}
-	expectErrors(t, ValidateCreate(big), `[]: Too long: may not be more than 1048576 bytes`)
+	expectErrors(t, Options{}.ValidateCreate(big), `[]: Too long: may not be more than 1048576 bytes`)
 
 	immutable := cm.DeepCopy()
 	immutable.Data = map[string]string{"a": "b"}
@@ -81,26 +81,26 @@ func TestServiceAccountConfigMapSecret(t *testing.T) {
 	upd := immutable.DeepCopy()
 	upd.Data["a"] = "c"
 	upd.Immutable = nil
-	expectErrors(t, ValidateUpdate(upd, immutable),
+	expectErrors(t, Options{}.ValidateUpdate(upd, immutable),
 		"immutable: Forbidden: field is immutable when `immutable` is set",
 		"data: Forbidden: field is immutable when `immutable` is set")
 
 	sec := defaulted(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tls", Namespace: "default"}, Type: corev1.SecretTypeTLS,
 		Data: map[string][]byte{"tls.crt": []byte("x")}})
-	expectErrors(t, ValidateCreate(sec), "data[tls.key]: Required value")
+	expectErrors(t, Options{}.ValidateCreate(sec), "data[tls.key]: Required value")
 
 	dc := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "reg", Namespace: "default"}, Type: corev1.SecretTypeDockerConfigJson,
 		Data: map[string][]byte{".dockerconfigjson": []byte("{")}}
-	expectErrors(t, ValidateCreate(dc), `data[.dockerconfigjson]: Invalid value: "<secret contents redacted>": unexpected end of JSON input`)
+	expectErrors(t, Options{}.ValidateCreate(dc), `data[.dockerconfigjson]: Invalid value: "<secret contents redacted>": unexpected end of JSON input`)
 
 	sat := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tok", Namespace: "default"}, Type: corev1.SecretTypeServiceAccountToken}
-	expectErrors(t, ValidateCreate(sat), "metadata.annotations[kubernetes.io/service-account.name]: Required value")
+	expectErrors(t, Options{}.ValidateCreate(sat), "metadata.annotations[kubernetes.io/service-account.name]: Required value")
 
 	old := defaulted(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "default", ResourceVersion: "1"}})
 	upd2 := old.DeepCopy()
 	upd2.Type = corev1.SecretTypeBasicAuth
 	upd2.Data = map[string][]byte{"username": []byte("u")}
-	expectErrors(t, ValidateUpdate(upd2, old), `type: Invalid value: "kubernetes.io/basic-auth": field is immutable`)
+	expectErrors(t, Options{}.ValidateUpdate(upd2, old), `type: Invalid value: "kubernetes.io/basic-auth": field is immutable`)
 }
 
 func TestEndpoints(t *testing.T) {
@@ -109,14 +109,14 @@ func TestEndpoints(t *testing.T) {
 			Addresses: []corev1.EndpointAddress{{IP: "10.0.0.1", NodeName: ptr("node-1")}},
 			Ports:     []corev1.EndpointPort{{Name: "http", Port: 80}, {Name: "https", Port: 443}},
 		}}})
-	expectNoErrors(t, ValidateCreate(ep))
+	expectNoErrors(t, Options{}.ValidateCreate(ep))
 
 	bad := ep.DeepCopy()
 	bad.Subsets = append(bad.Subsets, corev1.EndpointSubset{Ports: []corev1.EndpointPort{{Port: 80, Protocol: corev1.ProtocolTCP}}})
 	bad.Subsets[0].Addresses[0].IP = "127.0.0.1"
 	bad.Subsets[0].Ports[1].Name = ""
 	bad.Subsets[0].Ports[0].Port = 0
-	expectErrors(t, ValidateCreate(bad),
+	expectErrors(t, Options{}.ValidateCreate(bad),
 		"subsets[1]: Required value: must specify `addresses` or `notReadyAddresses`",
 		`subsets[0].addresses[0].ip: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, ::1/128)`,
 		"subsets[0].ports[1].name: Required value",
@@ -130,7 +130,7 @@ func TestEndpointSlice(t *testing.T) {
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, NodeName: ptr("node-1")}},
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Port: ptr(int32(80))}},
 	})
-	expectNoErrors(t, ValidateCreate(es))
+	expectNoErrors(t, Options{}.ValidateCreate(es))
 
 	tests := []struct {
 		name string
@@ -169,7 +169,7 @@ func TestEndpointSlice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := es.DeepCopy()
 			tc.mut(e)
-			expectErrors(t, ValidateCreate(e), tc.want...)
+			expectErrors(t, Options{}.ValidateCreate(e), tc.want...)
 		})
 	}
 
@@ -178,30 +178,30 @@ func TestEndpointSlice(t *testing.T) {
 	upd := old.DeepCopy()
 	upd.AddressType = discoveryv1.AddressTypeIPv6
 	upd.Endpoints[0].Addresses = []string{"fd00::1"}
-	expectErrors(t, ValidateUpdate(upd, old), `addressType: Invalid value: "IPv6": field is immutable`)
+	expectErrors(t, Options{}.ValidateUpdate(upd, old), `addressType: Invalid value: "IPv6": field is immutable`)
 }
 
 func TestEvents(t *testing.T) {
 	legacy := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "web.123", Namespace: "default"},
 		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web"}, Reason: "Started", Message: "ok"}
-	expectNoErrors(t, ValidateCreate(legacy))
+	expectNoErrors(t, Options{}.ValidateCreate(legacy))
 
 	mism := legacy.DeepCopy()
 	mism.InvolvedObject.Namespace = "other"
-	expectErrors(t, ValidateCreate(mism), `involvedObject.namespace: Invalid value: "other": does not match event.namespace`)
+	expectErrors(t, Options{}.ValidateCreate(mism), `involvedObject.namespace: Invalid value: "other": does not match event.namespace`)
 
 	now := metav1.NewMicroTime(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
 	ev := &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Name: "web.1", Namespace: "default"}, EventTime: now,
 		Regarding: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web"}, Type: "Normal",
 		ReportingController: "example.com/ctl", ReportingInstance: "ctl-1", Action: "Start", Reason: "Started"}
-	expectNoErrors(t, ValidateCreate(ev))
+	expectNoErrors(t, Options{}.ValidateCreate(ev))
 
 	bad := ev.DeepCopy()
 	bad.Type = "Info"
 	bad.Action = ""
 	bad.DeprecatedCount = 2
 	bad.Series = &eventsv1.EventSeries{Count: 1}
-	expectErrors(t, ValidateCreate(bad),
+	expectErrors(t, Options{}.ValidateCreate(bad),
 		"action: Required value",
 		`type: Invalid value: "": has invalid value: Info`,
 		`count: Invalid value: "": needs to be unset`,
@@ -212,17 +212,17 @@ func TestEvents(t *testing.T) {
 	old.ResourceVersion = "1"
 	upd := old.DeepCopy()
 	upd.Note = "changed"
-	expectErrors(t, ValidateUpdate(upd, old), `message: Invalid value: "changed": field is immutable`)
+	expectErrors(t, Options{}.ValidateUpdate(upd, old), `message: Invalid value: "changed": field is immutable`)
 }
 
 func TestLease(t *testing.T) {
 	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "node-1", Namespace: "kube-node-lease"},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr("node-1"), LeaseDurationSeconds: ptr(int32(40))}}
-	expectNoErrors(t, ValidateCreate(l))
+	expectNoErrors(t, Options{}.ValidateCreate(l))
 	l.Spec.LeaseDurationSeconds = ptr(int32(0))
 	l.Spec.LeaseTransitions = ptr(int32(-1))
 	l.Spec.PreferredHolder = ptr("x")
-	expectErrors(t, ValidateCreate(l),
+	expectErrors(t, Options{}.ValidateCreate(l),
 		"spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0",
 		"spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0",
 		"spec.preferredHolder: Forbidden: may only be specified if `strategy` is defined")
@@ -231,33 +231,33 @@ func TestLease(t *testing.T) {
 func TestServiceCIDRAndIPAddress(t *testing.T) {
 	sc := &networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"},
 		Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{"10.96.0.0/12", "fd00::/108"}}}
-	expectNoErrors(t, ValidateCreate(sc))
+	expectNoErrors(t, Options{}.ValidateCreate(sc))
 
 	bad := sc.DeepCopy()
 	bad.Spec.CIDRs = nil
-	expectErrors(t, ValidateCreate(bad), "spec.cidrs: Required value: at least one CIDR required")
+	expectErrors(t, Options{}.ValidateCreate(bad), "spec.cidrs: Required value: at least one CIDR required")
 	bad.Spec.CIDRs = []string{"10.96.0.0/12", "10.0.0.0/8"}
-	expectErrors(t, ValidateCreate(bad), `spec.cidrs: Invalid value: {"CIDRs":["10.96.0.0/12","10.0.0.0/8"]}: may specify no more than one IP for each IP family, i.e 192.168.0.0/24 and 2001:db8::/64`)
+	expectErrors(t, Options{}.ValidateCreate(bad), `spec.cidrs: Invalid value: {"CIDRs":["10.96.0.0/12","10.0.0.0/8"]}: may specify no more than one IP for each IP family, i.e 192.168.0.0/24 and 2001:db8::/64`)
 	bad.Spec.CIDRs = []string{"10.96.0.1/12"}
-	expectErrors(t, ValidateCreate(bad), `spec.cidrs[0]: Invalid value: "10.96.0.1/12": must not have bits set beyond the prefix length`)
+	expectErrors(t, Options{}.ValidateCreate(bad), `spec.cidrs[0]: Invalid value: "10.96.0.1/12": must not have bits set beyond the prefix length`)
 
 	old := sc.DeepCopy()
 	old.ResourceVersion = "1"
 	upd := old.DeepCopy()
 	upd.Spec.CIDRs = []string{"10.100.0.0/16", "fd00::/108"}
-	expectErrors(t, ValidateUpdate(upd, old), `spec.cidrs: Invalid value: ["10.100.0.0/16","fd00::/108"]: field is immutable`)
+	expectErrors(t, Options{}.ValidateUpdate(upd, old), `spec.cidrs: Invalid value: ["10.100.0.0/16","fd00::/108"]: field is immutable`)
 
 	ip := &networkingv1.IPAddress{ObjectMeta: metav1.ObjectMeta{Name: "10.96.0.10"},
 		Spec: networkingv1.IPAddressSpec{ParentRef: &networkingv1.ParentReference{Resource: "services", Namespace: "kube-system", Name: "kube-dns"}}}
-	expectNoErrors(t, ValidateCreate(ip))
+	expectNoErrors(t, Options{}.ValidateCreate(ip))
 	badIP := ip.DeepCopy()
 	badIP.Name = "2001:DB8::1"
 	badIP.Spec.ParentRef = &networkingv1.ParentReference{Name: "a/b"}
-	expectErrors(t, ValidateCreate(badIP),
+	expectErrors(t, Options{}.ValidateCreate(badIP),
 		`metadata.name: Invalid value: "2001:DB8::1": must be in canonical form ("2001:db8::1")`,
 		"spec.parentRef.resource: Required value",
 		`spec.parentRef.name: Invalid value: "a/b": may not contain '/'`)
 	noRef := ip.DeepCopy()
 	noRef.Spec.ParentRef = nil
-	expectErrors(t, ValidateCreate(noRef), "spec.parentRef: Required value")
+	expectErrors(t, Options{}.ValidateCreate(noRef), "spec.parentRef: Required value")
 }

@@ -33,7 +33,7 @@ func validPod() *corev1.Pod {
 }
 
 func TestPodValid(t *testing.T) {
-	expectNoErrors(t, ValidateCreate(validPod()))
+	expectNoErrors(t, Options{}.ValidateCreate(validPod()))
 }
 
 func TestPodValidationErrors(t *testing.T) {
@@ -181,7 +181,7 @@ func TestPodValidationErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := validPod()
 			tc.mut(p)
-			expectErrors(t, ValidateCreate(p), tc.want...)
+			expectErrors(t, Options{}.ValidateCreate(p), tc.want...)
 		})
 	}
 }
@@ -197,12 +197,12 @@ func TestPodUpdate(t *testing.T) {
 	upd.Labels["tier"] = "front"
 	upd.Annotations = map[string]string{"note": "x"}
 	upd.Spec.Tolerations = append(upd.Spec.Tolerations, corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpExists})
-	expectNoErrors(t, ValidateUpdate(upd, old))
+	expectNoErrors(t, Options{}.ValidateUpdate(upd, old))
 
 	// anything else is forbidden
 	upd = old.DeepCopy()
 	upd.Spec.Containers[0].Ports[0].ContainerPort = 81
-	errs := ValidateUpdate(upd, old)
+	errs := Options{}.ValidateUpdate(upd, old)
 	if len(errs) != 1 {
 		t.Fatalf("errors: %v", errs)
 	}
@@ -213,19 +213,19 @@ func TestPodUpdate(t *testing.T) {
 
 	upd = old.DeepCopy()
 	upd.Spec.Containers = append(upd.Spec.Containers, corev1.Container{Name: "x", Image: "x"})
-	expectContains(t, ValidateUpdate(upd, old), "spec.containers: Forbidden: pod updates may not add or remove containers")
+	expectContains(t, Options{}.ValidateUpdate(upd, old), "spec.containers: Forbidden: pod updates may not add or remove containers")
 
 	upd = old.DeepCopy()
 	upd.Spec.Tolerations = upd.Spec.Tolerations[:1]
-	expectContains(t, ValidateUpdate(upd, old), "spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds")
+	expectContains(t, Options{}.ValidateUpdate(upd, old), "spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds")
 
 	withDeadline := old.DeepCopy()
 	withDeadline.Spec.ActiveDeadlineSeconds = ptr(int64(50))
 	upd = withDeadline.DeepCopy()
 	upd.Spec.ActiveDeadlineSeconds = ptr(int64(60))
-	expectErrors(t, ValidateUpdate(upd, withDeadline), "spec.activeDeadlineSeconds: Invalid value: 60: must be less than or equal to previous value")
+	expectErrors(t, Options{}.ValidateUpdate(upd, withDeadline), "spec.activeDeadlineSeconds: Invalid value: 60: must be less than or equal to previous value")
 	upd.Spec.ActiveDeadlineSeconds = nil
-	expectErrors(t, ValidateUpdate(upd, withDeadline), "spec.activeDeadlineSeconds: Invalid value: null: must not update from a positive integer to nil value")
+	expectErrors(t, Options{}.ValidateUpdate(upd, withDeadline), "spec.activeDeadlineSeconds: Invalid value: null: must not update from a positive integer to nil value")
 }
 
 func TestPodStatusUpdate(t *testing.T) {
@@ -237,7 +237,7 @@ func TestPodStatusUpdate(t *testing.T) {
 	upd.Status.ContainerStatuses[0].State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
 	upd.Status.PodIPs = []corev1.PodIP{{IP: "10.0.0.1"}, {IP: "10.0.0.2"}}
 	upd.Status.Conditions = []corev1.PodCondition{{Type: "Ready"}, {Type: "bad type"}}
-	expectErrors(t, ValidateStatusUpdate(upd, old),
+	expectErrors(t, Options{}.ValidateStatusUpdate(upd, old),
 		"status.nodeName: Forbidden: may not be changed directly",
 		"status.containerStatuses[0].state: Forbidden: may not be transitioned to non-terminated state",
 		`status.podIPs: Invalid value: [{"IP":"10.0.0.1"},{"IP":"10.0.0.2"}]: may specify no more than one IP for each IP family`,

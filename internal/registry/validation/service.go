@@ -72,13 +72,13 @@ func serviceNeedsHealthCheck(svc *corev1.Service) bool {
 }
 
 // validateService is ValidateService.
-func validateService(service *corev1.Service) field.ErrorList {
-	return validateServiceWithOld(service, nil)
+func validateService(service *corev1.Service, opts Options) field.ErrorList {
+	return validateServiceWithOld(service, nil, opts)
 }
 
-func validateServiceWithOld(service, oldService *corev1.Service) field.ErrorList {
+func validateServiceWithOld(service, oldService *corev1.Service, opts Options) field.ErrorList {
 	metaPath := metadataPath
-	allErrs := validateObjectMeta(&service.ObjectMeta, true, serviceNameFunc(), true)
+	allErrs := validateObjectMeta(&service.ObjectMeta, true, serviceNameFunc(opts), true)
 
 	topologyHintsVal, topologyHintsSet := service.Annotations[deprecatedAnnotationTopologyAwareHints]
 	topologyModeVal, topologyModeSet := service.Annotations[annotationTopologyMode]
@@ -145,7 +145,7 @@ func validateServiceWithOld(service, oldService *corev1.Service) field.ErrorList
 	}
 
 	// dualstack <-> ClusterIPs <-> ipfamilies
-	allErrs = append(allErrs, validateServiceClusterIPsRelatedFields(service, oldService)...)
+	allErrs = append(allErrs, validateServiceClusterIPsRelatedFields(service, oldService, opts)...)
 
 	var oldExternalIPs []string
 	if oldService != nil {
@@ -154,7 +154,7 @@ func validateServiceWithOld(service, oldService *corev1.Service) field.ErrorList
 	ipPath := specPath.Child("externalIPs")
 	for i, ip := range spec.ExternalIPs {
 		idxPath := ipPath.Index(i)
-		if errs := validateLegacyIP(idxPath, ip, oldExternalIPs); len(errs) != 0 {
+		if errs := opts.legacyIP(idxPath, ip, oldExternalIPs); len(errs) != 0 {
 			allErrs = append(allErrs, errs...)
 		} else {
 			allErrs = append(allErrs, validateNonSpecialIP(ip, idxPath)...)
@@ -216,7 +216,7 @@ func validateServiceWithOld(service, oldService *corev1.Service) field.ErrorList
 		for idx, value := range spec.LoadBalancerSourceRanges {
 			// these values are allowed to be space-padded (historical accident)
 			value = strings.TrimSpace(value)
-			allErrs = append(allErrs, validateLegacyCIDR(fieldPath.Index(idx), value, oldRanges)...)
+			allErrs = append(allErrs, opts.legacyCIDR(fieldPath.Index(idx), value, oldRanges)...)
 		}
 	} else if val, annotationSet := service.Annotations[annotationLoadBalancerSourceRangesKey]; annotationSet {
 		fieldPath := metadataPath.Child("annotations").Key(annotationLoadBalancerSourceRangesKey)
@@ -227,7 +227,7 @@ func validateServiceWithOld(service, oldService *corev1.Service) field.ErrorList
 		if val != "" {
 			for _, value := range strings.Split(val, ",") {
 				value = strings.TrimSpace(value)
-				allErrs = append(allErrs, validateLegacyCIDR(fieldPath, value, nil)...)
+				allErrs = append(allErrs, opts.legacyCIDR(fieldPath, value, nil)...)
 			}
 		}
 	}
@@ -353,7 +353,7 @@ func validateServiceTrafficDistribution(service *corev1.Service) field.ErrorList
 }
 
 // validateServiceClusterIPsRelatedFields is ValidateServiceClusterIPsRelatedFields.
-func validateServiceClusterIPsRelatedFields(service, oldService *corev1.Service) field.ErrorList {
+func validateServiceClusterIPsRelatedFields(service, oldService *corev1.Service, opts Options) field.ErrorList {
 	// all must be unset for ExternalName, checked earlier
 	if service.Spec.Type == corev1.ServiceTypeExternalName {
 		return nil
@@ -405,7 +405,7 @@ func validateServiceClusterIPsRelatedFields(service, oldService *corev1.Service)
 			}
 			continue
 		}
-		errs := validateLegacyIP(clusterIPsField.Index(i), clusterIP, oldClusterIPs)
+		errs := opts.legacyIP(clusterIPsField.Index(i), clusterIP, oldClusterIPs)
 		hasInvalidIPs = len(errs) != 0 || hasInvalidIPs
 		allErrs = append(allErrs, errs...)
 	}
@@ -546,7 +546,7 @@ func validateLoadBalancerClassField(oldService, service *corev1.Service) field.E
 	return allErrs
 }
 
-func validateServiceUpdate(service, oldService *corev1.Service) field.ErrorList {
+func validateServiceUpdate(service, oldService *corev1.Service, opts Options) field.ErrorList {
 	allErrs := validateObjectMetaUpdate(&service.ObjectMeta, &oldService.ObjectMeta, true)
 	allErrs = append(allErrs, validateUpgradeDowngradeClusterIPs(oldService, service)...)
 	allErrs = append(allErrs, validateUpgradeDowngradeIPFamilies(oldService, service)...)
@@ -555,19 +555,19 @@ func validateServiceUpdate(service, oldService *corev1.Service) field.ErrorList 
 		service.Spec.HealthCheckNodePort != oldService.Spec.HealthCheckNodePort {
 		allErrs = append(allErrs, field.Forbidden(field.NewPath("spec", "healthCheckNodePort"), "field is immutable"))
 	}
-	return append(allErrs, validateServiceWithOld(service, oldService)...)
+	return append(allErrs, validateServiceWithOld(service, oldService, opts)...)
 }
 
-func validateServiceStatusUpdate(service, oldService *corev1.Service) field.ErrorList {
+func validateServiceStatusUpdate(service, oldService *corev1.Service, opts Options) field.ErrorList {
 	allErrs := validateObjectMetaUpdate(&service.ObjectMeta, &oldService.ObjectMeta, true)
 	var oldIngress []corev1.LoadBalancerIngress
 	if oldService != nil {
 		oldIngress = oldService.Status.LoadBalancer.Ingress
 	}
-	return append(allErrs, validateLoadBalancerStatus(&service.Status.LoadBalancer, oldIngress, field.NewPath("status", "loadBalancer"), &service.Spec)...)
+	return append(allErrs, validateLoadBalancerStatus(&service.Status.LoadBalancer, oldIngress, field.NewPath("status", "loadBalancer"), &service.Spec, opts)...)
 }
 
-func validateLoadBalancerStatus(status *corev1.LoadBalancerStatus, oldIngress []corev1.LoadBalancerIngress, fldPath *field.Path, spec *corev1.ServiceSpec) field.ErrorList {
+func validateLoadBalancerStatus(status *corev1.LoadBalancerStatus, oldIngress []corev1.LoadBalancerIngress, fldPath *field.Path, spec *corev1.ServiceSpec, opts Options) field.ErrorList {
 	var allErrs field.ErrorList
 	ingrPath := fldPath.Child("ingress")
 	if spec.Type != corev1.ServiceTypeLoadBalancer && len(status.Ingress) != 0 {
@@ -580,7 +580,7 @@ func validateLoadBalancerStatus(status *corev1.LoadBalancerStatus, oldIngress []
 	for i, ingress := range status.Ingress {
 		idxPath := ingrPath.Index(i)
 		if len(ingress.IP) > 0 {
-			allErrs = append(allErrs, validateLegacyIP(idxPath.Child("ip"), ingress.IP, oldIPs)...)
+			allErrs = append(allErrs, opts.legacyIP(idxPath.Child("ip"), ingress.IP, oldIPs)...)
 		}
 		if ingress.IPMode == nil {
 			if len(ingress.IP) > 0 {

@@ -19,30 +19,30 @@ func validService() *corev1.Service {
 }
 
 func TestServiceValid(t *testing.T) {
-	expectNoErrors(t, ValidateCreate(validService()))
+	expectNoErrors(t, Options{}.ValidateCreate(validService()))
 
 	headless := validService()
 	headless.Spec.ClusterIP = "None"
 	headless.Spec.ClusterIPs = []string{"None"}
 	headless.Spec.Ports = nil
-	expectNoErrors(t, ValidateCreate(headless))
+	expectNoErrors(t, Options{}.ValidateCreate(headless))
 
 	dual := validService()
 	dual.Spec.ClusterIP = "10.96.0.10"
 	dual.Spec.ClusterIPs = []string{"10.96.0.10", "fd00::10"}
 	dual.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
 	dual.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyRequireDualStack)
-	expectNoErrors(t, ValidateCreate(dual))
+	expectNoErrors(t, Options{}.ValidateCreate(dual))
 
 	lb := validService()
 	lb.Spec.Type = corev1.ServiceTypeLoadBalancer
 	lb = defaulted(lb)
 	lb.Spec.Ports[0].NodePort = 30080
-	expectNoErrors(t, ValidateCreate(lb))
+	expectNoErrors(t, Options{}.ValidateCreate(lb))
 
 	en := defaulted(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ext", Namespace: "default"},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com."}})
-	expectNoErrors(t, ValidateCreate(en))
+	expectNoErrors(t, Options{}.ValidateCreate(en))
 
 	// same port number with different protocols is fine
 	dns := validService()
@@ -50,7 +50,7 @@ func TestServiceValid(t *testing.T) {
 		{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(53)},
 		{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(53)},
 	}
-	expectNoErrors(t, ValidateCreate(dns))
+	expectNoErrors(t, Options{}.ValidateCreate(dns))
 }
 
 func TestServiceValidationErrors(t *testing.T) {
@@ -241,7 +241,7 @@ func TestServiceValidationErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := validService()
 			tc.mut(s)
-			expectErrors(t, ValidateCreate(s), tc.want...)
+			expectErrors(t, Options{}.ValidateCreate(s), tc.want...)
 		})
 	}
 }
@@ -255,29 +255,29 @@ func TestServiceUpdate(t *testing.T) {
 	old.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicySingleStack)
 
 	// unchanged
-	expectNoErrors(t, ValidateUpdate(old.DeepCopy(), old))
+	expectNoErrors(t, Options{}.ValidateUpdate(old.DeepCopy(), old))
 
 	upd := old.DeepCopy()
 	upd.Spec.ClusterIP = "10.96.1.3"
 	upd.Spec.ClusterIPs = []string{"10.96.1.3"}
-	expectErrors(t, ValidateUpdate(upd, old), `spec.clusterIPs[0]: Invalid value: ["10.96.1.3"]: may not change once set`)
+	expectErrors(t, Options{}.ValidateUpdate(upd, old), `spec.clusterIPs[0]: Invalid value: ["10.96.1.3"]: may not change once set`)
 
 	// headless <-> IP is a change too
 	upd = old.DeepCopy()
 	upd.Spec.ClusterIP = "None"
 	upd.Spec.ClusterIPs = []string{"None"}
-	expectErrors(t, ValidateUpdate(upd, old), `spec.clusterIPs[0]: Invalid value: ["None"]: may not change once set`)
+	expectErrors(t, Options{}.ValidateUpdate(upd, old), `spec.clusterIPs[0]: Invalid value: ["None"]: may not change once set`)
 
 	// unset
 	upd = old.DeepCopy()
 	upd.Spec.ClusterIP = ""
 	upd.Spec.ClusterIPs = nil
-	expectErrors(t, ValidateUpdate(upd, old), `spec.clusterIPs[0]: Invalid value: null: primary clusterIP can not be unset`)
+	expectErrors(t, Options{}.ValidateUpdate(upd, old), `spec.clusterIPs[0]: Invalid value: null: primary clusterIP can not be unset`)
 
 	// to ExternalName is allowed (the registry clears the IPs)
 	upd = old.DeepCopy()
 	upd.Spec = corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com", SessionAffinity: corev1.ServiceAffinityNone}
-	expectNoErrors(t, ValidateUpdate(upd, old))
+	expectNoErrors(t, Options{}.ValidateUpdate(upd, old))
 
 	// dual-stack downgrade needs SingleStack
 	dual := old.DeepCopy()
@@ -287,11 +287,11 @@ func TestServiceUpdate(t *testing.T) {
 	upd = dual.DeepCopy()
 	upd.Spec.ClusterIPs = []string{"10.96.1.2"}
 	upd.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
-	expectErrors(t, ValidateUpdate(upd, dual),
+	expectErrors(t, Options{}.ValidateUpdate(upd, dual),
 		`spec.ipFamilyPolicy: Invalid value: "PreferDualStack": must be set to 'SingleStack' when releasing the secondary clusterIP`,
 		`spec.ipFamilyPolicy: Invalid value: "PreferDualStack": must be set to 'SingleStack' when releasing the secondary ipFamily`)
 	upd.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicySingleStack)
-	expectNoErrors(t, ValidateUpdate(upd, dual))
+	expectNoErrors(t, Options{}.ValidateUpdate(upd, dual))
 
 	// loadBalancerClass is immutable while LoadBalancer
 	lbOld := old.DeepCopy()
@@ -302,14 +302,14 @@ func TestServiceUpdate(t *testing.T) {
 	lbOld.Spec.Ports[0].NodePort = 30001
 	upd = lbOld.DeepCopy()
 	upd.Spec.LoadBalancerClass = ptr("example.com/b")
-	expectErrors(t, ValidateUpdate(upd, lbOld), `spec.loadBalancerClass: Invalid value: "example.com/b": may not change once set`)
+	expectErrors(t, Options{}.ValidateUpdate(upd, lbOld), `spec.loadBalancerClass: Invalid value: "example.com/b": may not change once set`)
 
 	// healthCheckNodePort is immutable while needed
 	lbOld.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	lbOld.Spec.HealthCheckNodePort = 30002
 	upd = lbOld.DeepCopy()
 	upd.Spec.HealthCheckNodePort = 30003
-	expectErrors(t, ValidateUpdate(upd, lbOld), "spec.healthCheckNodePort: Forbidden: field is immutable")
+	expectErrors(t, Options{}.ValidateUpdate(upd, lbOld), "spec.healthCheckNodePort: Forbidden: field is immutable")
 }
 
 func TestServiceStatusUpdate(t *testing.T) {
@@ -324,7 +324,7 @@ func TestServiceStatusUpdate(t *testing.T) {
 		{IP: "1.2.3.5"},
 		{Hostname: "lb.example.com", IPMode: ptr(corev1.LoadBalancerIPModeVIP)},
 	}
-	expectErrors(t, ValidateStatusUpdate(upd, old),
+	expectErrors(t, Options{}.ValidateStatusUpdate(upd, old),
 		`status.loadBalancer.ingress[1].ip: Invalid value: "300.1.1.1": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)`,
 		`status.loadBalancer.ingress[2].hostname: Invalid value: "1.2.3.4": must be a DNS name, not an IP address`,
 		"status.loadBalancer.ingress[3].ipMode: Required value: must be specified when `ip` is set",
@@ -334,5 +334,5 @@ func TestServiceStatusUpdate(t *testing.T) {
 	ci := validService()
 	upd = ci.DeepCopy()
 	upd.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "1.2.3.4"}}
-	expectErrors(t, ValidateStatusUpdate(upd, ci), "status.loadBalancer.ingress: Forbidden: may only be used when `spec.type` is 'LoadBalancer'")
+	expectErrors(t, Options{}.ValidateStatusUpdate(upd, ci), "status.loadBalancer.ingress: Forbidden: may only be used when `spec.type` is 'LoadBalancer'")
 }

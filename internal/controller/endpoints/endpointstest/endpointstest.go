@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 // Node creates a Node named name, with the topology zone label when zone is set.
@@ -90,19 +92,12 @@ func SetStatus(t testing.TB, client kubernetes.Interface, pod *corev1.Pod, ip st
 	return out
 }
 
-// Eventually polls cond every 50ms until it returns nil, failing the test with
-// cond's last error after timeout. It is for convergence, not for timing.
+// Eventually polls cond until it returns nil, failing the test with cond's last
+// error after timeout (testutil.Eventually). It is for convergence, not for timing.
 func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testutil.Eventually(t, "convergence", timeout, func(context.Context) (bool, error) {
 		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not converged after %v: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil, err
+	})
 }

@@ -8,8 +8,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// The generic strategy helpers below work on any k8s.io/api type with Spec and Status
-// fields, so that every kind gets Kubernetes' main-resource/status split.
+// The helpers below decide metadata.generation on update for any k8s.io/api type
+// (Resource.HasSpec, Resource.ContentGeneration); what each kind keeps or resets is
+// its strategy's (internal/registry).
 
 func structField(obj runtime.Object, name string) (reflect.Value, bool) {
 	v := reflect.ValueOf(obj)
@@ -18,28 +19,6 @@ func structField(obj runtime.Object, name string) (reflect.Value, bool) {
 	}
 	f := v.Elem().FieldByName(name)
 	return f, f.IsValid() && f.CanSet()
-}
-
-// clearStatus zeroes obj.Status, if it has one.
-func clearStatus(obj runtime.Object) {
-	if f, ok := structField(obj, "Status"); ok {
-		f.Set(reflect.Zero(f.Type()))
-	}
-}
-
-// copyField sets dst.<name> = src.<name> (same types).
-func copyField(dst, src runtime.Object, name string) {
-	d, ok1 := structField(dst, name)
-	s, ok2 := structField(src, name)
-	if ok1 && ok2 && d.Type() == s.Type() {
-		d.Set(s)
-	}
-}
-
-// hasField reports whether obj has a settable field name.
-func hasField(obj runtime.Object, name string) bool {
-	_, ok := structField(obj, name)
-	return ok
 }
 
 // specChanged reports whether the Spec fields differ.
