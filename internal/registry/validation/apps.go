@@ -31,14 +31,14 @@ var specPath = field.NewPath("spec")
 // ---------------------------------------------------------------------------
 // Deployment
 
-func validateDeployment(d *appsv1.Deployment) field.ErrorList {
+func validateDeployment(d *appsv1.Deployment, vo Options) field.ErrorList {
 	allErrs := validateObjectMeta(&d.ObjectMeta, true, nameIsDNSSubdomain, true)
-	return append(allErrs, validateDeploymentSpec(&d.Spec, specPath)...)
+	return append(allErrs, validateDeploymentSpec(&d.Spec, specPath, vo)...)
 }
 
-func validateDeploymentUpdate(d, old *appsv1.Deployment) field.ErrorList {
+func validateDeploymentUpdate(d, old *appsv1.Deployment, vo Options) field.ErrorList {
 	allErrs := validateObjectMetaUpdate(&d.ObjectMeta, &old.ObjectMeta, true)
-	allErrs = append(allErrs, validateDeploymentSpec(&d.Spec, specPath)...)
+	allErrs = append(allErrs, validateDeploymentSpec(&d.Spec, specPath, vo)...)
 	// the apps/v1 strategy makes the selector immutable
 	allErrs = append(allErrs, validateImmutableField(d.Spec.Selector, old.Spec.Selector, specPath.Child("selector"))...)
 	return allErrs
@@ -79,11 +79,11 @@ func validateDeploymentStatusUpdate(d, old *appsv1.Deployment) field.ErrorList {
 	return allErrs
 }
 
-func validateDeploymentSpec(spec *appsv1.DeploymentSpec, fldPath *field.Path) field.ErrorList {
+func validateDeploymentSpec(spec *appsv1.DeploymentSpec, fldPath *field.Path, vo Options) field.ErrorList {
 	var allErrs field.ErrorList
 	replicas := derefInt32(spec.Replicas)
 	allErrs = append(allErrs, validateNonnegativeField(int64(replicas), fldPath.Child("replicas"))...)
-	allErrs = append(allErrs, validateWorkloadSelector(spec.Selector, &spec.Template, fldPath, "ReplicaSet")...)
+	allErrs = append(allErrs, validateWorkloadSelector(spec.Selector, &spec.Template, fldPath, "ReplicaSet", vo)...)
 	allErrs = append(allErrs, validateDeploymentStrategy(&spec.Strategy, fldPath.Child("strategy"))...)
 	allErrs = append(allErrs, validateNonnegativeField(int64(spec.MinReadySeconds), fldPath.Child("minReadySeconds"))...)
 	if spec.RevisionHistoryLimit != nil {
@@ -102,7 +102,7 @@ func validateDeploymentSpec(spec *appsv1.DeploymentSpec, fldPath *field.Path) fi
 // (the selector part of ValidateDeploymentSpec/ValidateReplicaSetSpec followed
 // by ValidatePodTemplateSpecForReplicaSet). kind names the owner in the
 // activeDeadlineSeconds message.
-func validateWorkloadSelector(sel *metav1.LabelSelector, template *corev1.PodTemplateSpec, fldPath *field.Path, kind string) field.ErrorList {
+func validateWorkloadSelector(sel *metav1.LabelSelector, template *corev1.PodTemplateSpec, fldPath *field.Path, kind string, vo Options) field.ErrorList {
 	var allErrs field.ErrorList
 	if sel == nil {
 		allErrs = append(allErrs, field.Required(fldPath.Child("selector"), ""))
@@ -120,7 +120,7 @@ func validateWorkloadSelector(sel *metav1.LabelSelector, template *corev1.PodTem
 	if !selector.Empty() && !selector.Matches(labels.Set(template.Labels)) {
 		allErrs = append(allErrs, field.Invalid(tPath.Child("metadata", "labels"), template.Labels, "`selector` does not match template `labels`"))
 	}
-	allErrs = append(allErrs, validatePodTemplateSpec(template, tPath, podOpts{})...)
+	allErrs = append(allErrs, validatePodTemplateSpec(template, tPath, podOpts{ip: vo})...)
 	if template.Spec.RestartPolicy != corev1.RestartPolicyAlways {
 		allErrs = append(allErrs, field.NotSupported(tPath.Child("spec", "restartPolicy"), template.Spec.RestartPolicy, []string{string(corev1.RestartPolicyAlways)}))
 	}
@@ -224,23 +224,23 @@ func isNotMoreThan100Percent(v intstr.IntOrString, fldPath *field.Path) field.Er
 // ---------------------------------------------------------------------------
 // ReplicaSet
 
-func validateReplicaSet(rs *appsv1.ReplicaSet) field.ErrorList {
+func validateReplicaSet(rs *appsv1.ReplicaSet, vo Options) field.ErrorList {
 	allErrs := validateObjectMeta(&rs.ObjectMeta, true, nameIsDNSSubdomain, true)
-	return append(allErrs, validateReplicaSetSpec(&rs.Spec, specPath)...)
+	return append(allErrs, validateReplicaSetSpec(&rs.Spec, specPath, vo)...)
 }
 
-func validateReplicaSetUpdate(rs, old *appsv1.ReplicaSet) field.ErrorList {
+func validateReplicaSetUpdate(rs, old *appsv1.ReplicaSet, vo Options) field.ErrorList {
 	allErrs := validateObjectMetaUpdate(&rs.ObjectMeta, &old.ObjectMeta, true)
-	allErrs = append(allErrs, validateReplicaSetSpec(&rs.Spec, specPath)...)
+	allErrs = append(allErrs, validateReplicaSetSpec(&rs.Spec, specPath, vo)...)
 	allErrs = append(allErrs, validateImmutableField(rs.Spec.Selector, old.Spec.Selector, specPath.Child("selector"))...)
 	return allErrs
 }
 
-func validateReplicaSetSpec(spec *appsv1.ReplicaSetSpec, fldPath *field.Path) field.ErrorList {
+func validateReplicaSetSpec(spec *appsv1.ReplicaSetSpec, fldPath *field.Path, vo Options) field.ErrorList {
 	var allErrs field.ErrorList
 	allErrs = append(allErrs, validateNonnegativeField(int64(derefInt32(spec.Replicas)), fldPath.Child("replicas"))...)
 	allErrs = append(allErrs, validateNonnegativeField(int64(spec.MinReadySeconds), fldPath.Child("minReadySeconds"))...)
-	allErrs = append(allErrs, validateWorkloadSelector(spec.Selector, &spec.Template, fldPath, "ReplicaSet")...)
+	allErrs = append(allErrs, validateWorkloadSelector(spec.Selector, &spec.Template, fldPath, "ReplicaSet", vo)...)
 	return allErrs
 }
 

@@ -99,11 +99,6 @@ func (opts Options) legacyCIDR(fldPath *field.Path, value string, validOld []str
 	return validation.IsValidCIDRForLegacyField(fldPath, value, opts.StrictIPValidation, validOld)
 }
 
-// validateLegacyIP is legacyIP with the lax rule, for the Pod fields that do not
-// get Options yet (see Options.StrictIPValidation).
-func validateLegacyIP(fldPath *field.Path, value string, validOld []string) field.ErrorList {
-	return Options{}.legacyIP(fldPath, value, validOld)
-}
 
 // validateNonSpecialIP is core/validation.ValidateNonSpecialIP (a.k.a.
 // ValidateEndpointIP): rejects unspecified, loopback and link-local addresses.

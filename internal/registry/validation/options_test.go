@@ -38,6 +38,14 @@ func TestOptions(t *testing.T) {
 
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Spec: corev1.NodeSpec{PodCIDRs: []string{"10.244.01.0/24"}}}
 
+	aliasPod := defaulted(validPod())
+	aliasPod.Spec.HostAliases = []corev1.HostAlias{{IP: "192.0.2.010", Hostnames: []string{"db"}}}
+	runningPod := defaulted(validPod())
+	runningPod.ResourceVersion = "1"
+	podIPs := runningPod.DeepCopy()
+	podIPs.Status.PodIP = "10.244.0.010"
+	podIPs.Status.PodIPs = []corev1.PodIP{{IP: "10.244.0.010"}}
+
 	const dns1035 = `metadata.name: Invalid value: "1abc": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')`
 	tests := []struct {
 		name string
@@ -69,6 +77,12 @@ func TestOptions(t *testing.T) {
 		{name: "node podCIDR: strict", validate: func() field.ErrorList { return strict.ValidateCreate(node) },
 			want: []string{`spec.podCIDRs[0]: Invalid value: "10.244.01.0/24": must not have leading 0s in IP or prefix length`}},
 		{name: "node podCIDR: default", validate: func() field.ErrorList { return Options{}.ValidateCreate(node) }},
+		{name: "pod hostAliases IP: strict", validate: func() field.ErrorList { return strict.ValidateCreate(aliasPod) },
+			want: []string{`spec.hostAliases[0].ip: Invalid value: "192.0.2.010": must not have leading 0s`}},
+		{name: "pod hostAliases IP: default", validate: func() field.ErrorList { return Options{}.ValidateCreate(aliasPod) }},
+		{name: "pod status podIPs: strict", validate: func() field.ErrorList { return strict.ValidateStatusUpdate(podIPs, runningPod) },
+			want: []string{`status.podIPs[0]: Invalid value: "10.244.0.010": must not have leading 0s`}},
+		{name: "pod status podIPs: default", validate: func() field.ErrorList { return Options{}.ValidateStatusUpdate(podIPs, runningPod) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 // release (relaxed env var names and DNS search paths, zero sleep allowed).
 type podOpts struct {
 	resourceIsPod bool
+	// ip carries the IP rules (Options.StrictIPValidation) to the pod's IP fields.
+	ip Options
 }
 
 const (
@@ -35,8 +37,8 @@ var updatablePodSpecFields = []string{
 // ---------------------------------------------------------------------------
 // Pod
 
-func validatePodCreate(pod *corev1.Pod) field.ErrorList {
-	opts := podOpts{resourceIsPod: true}
+func validatePodCreate(pod *corev1.Pod, vo Options) field.ErrorList {
+	opts := podOpts{resourceIsPod: true, ip: vo}
 	allErrs := validatePodMetadataAndSpec(pod, opts)
 	fldPath := field.NewPath("spec")
 	if len(pod.Spec.EphemeralContainers) > 0 {

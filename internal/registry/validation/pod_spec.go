@@ -54,7 +54,7 @@ func validatePodSpec(spec *corev1.PodSpec, podMeta *metav1.ObjectMeta, fldPath *
 	allErrs = append(allErrs, validatePodSpecSecurityContext(spec, fldPath.Child("securityContext"))...)
 	allErrs = append(allErrs, validateImagePullSecrets(spec.ImagePullSecrets, fldPath.Child("imagePullSecrets"))...)
 	allErrs = append(allErrs, validateAffinity(spec.Affinity, fldPath.Child("affinity"))...)
-	allErrs = append(allErrs, validatePodDNSConfig(spec.DNSConfig, spec.DNSPolicy, fldPath.Child("dnsConfig"))...)
+	allErrs = append(allErrs, validatePodDNSConfig(spec.DNSConfig, spec.DNSPolicy, fldPath.Child("dnsConfig"), opts.ip)...)
 	for i, g := range spec.ReadinessGates {
 		allErrs = append(allErrs, validateQualifiedName(string(g.ConditionType), fldPath.Child("readinessGates").Index(i).Child("conditionType"))...)
 	}
@@ -83,7 +83,7 @@ func validatePodSpec(spec *corev1.PodSpec, podMeta *metav1.ObjectMeta, fldPath *
 		allErrs = append(allErrs, validateTolerations(spec.Tolerations, fldPath.Child("tolerations"))...)
 	}
 	for i, ha := range spec.HostAliases {
-		allErrs = append(allErrs, validateLegacyIP(fldPath.Child("hostAliases").Index(i).Child("ip"), ha.IP, nil)...)
+		allErrs = append(allErrs, opts.ip.legacyIP(fldPath.Child("hostAliases").Index(i).Child("ip"), ha.IP, nil)...)
 		for j, hostname := range ha.Hostnames {
 			allErrs = append(allErrs, validateDNS1123Subdomain(hostname, fldPath.Child("hostAliases").Index(i).Child("hostnames").Index(j))...)
 		}
@@ -163,7 +163,7 @@ func validateDNSPolicy(p corev1.DNSPolicy, fldPath *field.Path) field.ErrorList 
 	}
 }
 
-func validatePodDNSConfig(dnsConfig *corev1.PodDNSConfig, dnsPolicy corev1.DNSPolicy, fldPath *field.Path) field.ErrorList {
+func validatePodDNSConfig(dnsConfig *corev1.PodDNSConfig, dnsPolicy corev1.DNSPolicy, fldPath *field.Path, vo Options) field.ErrorList {
 	var allErrs field.ErrorList
 	if dnsPolicy == corev1.DNSNone {
 		if dnsConfig == nil {
@@ -180,7 +180,7 @@ func validatePodDNSConfig(dnsConfig *corev1.PodDNSConfig, dnsPolicy corev1.DNSPo
 		allErrs = append(allErrs, field.Invalid(fldPath.Child("nameservers"), dnsConfig.Nameservers, fmt.Sprintf("must not have more than %v nameservers", maxDNSNameservers)))
 	}
 	for i, ns := range dnsConfig.Nameservers {
-		allErrs = append(allErrs, validateLegacyIP(fldPath.Child("nameservers").Index(i), ns, nil)...)
+		allErrs = append(allErrs, vo.legacyIP(fldPath.Child("nameservers").Index(i), ns, nil)...)
 	}
 	if len(dnsConfig.Searches) > maxDNSSearchPaths {
 		allErrs = append(allErrs, field.Invalid(fldPath.Child("searches"), dnsConfig.Searches, fmt.Sprintf("must not have more than %v search paths", maxDNSSearchPaths)))

@@ -44,8 +44,8 @@ func validatePodSpecificAnnotationUpdates(newPod, oldPod *corev1.Pod, fldPath *f
 // validatePodUpdate is ValidatePodUpdate: only images, activeDeadlineSeconds,
 // additions to tolerations, removal of scheduling gates and (from negative) the
 // grace period may change.
-func validatePodUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
-	opts := podOpts{resourceIsPod: true}
+func validatePodUpdate(newPod, oldPod *corev1.Pod, vo Options) field.ErrorList {
+	opts := podOpts{resourceIsPod: true, ip: vo}
 	allErrs := validateObjectMetaUpdate(&newPod.ObjectMeta, &oldPod.ObjectMeta, true)
 	allErrs = append(allErrs, validatePodMetadataAndSpec(newPod, opts)...)
 	allErrs = append(allErrs, validatePodSpecificAnnotationUpdates(newPod, oldPod, metadataPath.Child("annotations"))...)
@@ -251,7 +251,7 @@ func nodeSelectorTermHasOnlyAdditions(newTerm, oldTerm corev1.NodeSelectorTerm) 
 }
 
 // validatePodStatusUpdate is ValidatePodStatusUpdate.
-func validatePodStatusUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
+func validatePodStatusUpdate(newPod, oldPod *corev1.Pod, vo Options) field.ErrorList {
 	fldPath := metadataPath
 	allErrs := validateObjectMetaUpdate(&newPod.ObjectMeta, &oldPod.ObjectMeta, true)
 	allErrs = append(allErrs, validatePodSpecificAnnotationUpdates(newPod, oldPod, fldPath.Child("annotations"))...)
@@ -269,8 +269,8 @@ func validatePodStatusUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
 	allErrs = append(allErrs, validateContainerStateTransition(newPod.Status.ContainerStatuses, oldPod.Status.ContainerStatuses, statusPath.Child("containerStatuses"), oldPod.Spec.RestartPolicy, nil)...)
 	allErrs = append(allErrs, validateContainerStateTransition(newPod.Status.InitContainerStatuses, oldPod.Status.InitContainerStatuses, statusPath.Child("initContainerStatuses"), oldPod.Spec.RestartPolicy, oldPod.Spec.InitContainers)...)
 	allErrs = append(allErrs, validateContainerStateTransition(newPod.Status.EphemeralContainerStatuses, oldPod.Status.EphemeralContainerStatuses, statusPath.Child("ephemeralContainerStatuses"), corev1.RestartPolicyNever, nil)...)
-	allErrs = append(allErrs, validatePodIPs(newPod, oldPod)...)
-	allErrs = append(allErrs, validateHostIPs(newPod, oldPod)...)
+	allErrs = append(allErrs, validatePodIPs(newPod, oldPod, vo)...)
+	allErrs = append(allErrs, validateHostIPs(newPod, oldPod, vo)...)
 	return allErrs
 }
 
@@ -317,7 +317,7 @@ func validateContainerStateTransition(newStatuses, oldStatuses []corev1.Containe
 	return allErrs
 }
 
-func validatePodIPs(pod, oldPod *corev1.Pod) field.ErrorList {
+func validatePodIPs(pod, oldPod *corev1.Pod, vo Options) field.ErrorList {
 	var allErrs field.ErrorList
 	p := field.NewPath("status", "podIPs")
 	var old []string
@@ -325,7 +325,7 @@ func validatePodIPs(pod, oldPod *corev1.Pod) field.ErrorList {
 		old = append(old, ip.IP)
 	}
 	for i, podIP := range pod.Status.PodIPs {
-		allErrs = append(allErrs, validateLegacyIP(p.Index(i), podIP.IP, old)...)
+		allErrs = append(allErrs, vo.legacyIP(p.Index(i), podIP.IP, old)...)
 	}
 	if len(pod.Status.PodIPs) > 1 {
 		ips := make([]string, 0, len(pod.Status.PodIPs))
@@ -346,7 +346,7 @@ func validatePodIPs(pod, oldPod *corev1.Pod) field.ErrorList {
 	return allErrs
 }
 
-func validateHostIPs(pod, oldPod *corev1.Pod) field.ErrorList {
+func validateHostIPs(pod, oldPod *corev1.Pod, vo Options) field.ErrorList {
 	var allErrs field.ErrorList
 	if len(pod.Status.HostIPs) == 0 {
 		return allErrs
@@ -360,7 +360,7 @@ func validateHostIPs(pod, oldPod *corev1.Pod) field.ErrorList {
 		old = append(old, ip.IP)
 	}
 	for i, ip := range pod.Status.HostIPs {
-		allErrs = append(allErrs, validateLegacyIP(p.Index(i), ip.IP, old)...)
+		allErrs = append(allErrs, vo.legacyIP(p.Index(i), ip.IP, old)...)
 	}
 	if len(pod.Status.HostIPs) > 1 {
 		seen := map[string]bool{}

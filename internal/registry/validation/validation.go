@@ -44,8 +44,8 @@ type Options struct {
 	// clusterIPs, externalIPs, loadBalancerSourceRanges and ingress IPs, Node
 	// podCIDRs, Endpoints and EndpointSlice addresses) may not have leading zeros
 	// or be IPv4-mapped IPv6 addresses; values already stored stay valid.
-	// Not yet applied to Pod fields (status.podIPs, status.hostIPs,
-	// spec.hostAliases[].ip, spec.dnsConfig.nameservers): those keep the lax rule.
+	// Pod fields too: status.podIPs, status.hostIPs, spec.hostAliases[].ip and
+	// spec.dnsConfig.nameservers, in pods and in pod templates.
 	StrictIPValidation bool
 }
 
@@ -208,17 +208,17 @@ func (opts Options) ValidateNodeUpdate(node, old *corev1.Node) field.ErrorList {
 
 // ValidatePod validates a new Pod.
 func (opts Options) ValidatePod(pod *corev1.Pod) field.ErrorList {
-	return validatePodCreate(pod)
+	return validatePodCreate(pod, opts)
 }
 
 // ValidatePodUpdate validates an update of a Pod.
 func (opts Options) ValidatePodUpdate(pod, old *corev1.Pod) field.ErrorList {
-	return validatePodUpdate(pod, old)
+	return validatePodUpdate(pod, old, opts)
 }
 
 // ValidatePodStatusUpdate validates a pods/status update.
 func (opts Options) ValidatePodStatusUpdate(pod, old *corev1.Pod) field.ErrorList {
-	return validatePodStatusUpdate(pod, old)
+	return validatePodStatusUpdate(pod, old, opts)
 }
 
 // ValidateService validates a new Service.
@@ -289,12 +289,12 @@ func (opts Options) ValidateSecretUpdate(secret, old *corev1.Secret) field.Error
 
 // ValidateDeployment validates a new Deployment.
 func (opts Options) ValidateDeployment(d *appsv1.Deployment) field.ErrorList {
-	return validateDeployment(d)
+	return validateDeployment(d, opts)
 }
 
 // ValidateDeploymentUpdate validates an update of a Deployment.
 func (opts Options) ValidateDeploymentUpdate(d, old *appsv1.Deployment) field.ErrorList {
-	return validateDeploymentUpdate(d, old)
+	return validateDeploymentUpdate(d, old, opts)
 }
 
 // ValidateDeploymentStatusUpdate validates a deployments/status update.
@@ -304,12 +304,12 @@ func (opts Options) ValidateDeploymentStatusUpdate(d, old *appsv1.Deployment) fi
 
 // ValidateReplicaSet validates a new ReplicaSet.
 func (opts Options) ValidateReplicaSet(rs *appsv1.ReplicaSet) field.ErrorList {
-	return validateReplicaSet(rs)
+	return validateReplicaSet(rs, opts)
 }
 
 // ValidateReplicaSetUpdate validates an update of a ReplicaSet.
 func (opts Options) ValidateReplicaSetUpdate(rs, old *appsv1.ReplicaSet) field.ErrorList {
-	return validateReplicaSetUpdate(rs, old)
+	return validateReplicaSetUpdate(rs, old, opts)
 }
 
 // ValidateReplicaSetStatusUpdate validates a replicasets/status update.
