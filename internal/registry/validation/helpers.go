@@ -99,7 +99,6 @@ func (opts Options) legacyCIDR(fldPath *field.Path, value string, validOld []str
 	return validation.IsValidCIDRForLegacyField(fldPath, value, opts.StrictIPValidation, validOld)
 }
 
-
 // validateNonSpecialIP is core/validation.ValidateNonSpecialIP (a.k.a.
 // ValidateEndpointIP): rejects unspecified, loopback and link-local addresses.
 func validateNonSpecialIP(ipAddress string, fldPath *field.Path) field.ErrorList {
