@@ -10,12 +10,20 @@
 //
 // Queue (queue.go) is that pattern's one implementation: NewQueue starts nothing
 // (the client-go work queue it wraps starts a goroutine, so it is created by Start or
-// Run, or with KeepEarlyKeys by the first Add); Run drains it with workers, forgets
-// keys that sync, retries failing ones with the rate limiter up to MaxRetries
-// (DefaultMaxRetries, 15, unless a controller sets another bound or RetryForever)
-// and then drops them until their next event. KeyOf, EnqueueObject and ObjectOf turn
-// informer objects and deletion tombstones (cache.DeletedFinalStateUnknown) into
-// keys and typed objects.
+// Run, or with KeepEarlyKeys by the first Add). Queue.Run (run.go) is every
+// controller's Run, with one start and shutdown rule: wait for the caches, start the
+// queue with the controller's initial keys, run the workers until the context ends,
+// and shut the queue down on every return. The workers forget keys that sync, retry
+// failing ones with the rate limiter up to MaxRetries (DefaultMaxRetries, 15, unless
+// a controller sets another bound or RetryForever) and then drop them until their
+// next event. KeyOf, EnqueueObject and ObjectOf turn informer objects and deletion
+// tombstones (cache.DeletedFinalStateUnknown) into keys and typed objects;
+// NamespaceQueue is the queue of a per-namespace controller.
+//
+// Code that several controllers share lives beside them, not inside the one that
+// first needed it: podendpoint (the Pod-to-endpoint rules of the endpoint
+// controllers), epslice (EndpointSlice bookkeeping), podcontrol, and controllertest
+// for their tests.
 package controller
 
 import (

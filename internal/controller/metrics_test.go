@@ -29,7 +29,7 @@ func TestWorkqueueMetricsRecordQueueActivity(t *testing.T) {
 		q.Start(keys...)
 		go func() {
 			defer close(done)
-			q.Run(ctx, 1, r.sync)
+			q.runWorkers(ctx, 1, r.sync)
 		}()
 		for range syncs {
 			select {
@@ -39,7 +39,7 @@ func TestWorkqueueMetricsRecordQueueActivity(t *testing.T) {
 			}
 		}
 		cancel()
-		<-done // Run waits for the workers, so every Done has been counted
+		<-done // runWorkers waits for the workers, so every Done has been counted
 	}
 
 	// ns/a fails once and is retried: three adds, one retry, three syncs.

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 
@@ -19,7 +18,7 @@ import (
 // publisher. Prefix (e.g. "serviceaccount controller") starts its log messages
 // and errors.
 type NamespaceQueue struct {
-	*Queue[string] // keys added before Run are dropped
+	*Queue[string] // keys added before Run are dropped: see AllNamespaces
 	prefix         string
 	log            *slog.Logger
 }
@@ -67,23 +66,22 @@ func (q *NamespaceQueue) AddHandler(inf cache.SharedIndexInformer, h cache.Resou
 	return reg.HasSynced, nil
 }
 
-// Run starts the queue, waits for synced, queues every namespace of nsLister
-// (events before Run found no queue) and runs workers calling syncFn until ctx
-// ends. It shuts the queue down when the caches do not sync.
-func (q *NamespaceQueue) Run(ctx context.Context, workers int, synced []cache.InformerSynced, nsLister corelisters.NamespaceLister, syncFn func(context.Context, string) error) {
-	q.Start()
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		q.ShutDown()
-		return
+// AllNamespaces returns the RunOptions.InitialKeys of a NamespaceQueue: the name
+// of every namespace in nsLister (the queue drops the namespaces added before
+// Run). A list error is logged and the controller starts with the namespaces its
+// events bring.
+func (q *NamespaceQueue) AllNamespaces(nsLister corelisters.NamespaceLister) func() ([]string, error) {
+	return func() ([]string, error) {
+		all, err := nsLister.List(labels.Everything())
+		if err != nil {
+			q.log.Error(q.prefix+": list namespaces", "err", err)
+		}
+		names := make([]string, 0, len(all))
+		for _, ns := range all {
+			names = append(names, ns.Name)
+		}
+		return names, nil
 	}
-	all, err := nsLister.List(labels.Everything())
-	if err != nil {
-		q.log.Error(q.prefix+": list namespaces", "err", err)
-	}
-	for _, ns := range all {
-		q.Add(ns.Name)
-	}
-	q.Queue.Run(ctx, workers, syncFn)
 }
 
 // NamespaceActive reports a namespace that can receive new content: it is not

@@ -58,50 +58,15 @@ func TestGetActiveNamespace(t *testing.T) {
 	}
 }
 
-func TestNamespaceQueueRun(t *testing.T) {
+func TestNamespaceQueueAllNamespaces(t *testing.T) {
 	lister := namespaceLister(t,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "b"}},
 	)
 	q := NewNamespaceQueue("test_ns", "test", slog.New(slog.DiscardHandler), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var (
-		mu   sync.Mutex
-		seen []string
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		q.Run(ctx, 1, []cache.InformerSynced{func() bool { return true }}, lister, func(_ context.Context, ns string) error {
-			mu.Lock()
-			seen = append(seen, ns)
-			n := len(seen)
-			mu.Unlock()
-			if n == 2 {
-				cancel()
-			}
-			return nil
-		})
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
-	}
-	sort.Strings(seen)
-	if len(seen) != 2 || seen[0] != "a" || seen[1] != "b" {
-		t.Errorf("synced %v, want [a b]", seen)
-	}
-}
-
-func TestNamespaceQueueRunNotSynced(t *testing.T) {
-	q := NewNamespaceQueue("test_ns", "test", slog.New(slog.DiscardHandler), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	q.Run(ctx, 1, []cache.InformerSynced{func() bool { return false }}, namespaceLister(t), func(context.Context, string) error {
-		t.Error("sync called")
-		return nil
+	q.Add("early") // dropped: the namespaces come from the lister
+	runUntil(t, []string{"a", "b"}, func(ctx context.Context, sync func(context.Context, string) error) {
+		q.Run(ctx, RunOptions[string]{Name: "test", Synced: synced(true), InitialKeys: q.AllNamespaces(lister), Sync: sync})
 	})
 }
 
@@ -124,7 +89,7 @@ func TestNamedObjectHandler(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		q.Queue.Run(ctx, 1, func(_ context.Context, ns string) error {
+		q.runWorkers(ctx, 1, func(_ context.Context, ns string) error {
 			mu.Lock()
 			defer mu.Unlock()
 			seen = append(seen, ns)

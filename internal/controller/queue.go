@@ -37,9 +37,9 @@ type QueueConfig[K comparable] struct {
 	MaxRetries int
 	// KeepEarlyKeys makes keys added before Start or Run count: the first Add creates
 	// the underlying queue (never the constructor, which must not start goroutines).
-	// Without it, keys added before Start are dropped, and the controller queues
-	// what it needs from its listers when it starts (informers update their store
-	// before calling handlers, so that listing sees every dropped change).
+	// Without it, keys added before Start are dropped (Run starts the queue once
+	// the caches have synced), and the controller queues what it needs from its
+	// listers when it starts (RunOptions.InitialKeys).
 	KeepEarlyKeys bool
 	// RetryOnCancel applies the retry policy to a sync that fails after the Run
 	// context ended. By default such a key is forgotten without retry or log: the
@@ -111,10 +111,8 @@ func (q *Queue[K]) get() workqueue.TypedRateLimitingInterface[K] {
 }
 
 // Start creates the underlying queue if it does not exist, so that keys added from
-// now on are kept, and queues keys (typically every key in the controller's
-// listers, covering the events dropped before). Run starts the queue itself; a
-// controller calls Start before Run to queue its initial keys, or to take events
-// while it waits for its caches.
+// now on are kept, and queues keys. Run starts the queue itself once the caches
+// have synced; Start is for code that drives the queue without Run, such as tests.
 func (q *Queue[K]) Start(keys ...K) {
 	wq := q.start()
 	for _, key := range keys {
@@ -177,14 +175,10 @@ func (q *Queue[K]) AddRateLimited(key K) {
 	}
 }
 
-// Run starts the queue (see Start) and runs workers goroutines (at least one)
-// calling syncFn until ctx ends. It then shuts the queue down and waits for the
-// workers to finish their current key.
-//
-// A key whose sync returns nil is forgotten (its backoff reset). A failed key is
-// retried after its rate limiter's backoff up to MaxRetries times and then
-// dropped, unless Handled takes the error or ctx has ended (see RetryOnCancel).
-func (q *Queue[K]) Run(ctx context.Context, workers int, syncFn func(ctx context.Context, key K) error) {
+// runWorkers starts the queue (see Start) and runs workers goroutines calling
+// syncFn until ctx ends. It then shuts the queue down and waits for the workers to
+// finish their current key. The retry policy is Run's.
+func (q *Queue[K]) runWorkers(ctx context.Context, workers int, syncFn func(ctx context.Context, key K) error) {
 	wq := q.start()
 	var wg sync.WaitGroup
 	for range max(workers, 1) {

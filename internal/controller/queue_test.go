@@ -110,7 +110,7 @@ func TestQueue(t *testing.T) {
 			stopped := make(chan struct{})
 			go func() {
 				defer close(stopped)
-				q.Run(ctx, 2, r.sync)
+				q.runWorkers(ctx, 2, r.sync)
 			}()
 			for _, k := range tc.added {
 				q.Add(k)
@@ -144,7 +144,7 @@ func TestQueue(t *testing.T) {
 			}
 			cancel()
 			<-stopped
-			// Run has returned: whatever the queue did after the last expected
+			// runWorkers has returned: whatever the queue did after the last expected
 			// outcome (a retry after a drop, say) is in the channels by now.
 			select {
 			case o := <-limiter.outcomes:
@@ -166,9 +166,9 @@ func TestQueue(t *testing.T) {
 			if drops != tc.wantDrops {
 				t.Errorf("%d drops, want %d", drops, tc.wantDrops)
 			}
-			q.Add("ns/late") // after Run: dropped, and no queue is created again
+			q.Add("ns/late") // after runWorkers: dropped, and no queue is created again
 			if q.get() != nil {
-				t.Errorf("queue still set after Run returned")
+				t.Errorf("queue still set after runWorkers returned")
 			}
 		})
 	}
@@ -183,7 +183,7 @@ func TestQueueAddAfter(t *testing.T) {
 	q.Start()
 	q.AddAfter("ns/now", 0)
 	q.AddAfter("ns/later", 50*time.Millisecond)
-	go q.Run(ctx, 1, func(context.Context, string) error { got <- time.Now(); return nil })
+	go q.runWorkers(ctx, 1, func(context.Context, string) error { got <- time.Now(); return nil })
 	for i, min := range []time.Duration{0, 50 * time.Millisecond} {
 		select {
 		case at := <-got:

@@ -41,7 +41,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
-	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
+	"github.com/kubesvc/kubesvc/internal/controller/podendpoint"
 )
 
 const (
@@ -103,10 +103,19 @@ func New(cc *controller.Context) (*Controller, error) {
 // ends. On start it queues every Service and every Endpoints, so Endpoints left
 // behind by Services deleted while no controller ran are removed.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.queue.RunWithInitialKeys(ctx, c.log, "endpoints controller", workers, c.synced, c.initialKeys, c.sync)
+	c.queue.Run(ctx, controller.RunOptions[string]{
+		Name:        "endpoints controller",
+		Log:         c.log,
+		Workers:     workers,
+		Synced:      c.synced,
+		InitialKeys: c.initialKeys,
+		Sync:        c.sync,
+	})
 }
 
-func (c *Controller) initialKeys() []string {
+// initialKeys lists the keys synced on start; a list error is logged and the
+// controller starts with what its events bring.
+func (c *Controller) initialKeys() ([]string, error) {
 	var keys []string
 	svcs, err := c.serviceLister.List(labels.Everything())
 	if err != nil {
@@ -127,7 +136,7 @@ func (c *Controller) initialKeys() []string {
 		}
 		keys = append(keys, ep.Namespace+"/"+ep.Name)
 	}
-	return keys
+	return keys, nil
 }
 
 func (c *Controller) onEndpointsDelete(obj any) {

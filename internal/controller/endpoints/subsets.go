@@ -15,7 +15,7 @@ import (
 	"k8s.io/utils/dump"
 	utilnet "k8s.io/utils/net"
 
-	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
+	"github.com/kubesvc/kubesvc/internal/controller/podendpoint"
 )
 
 // desiredSubsets computes the repacked subsets of svc's Endpoints from the pods its

@@ -46,8 +46,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
-	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
-	"github.com/kubesvc/kubesvc/internal/controller/endpointslice/epslice"
+	"github.com/kubesvc/kubesvc/internal/controller/epslice"
+	"github.com/kubesvc/kubesvc/internal/controller/podendpoint"
 )
 
 const (
@@ -163,10 +163,19 @@ func New(cc *controller.Context, opts ...Option) (*Controller, error) {
 // Run waits for the caches, then syncs Services with workers goroutines until ctx
 // ends. Every Service is synced once on start.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.queue.RunWithInitialKeys(ctx, c.log, "endpointslice controller", workers, c.synced, c.initialKeys, c.sync)
+	c.queue.Run(ctx, controller.RunOptions[string]{
+		Name:        "endpointslice controller",
+		Log:         c.log,
+		Workers:     workers,
+		Synced:      c.synced,
+		InitialKeys: c.initialKeys,
+		Sync:        c.sync,
+	})
 }
 
-func (c *Controller) initialKeys() []string {
+// initialKeys lists the keys synced on start; a list error is logged and the
+// controller starts with what its events bring.
+func (c *Controller) initialKeys() ([]string, error) {
 	svcs, err := c.serviceLister.List(labels.Everything())
 	if err != nil {
 		c.log.Error("list services", "err", err)
@@ -176,7 +185,7 @@ func (c *Controller) initialKeys() []string {
 		keys = append(keys, svc.Namespace+"/"+svc.Name)
 	}
 	// Slices of Services deleted while no controller ran.
-	return append(keys, podendpoint.ManagedSliceOwnerKeys(c.sliceLister, ControllerName, c.log)...)
+	return append(keys, podendpoint.ManagedSliceOwnerKeys(c.sliceLister, ControllerName, c.log)...), nil
 }
 
 // sync makes the EndpointSlices of the Service named by key match its pods.

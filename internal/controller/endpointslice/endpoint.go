@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilnet "k8s.io/utils/net"
 
-	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
+	"github.com/kubesvc/kubesvc/internal/controller/podendpoint"
 )
 
 // podToEndpoint is pod's endpoint in a slice of addressType:

@@ -17,8 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 
-	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
-	"github.com/kubesvc/kubesvc/internal/controller/endpointslice/epslice"
+	"github.com/kubesvc/kubesvc/internal/controller/epslice"
+	"github.com/kubesvc/kubesvc/internal/controller/podendpoint"
 )
 
 // reconciler turns the pods of a Service into its EndpointSlices with as little

@@ -43,8 +43,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubesvc/kubesvc/internal/controller"
-	"github.com/kubesvc/kubesvc/internal/controller/endpoints/podendpoint"
-	"github.com/kubesvc/kubesvc/internal/controller/endpointslice/epslice"
+	"github.com/kubesvc/kubesvc/internal/controller/epslice"
+	"github.com/kubesvc/kubesvc/internal/controller/podendpoint"
 )
 
 const (
@@ -151,10 +151,19 @@ func New(cc *controller.Context, opts ...Option) (*Controller, error) {
 // ends. On start it syncs every Endpoints, and every Endpoints name that has
 // mirrored slices (to remove slices whose Endpoints went away meanwhile).
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.queue.RunWithInitialKeys(ctx, c.log, "endpointslice mirroring controller", workers, c.synced, c.initialKeys, c.sync)
+	c.queue.Run(ctx, controller.RunOptions[string]{
+		Name:        "endpointslice mirroring controller",
+		Log:         c.log,
+		Workers:     workers,
+		Synced:      c.synced,
+		InitialKeys: c.initialKeys,
+		Sync:        c.sync,
+	})
 }
 
-func (c *Controller) initialKeys() []string {
+// initialKeys lists the keys synced on start; a list error is logged and the
+// controller starts with what its events bring.
+func (c *Controller) initialKeys() ([]string, error) {
 	var keys []string
 	eps, err := c.endpointsLister.List(labels.Everything())
 	if err != nil {
@@ -165,7 +174,7 @@ func (c *Controller) initialKeys() []string {
 			keys = append(keys, ep.Namespace+"/"+ep.Name)
 		}
 	}
-	return append(keys, podendpoint.ManagedSliceOwnerKeys(c.sliceLister, ControllerName, c.log)...)
+	return append(keys, podendpoint.ManagedSliceOwnerKeys(c.sliceLister, ControllerName, c.log)...), nil
 }
 
 // shouldMirror reports whether ep may be mirrored (whether its Service allows it is

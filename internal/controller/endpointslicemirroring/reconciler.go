@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	utilnet "k8s.io/utils/net"
 
-	"github.com/kubesvc/kubesvc/internal/controller/endpointslice/epslice"
+	"github.com/kubesvc/kubesvc/internal/controller/epslice"
 )
 
 // Event reasons recorded on the Endpoints, as in Kubernetes.

@@ -124,6 +124,9 @@ func newCollector(c *Controller, rs *resourceSet) *collector {
 		Name:       "garbage_collector",
 		Metrics:    c.queueMetrics,
 		MaxRetries: maxRetries,
+		// The informers are created in run: their initial events, which queue
+		// every object, come while Run waits for them to sync.
+		KeepEarlyKeys: true,
 		OnRetry: func(key objectRef, err error) {
 			g.log.Info("garbage collector: sync failed, retrying", "object", key.String(), "err", err)
 		},
@@ -137,8 +140,9 @@ func newCollector(c *Controller, rs *resourceSet) *collector {
 	return g
 }
 
+// run starts a metadata informer on each watched resource and runs the queue on
+// them (controller.Queue.Run) until ctx ends.
 func (g *collector) run(ctx context.Context, workers int) {
-	g.queue.Start()
 	factory := metadatainformer.NewSharedInformerFactoryWithOptions(g.client, 0, metadatainformer.WithTransform(slim))
 	var synced []cache.InformerSynced
 	for _, r := range g.resources.Watched {
@@ -157,12 +161,14 @@ func (g *collector) run(ctx context.Context, workers int) {
 	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		g.queue.ShutDown()
-		return
-	}
-	g.log.Info("garbage collector: caches synced", "resources", len(g.informers))
-	g.queue.Run(ctx, workers, g.sync)
+	g.log.Info("garbage collector: watching resources", "resources", len(g.informers))
+	g.queue.Run(ctx, controller.RunOptions[objectRef]{
+		Name:    "garbage collector",
+		Log:     g.log,
+		Workers: workers,
+		Synced:  synced,
+		Sync:    g.sync,
+	})
 }
 
 // sync processes one object: it orphans or deletes the dependents of an owner being

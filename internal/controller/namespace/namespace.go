@@ -90,13 +90,22 @@ func (c *Controller) onChange(obj any) {
 }
 
 // Run waits for the namespace informer, queues every namespace being deleted (events
-// before Run found no queue) and runs workers until ctx ends.
+// before Run found no queue) and runs workers until ctx ends (controller.Queue.Run).
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.queue.Start()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		c.queue.ShutDown()
-		return
-	}
+	c.queue.Run(ctx, controller.RunOptions[string]{
+		Name:        "namespace controller",
+		Log:         c.log,
+		Workers:     workers,
+		Synced:      []cache.InformerSynced{c.synced},
+		InitialKeys: c.queueDeleting,
+		Sync:        c.sync,
+	})
+}
+
+// queueDeleting is Run's InitialKeys: it queues every namespace being deleted
+// after processDelay, as its event would (onChange), and so returns no key itself.
+// A list error is logged and the controller starts with what its events bring.
+func (c *Controller) queueDeleting() ([]string, error) {
 	all, err := c.lister.List(everything())
 	if err != nil {
 		c.log.Error("namespace controller: list namespaces", "err", err)
@@ -104,7 +113,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	for _, ns := range all {
 		c.onChange(ns)
 	}
-	c.queue.Run(ctx, workers, c.sync)
+	return nil, nil
 }
 
 // contentRemains handles the error of a namespace whose content is still going

@@ -96,23 +96,35 @@ func (c *Controller) enqueue(obj any) {
 }
 
 // Run marks the blocks of the existing nodes as used, then allocates with workers
-// goroutines until ctx ends.
+// goroutines until ctx ends (controller.Queue.Run).
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.nodesSynced) {
-		return
-	}
+	c.queue.Run(ctx, controller.RunOptions[string]{
+		Name:        "node IPAM controller",
+		Log:         c.log,
+		Workers:     workers,
+		Synced:      []cache.InformerSynced{c.nodesSynced},
+		InitialKeys: c.occupyExisting,
+		Sync:        c.sync,
+	})
+}
+
+// occupyExisting is Run's InitialKeys: before any allocation it marks the blocks
+// the existing nodes hold as used, and returns those nodes (their events, which the
+// queue keeps, have queued them already). No block can be allocated safely without
+// the node list, so a list error ends Run.
+func (c *Controller) occupyExisting() ([]string, error) {
 	nodes, err := c.nodes.List(labels.Everything())
 	if err != nil {
-		c.log.Error("listing nodes", "err", err)
-		return
+		return nil, fmt.Errorf("list nodes: %w", err)
 	}
+	names := make([]string, 0, len(nodes))
 	for _, n := range nodes {
 		if skipped := c.alloc.occupy(n.Name, n.Spec.PodCIDRs); len(skipped) > 0 {
 			c.log.Warn("node has pod CIDRs outside the cluster network or held by another node", "node", n.Name, "cidrs", skipped)
 		}
+		names = append(names, n.Name)
 	}
-	c.queue.Run(ctx, workers, c.sync)
+	return names, nil
 }
 
 // sync makes node key hold pod CIDRs: it records the ones it has, or allocates and

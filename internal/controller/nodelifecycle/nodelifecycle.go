@@ -156,13 +156,15 @@ func (c *Controller) podChanged(obj any) {
 	}
 }
 
-// Run monitors nodes with workers goroutines until ctx ends.
+// Run monitors nodes with workers goroutines until ctx ends (controller.Queue.Run).
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	c.queue.Run(ctx, workers, c.sync)
+	c.queue.Run(ctx, controller.RunOptions[string]{
+		Name:    "node lifecycle controller",
+		Log:     c.log,
+		Workers: workers,
+		Synced:  c.synced,
+		Sync:    c.sync,
+	})
 }
 
 // sync brings node name up to date: its health (Ready=Unknown when its heartbeats

@@ -115,7 +115,13 @@ func indexByControllerUID(obj any) ([]string, error) {
 // Run waits for the caches, then runs workers until ctx ends; it returns when the
 // workers have stopped.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.queue.RunAfterSync(ctx, c.log, workers, c.synced, c.sync)
+	c.queue.Run(ctx, controller.RunOptions[string]{
+		Name:    "replicaset controller",
+		Log:     c.log,
+		Workers: workers,
+		Synced:  c.synced,
+		Sync:    c.sync,
+	})
 }
 
 func (c *Controller) enqueue(rs *appsv1.ReplicaSet) {

@@ -106,9 +106,16 @@ func (c *Controller) onNamespace(ns *corev1.Namespace) {
 }
 
 // Run waits for the informers, queues every namespace (events before Run found no
-// queue) and runs workers until ctx ends.
+// queue) and runs workers until ctx ends (controller.Queue.Run).
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.queue.Run(ctx, workers, c.synced, c.nsLister, c.sync)
+	c.queue.Run(ctx, controller.RunOptions[string]{
+		Name:        "root CA publisher",
+		Log:         c.log,
+		Workers:     workers,
+		Synced:      c.synced,
+		InitialKeys: c.queue.AllNamespaces(c.nsLister),
+		Sync:        c.sync,
+	})
 }
 
 // sync creates or corrects the kube-root-ca.crt ConfigMap of an active namespace.

@@ -203,13 +203,15 @@ func schedulingPropertiesChanged(o, n *corev1.Node) bool {
 		!equality.Semantic.DeepEqual(o.Status.Allocatable, n.Status.Allocatable)
 }
 
-// Run schedules with workers goroutines until ctx ends.
+// Run schedules with workers goroutines until ctx ends (controller.Queue.Run).
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.podsSynced, c.nodesSynced) {
-		return
-	}
-	c.queue.Run(ctx, workers, c.sync)
+	c.queue.Run(ctx, controller.RunOptions[string]{
+		Name:    "scheduler",
+		Log:     c.log,
+		Workers: workers,
+		Synced:  []cache.InformerSynced{c.podsSynced, c.nodesSynced},
+		Sync:    c.sync,
+	})
 }
 
 // sync schedules pod key if it is pending and ours: one scheduling cycle, then the

@@ -56,9 +56,16 @@ func New(cc *controller.Context) (*Controller, error) {
 }
 
 // Run waits for the informers, queues every namespace (events before Run found no
-// queue) and runs workers until ctx ends.
+// queue) and runs workers until ctx ends (controller.Queue.Run).
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.queue.Run(ctx, workers, c.synced, c.nsLister, c.sync)
+	c.queue.Run(ctx, controller.RunOptions[string]{
+		Name:        "serviceaccount controller",
+		Log:         c.log,
+		Workers:     workers,
+		Synced:      c.synced,
+		InitialKeys: c.queue.AllNamespaces(c.nsLister),
+		Sync:        c.sync,
+	})
 }
 
 // sync creates the default ServiceAccount in namespace if it is active and lacks one.

@@ -2,7 +2,10 @@
 // share for turning the Pods selected by a Service into endpoints (Kubernetes'
 // k8s.io/endpointslice/util): which Services a Service controller manages, which
 // Pods are included, readiness, hostnames, named-port resolution, which Services
-// a Pod change affects, and the last-change-trigger-time bookkeeping.
+// a Pod change affects, and the last-change-trigger-time bookkeeping. The
+// EndpointSlice and EndpointSlice mirroring controllers also share its slice
+// handling (slices.go): the slice event handler, the owners of managed slices to
+// sync on start, and the rate limiter of slice writes.
 package podendpoint
 
 import (
