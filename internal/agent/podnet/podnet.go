@@ -5,8 +5,10 @@
 // to the other nodes' pod CIDRs via their node IPs (host-gateway), and masquerade for
 // pod traffic that leaves the cluster.
 //
-// Network is the interface the agent's sync loop uses; the netlink implementation
+// Network is the interface the agent's sync loop uses; Netlink (NewNetlink)
 // programs the kernel and the fake (package podnet/fake) records calls for tests.
+// README.md beside this file gives the design: the state on disk, the kernel
+// objects and who owns them, and the contract with the runtime and the agent.
 package podnet
 
 import (
@@ -21,6 +23,12 @@ var ErrPodCIDRExhausted = errors.New("no IP addresses available in the node's po
 
 // ErrNotConfigured: AddPod before Ensure gave the node its pod CIDR.
 var ErrNotConfigured = errors.New("pod network not configured: the node has no pod CIDR yet")
+
+// ErrMasqueradeUnavailable: Ensure set up the bridge, its addresses and forwarding
+// (pods can be added and reach each other and the node) but could not install the
+// masquerade rules for traffic that leaves the cluster, because nftables (the nft
+// command) is missing. The agent reports it on the Node and goes on.
+var ErrMasqueradeUnavailable = errors.New("masquerading pod traffic that leaves the cluster needs nftables: install the nft command (Debian: apt-get install nftables)")
 
 // NodeNetwork is the node's side of the pod network.
 type NodeNetwork struct {
@@ -75,6 +83,16 @@ type Network interface {
 	// ListPods returns every pod network that exists (for adoption after a restart
 	// and for removing what the API no longer has).
 	ListPods(ctx context.Context) ([]PodNetwork, error)
-	// SyncRoutes makes the routes to other nodes' pod CIDRs exactly routes.
+	// SyncRoutes makes the routes to other nodes' pod CIDRs exactly routes: it adds
+	// or replaces those given and removes those it added before that are not given
+	// (an empty routes removes all of its own). Routes it did not add are never
+	// touched; a route of someone else's to the same destination is an error for
+	// that route (the others are still synced).
 	SyncRoutes(ctx context.Context, routes []Route) error
+	// ReleaseOrphanIPs releases every allocated address whose pod UID is not in
+	// live and whose pod has no network namespace any more: what a crash between
+	// allocating and setting up (or between tearing down and releasing) leaves
+	// behind. Addresses of pods whose namespace still exists are left to DelPod. It
+	// returns the addresses released (none: empty, no error).
+	ReleaseOrphanIPs(ctx context.Context, live map[string]bool) ([]netip.Addr, error)
 }
