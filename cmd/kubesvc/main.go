@@ -36,6 +36,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCommand(), newUpCommand(), newAgentCommand())
+	root.AddCommand(newContainerInitCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "kubesvc:", err)
 		os.Exit(1)

@@ -16,8 +16,20 @@ import (
 	"time"
 )
 
-// ErrNotFound: no container with that ID.
-var ErrNotFound = errors.New("container not found")
+// Errors of the runtime; test them with errors.Is.
+var (
+	// ErrNotFound: no container with that ID.
+	ErrNotFound = errors.New("container not found")
+	// ErrStartFailed: the container's program could not be started (not found, not
+	// executable, a mount or the network namespace failed). Kubelet shows it as the
+	// container's StartError (exit code 128); the message says what failed. Nothing
+	// of the container is left behind.
+	ErrStartFailed = errors.New("container could not be started")
+	// ErrRunning: Remove of a container that is still running (Stop it first).
+	ErrRunning = errors.New("container is running")
+	// ErrNotRunning: Exec in a container that is not running.
+	ErrNotRunning = errors.New("container is not running")
+)
 
 // ContainerID identifies a container on its node; the API shows it as
 // "kubesvc://ID".
@@ -71,6 +83,10 @@ type ContainerSpec struct {
 type State string
 
 const (
+	// StateCreated: Start is launching the container and its program is not
+	// running yet (a start interrupted by an agent crash shows as StateUnknown
+	// once the start timeout has passed).
+	StateCreated State = "created"
 	StateRunning State = "running"
 	StateExited  State = "exited"
 	// StateUnknown: the agent lost track of the process (e.g. state on disk without a
@@ -91,7 +107,8 @@ type ContainerStatus struct {
 	StartedAt  time.Time
 	FinishedAt time.Time
 	ExitCode   int32
-	// Reason is kubelet's terminated reason: "Completed", "Error", "OOMKilled".
+	// Reason is kubelet's terminated reason: "Completed", "Error", "OOMKilled",
+	// "StartError".
 	Reason  string
 	LogPath string
 }
@@ -104,18 +121,29 @@ type ExecResult struct {
 // Runtime starts, stops and lists containers. Implementations are safe for
 // concurrent use.
 type Runtime interface {
-	// Start starts a container and returns its status (running).
+	// Start starts a container and returns its status (running; a program that
+	// exits at once may show as exited on the next Status). When the program
+	// cannot be started the error wraps ErrStartFailed and nothing is left behind.
+	// When ctx ends while the program starts, Start returns ctx's error and the
+	// container may still come up: it shows in List like any other.
 	Start(ctx context.Context, spec ContainerSpec) (ContainerStatus, error)
 	// Stop sends SIGTERM to the container's process group, waits up to grace, then
-	// sends SIGKILL. Stopping an exited container is no error.
+	// sends SIGKILL, and returns once the container has exited (its exit code is
+	// recorded). grace <= 0 sends SIGKILL at once. Stopping an exited container is
+	// no error.
 	Stop(ctx context.Context, id ContainerID, grace time.Duration) error
-	// Remove forgets an exited container (its state; logs stay until the pod goes).
+	// Remove forgets a container that is not running (its state; logs stay until
+	// the pod goes): ErrRunning when it runs, ErrNotFound when unknown.
 	Remove(ctx context.Context, id ContainerID) error
 	// Status returns one container's status (ErrNotFound when unknown).
 	Status(ctx context.Context, id ContainerID) (ContainerStatus, error)
 	// List returns every container the runtime knows, running or exited.
 	List(ctx context.Context) ([]ContainerStatus, error)
-	// Exec runs cmd in the container's namespaces with its environment, wiring the
-	// given streams (nil: none), until it exits or ctx ends.
+	// Exec runs cmd in the container's namespaces with its environment, user and
+	// working directory, wiring the given streams (nil: none), until it exits or
+	// ctx ends (then the command is killed and ctx's error returned). A command
+	// that runs returns its exit code (128+signal when a signal ended it) and a nil
+	// error; ErrNotRunning when the container is not running; a command that is
+	// not found is an error, as with runc.
 	Exec(ctx context.Context, id ContainerID, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (ExecResult, error)
 }

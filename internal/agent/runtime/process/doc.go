@@ -1,0 +1,24 @@
+// Package process is the real runtime.Runtime: every container is a process on this
+// machine, in the pod's network namespace and in mount and UTS namespaces of its
+// own, supervised by a small per-container shim that survives the agent.
+//
+// The agent (this package's Runtime) starts, for each container, the kubesvc binary
+// in a hidden mode, `kubesvc containerinit shim DIR`, in a session of its own: the
+// shim, like containerd-shim. The shim starts `kubesvc containerinit init DIR` in new
+// mount and UTS namespaces and a process group of its own; init joins the pod's
+// network namespace, makes its mounts private, binds the pod's files and volumes,
+// sets the hostname, drops to the container's user, and executes the program, so
+// that the program keeps init's pid. The shim copies the program's stdout and
+// stderr into the container's log in the CRI format, records the program's pid
+// and, when it exits, its exit code, and then exits itself.
+//
+//	agent (Runtime) ──Start──▶ shim (setsid; writes pid, exit, the CRI log)
+//	                              └─▶ init (CLONE_NEWNS|CLONE_NEWUTS, setpgid;
+//	                                   setns net, mounts, hostname, uid) ─exec─▶ program
+//
+// Everything a Runtime knows is on disk under Config.RootDir, so a new Runtime on
+// the same directory (the agent restarted, even after SIGKILL) adopts the running
+// containers: ROOT/containers/ID/state.json (the spec, written by the agent),
+// pid (the program's and the shim's pids with their start times, written by the
+// shim) and exit (exit code, written by the shim). See README.md for the contract.
+package process

@@ -1,0 +1,140 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kubesvc/kubesvc/internal/agent/runtime"
+)
+
+// execWaitDelay bounds how long Exec waits for the command's output after ctx
+// ended and the command was killed.
+const execWaitDelay = time.Second
+
+// Exec implements runtime.Runtime with nsenter(1) from util-linux: `nsenter
+// --target PID --net --mount --uts --setuid U --setgid G --wdns DIR -- CMD`, with
+// the container's env. Joining a mount namespace needs a single-threaded process,
+// which a Go program never is, and nsenter is exactly that small C program. The
+// command is not in the container's process group (it belongs to another
+// session); it ends with ctx. Exec returns when the command has exited (and its
+// output has been copied, for at most execWaitDelay more); a stdin still open then
+// is read on until it ends, which is up to the caller.
+func (r *Runtime) Exec(ctx context.Context, id runtime.ContainerID, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (runtime.ExecResult, error) {
+	if len(cmd) == 0 || cmd[0] == "" {
+		return runtime.ExecResult{}, errors.New("exec: no command")
+	}
+	if !validID(id) {
+		return runtime.ExecResult{}, fmt.Errorf("exec: container %q: %w", id, runtime.ErrNotFound)
+	}
+	st, err := r.loadState(id)
+	if err != nil {
+		return runtime.ExecResult{}, fmt.Errorf("exec: %w", err)
+	}
+	cs, err := r.statusOf(st)
+	if err != nil {
+		return runtime.ExecResult{}, fmt.Errorf("exec: %w", err)
+	}
+	if cs.State != runtime.StateRunning || cs.Pid == 0 {
+		return runtime.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, runtime.ErrNotRunning)
+	}
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return runtime.ExecResult{}, fmt.Errorf("exec needs nsenter(1) from util-linux: %w", err)
+	}
+	spec := st.Spec
+	// What the container sees is under /proc/PID/root: its root, through its mounts.
+	root := filepath.Join("/proc", strconv.Itoa(cs.Pid), "root")
+	wd := spec.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
+	if err := findInContainer(root, wd, cmd[0], spec.Env); err != nil {
+		return runtime.ExecResult{}, err
+	}
+	uid, gid := containerUser(spec, filepath.Join(root, "etc/passwd"))
+	args := []string{
+		"--target", strconv.Itoa(cs.Pid), "--net", "--mount", "--uts",
+		"--setuid", strconv.FormatInt(uid, 10), "--setgid", strconv.FormatInt(gid, 10),
+		"--wdns=" + wd, "--",
+	}
+	c := exec.CommandContext(ctx, nsenter, append(args, cmd...)...)
+	c.Env = spec.Env
+	c.Dir = "/"
+	c.Stdout, c.Stderr = stdout, stderr
+	c.WaitDelay = execWaitDelay
+	// Its own process group: a signal to the agent's group (Ctrl-C) is not for it.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if stdin != nil {
+		// Through a pipe of our own, so that Exec returns when the command exits
+		// even though stdin (an exec stream) stays open: the copy goes on until
+		// stdin ends or the command's end of the pipe is gone.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return runtime.ExecResult{}, fmt.Errorf("exec: %w", err)
+		}
+		go func() {
+			_, _ = io.Copy(pw, stdin)
+			_ = pw.Close()
+		}()
+		c.Stdin = pr
+	}
+	err = c.Start()
+	if c.Stdin != nil {
+		// The command has its copy; ours would keep the pipe open after it exits.
+		_ = c.Stdin.(*os.File).Close()
+	}
+	if err == nil {
+		err = c.Wait()
+	}
+	if ctx.Err() != nil {
+		return runtime.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, ctx.Err())
+	}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) && !errors.Is(err, exec.ErrWaitDelay) {
+		return runtime.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return runtime.ExecResult{ExitCode: 128 + int32(ws.Signal())}, nil
+	}
+	return runtime.ExecResult{ExitCode: int32(c.ProcessState.ExitCode())}, nil
+}
+
+// findInContainer checks, as runc does before it executes, that the command exists
+// in the container (root is the container's root as /proc/PID/root shows it), so
+// that a missing command is an error rather than an exit code from nsenter.
+func findInContainer(root, wd, file string, env []string) error {
+	var candidates []string
+	switch {
+	case filepath.IsAbs(file):
+		candidates = []string{file}
+	case strings.Contains(file, "/"):
+		candidates = []string{filepath.Join(wd, file)}
+	default:
+		for _, dir := range filepath.SplitList(envValue(env, "PATH")) {
+			if !filepath.IsAbs(dir) {
+				dir = filepath.Join(wd, dir)
+			}
+			candidates = append(candidates, filepath.Join(dir, file))
+		}
+	}
+	for _, c := range candidates {
+		// An absolute symlink met on the way resolves in the agent's view, which
+		// differs from the container's only where the container has a mount.
+		if fi, err := os.Stat(filepath.Join(root, c)); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return nil
+		}
+	}
+	if strings.Contains(file, "/") {
+		return fmt.Errorf("exec: %q: no such file or directory: %w", file, exec.ErrNotFound)
+	}
+	return fmt.Errorf("exec: %q: executable file not found in $PATH: %w", file, exec.ErrNotFound)
+}

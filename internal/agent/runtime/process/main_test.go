@@ -1,0 +1,54 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+)
+
+// agentRootEnv makes the test binary a stand-in agent (testAgent) that starts one
+// container on the root dir it names, for the tests that kill the agent.
+const agentRootEnv = "PROCESS_TEST_AGENT_ROOT"
+
+// TestMain lets the test binary stand in for kubesvc: the runtime under test runs
+// Config.Self (this binary) as `containerinit shim|init DIR`, as kubesvc's hidden
+// subcommand does.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == SubcommandName {
+		if err := ContainerInit(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "containerinit:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if root := os.Getenv(agentRootEnv); root != "" {
+		if err := testAgent(root, os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "test agent:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// testAgent starts the program args in a container, prints its ID and pid, and
+// waits to be killed.
+func testAgent(root string, args []string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	r, err := New(Config{RootDir: root, Self: self})
+	if err != nil {
+		return err
+	}
+	// root context: this is the main function of a test helper process.
+	ctx := context.Background()
+	cs, err := r.Start(ctx, baseSpec("c", args...))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s %d\n", cs.ID, cs.Pid)
+	select {}
+}

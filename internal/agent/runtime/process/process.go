@@ -1,0 +1,558 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/utils/clock"
+
+	"github.com/kubesvc/kubesvc/internal/agent/runtime"
+)
+
+// DefaultPath is the PATH a container gets when its env sets none, as an image's
+// config would give it (Docker's default).
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Defaults of Config.
+const (
+	// DefaultStartTimeout bounds how long Start waits for the shim to report.
+	DefaultStartTimeout = 10 * time.Second
+	// killTimeout bounds the wait for the exit after SIGKILL.
+	killTimeout = 10 * time.Second
+	// Poll spacing while waiting for an exit: first, then doubling up to max.
+	firstPoll = 5 * time.Millisecond
+	maxPoll   = 100 * time.Millisecond
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// RootDir holds the containers' state (ROOT/containers/ID) and, unless a spec
+	// names a LogPath, their logs (ROOT/pods/NS_NAME_UID/CONTAINER/ATTEMPT.log,
+	// kubelet's layout). Required; created if missing.
+	RootDir string
+	// Self is the kubesvc binary (with the containerinit subcommand), which the
+	// runtime runs as each container's shim. Required.
+	Self string
+	// Log receives what the runtime does (default: discard).
+	Log *slog.Logger
+	// Clock stamps CreatedAt and paces the waits of Stop (default: the real clock).
+	Clock clock.Clock
+	// LogMaxSize is the size at which a container's log is rotated (default
+	// DefaultLogMaxSize); one rotated file is kept (RotatedLogPath).
+	LogMaxSize int64
+	// StartTimeout bounds Start's wait for the shim (default DefaultStartTimeout).
+	StartTimeout time.Duration
+}
+
+// Runtime is the process runtime (see the package doc). It keeps no state in
+// memory: everything is on disk and in /proc, so it is safe for concurrent use and
+// several Runtimes on one RootDir see the same containers.
+type Runtime struct {
+	root         string
+	self         string
+	log          *slog.Logger
+	clock        clock.Clock
+	logMaxSize   int64
+	startTimeout time.Duration
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// New returns a Runtime on cfg.RootDir, creating the folder; the containers already
+// there (an earlier agent's) are adopted as they are.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.RootDir == "" {
+		return nil, errors.New("process runtime: RootDir is required")
+	}
+	if cfg.Self == "" {
+		return nil, errors.New("process runtime: Self (the kubesvc binary) is required")
+	}
+	root, err := filepath.Abs(cfg.RootDir)
+	if err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
+	self, err := filepath.Abs(cfg.Self)
+	if err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
+	if _, err := os.Stat(self); err != nil {
+		return nil, fmt.Errorf("process runtime: the kubesvc binary: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, containersDir), 0o700); err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
+	r := &Runtime{
+		root: root, self: self, log: cfg.Log, clock: cfg.Clock,
+		logMaxSize: cfg.LogMaxSize, startTimeout: cfg.StartTimeout,
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.clock == nil {
+		r.clock = clock.RealClock{}
+	}
+	if r.logMaxSize <= 0 {
+		r.logMaxSize = DefaultLogMaxSize
+	}
+	if r.startTimeout <= 0 {
+		r.startTimeout = DefaultStartTimeout
+	}
+	return r, nil
+}
+
+// dir is the folder of container id.
+func (r *Runtime) dir(id runtime.ContainerID) string {
+	return filepath.Join(r.root, containersDir, string(id))
+}
+
+// validID reports whether id has the form of the runtime's IDs (64 hex digits),
+// which also keeps a caller's ID from naming a path outside the root.
+func validID(id runtime.ContainerID) bool {
+	if len(id) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(string(id))
+	return err == nil
+}
+
+func newID() (runtime.ContainerID, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("container ID: %w", err)
+	}
+	return runtime.ContainerID(hex.EncodeToString(b[:])), nil
+}
+
+// Start implements runtime.Runtime: it writes the container's state, starts its
+// shim in a session of its own, and waits for the shim to report that the program
+// runs.
+func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtime.ContainerStatus, error) {
+	if err := validateSpec(spec); err != nil {
+		return runtime.ContainerStatus{}, fmt.Errorf("start container %q: %w: %w", spec.Name, runtime.ErrStartFailed, err)
+	}
+	id, err := newID()
+	if err != nil {
+		return runtime.ContainerStatus{}, err
+	}
+	spec = r.complete(spec)
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return runtime.ContainerStatus{}, fmt.Errorf("start container %q: %w", spec.Name, err)
+	}
+	st := containerState{Version: stateVersion, ID: id, Spec: spec, LogMaxSize: r.logMaxSize, CreatedAt: r.clock.Now()}
+	if err := writeJSONAtomic(filepath.Join(dir, stateFile), st); err != nil {
+		return runtime.ContainerStatus{}, errors.Join(fmt.Errorf("start container %q: %w", spec.Name, err), os.RemoveAll(dir))
+	}
+	reportR, done, err := r.startShim(id)
+	if err != nil {
+		return runtime.ContainerStatus{}, errors.Join(fmt.Errorf("start container %q: %w", spec.Name, err), os.RemoveAll(dir))
+	}
+	defer reportR.Close()
+	rep, err := r.readReport(ctx, reportR)
+	if err == nil && rep.Error == "" && rep.Pid > 0 {
+		r.log.Info("container started", "id", id, "pod", spec.PodNamespace+"/"+spec.PodName, "container", spec.Name, "pid", rep.Pid)
+		return r.Status(ctx, id)
+	}
+	if ctx.Err() != nil {
+		return runtime.ContainerStatus{}, fmt.Errorf("start container %q (%s): %w", spec.Name, id, ctx.Err())
+	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return runtime.ContainerStatus{}, fmt.Errorf("start container %q (%s): no word from its shim in %v (see %s)", spec.Name, id, r.startTimeout, filepath.Join(dir, shimLogFile))
+	}
+	// The program never ran: the shim has recorded why and exits; once it has,
+	// nothing of the container is left behind.
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	cause := rep.Error
+	switch {
+	case cause != "":
+	case err != nil:
+		cause = err.Error()
+	default:
+		cause = "the shim exited without a word: " + tail(filepath.Join(dir, shimLogFile))
+	}
+	return runtime.ContainerStatus{}, errors.Join(
+		fmt.Errorf("start container %q: %w: %s", spec.Name, runtime.ErrStartFailed, cause),
+		os.RemoveAll(dir))
+}
+
+// validateSpec checks what the runtime relies on.
+func validateSpec(spec runtime.ContainerSpec) error {
+	if spec.Program.Path == "" {
+		return errors.New("no program")
+	}
+	for _, m := range spec.Mounts {
+		if !filepath.IsAbs(m.HostPath) || !filepath.IsAbs(m.ContainerPath) {
+			return fmt.Errorf("mount %q on %q: paths must be absolute", m.HostPath, m.ContainerPath)
+		}
+	}
+	if spec.NetNSPath != "" && !filepath.IsAbs(spec.NetNSPath) {
+		return fmt.Errorf("network namespace %q: path must be absolute", spec.NetNSPath)
+	}
+	return nil
+}
+
+// complete fills in what the runtime defaults: PATH and the log path.
+func (r *Runtime) complete(spec runtime.ContainerSpec) runtime.ContainerSpec {
+	spec.Env = slices.Clone(spec.Env)
+	if !slices.ContainsFunc(spec.Env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+		spec.Env = append(spec.Env, "PATH="+DefaultPath)
+	}
+	if spec.LogPath == "" {
+		spec.LogPath = filepath.Join(r.root, "pods",
+			spec.PodNamespace+"_"+spec.PodName+"_"+spec.PodUID, spec.Name, fmt.Sprintf("%d.log", spec.Attempt))
+	}
+	return spec
+}
+
+// startShim starts `SELF containerinit shim DIR` in a session of its own (so that
+// it outlives the agent and no signal to the agent's group reaches it) and returns
+// the read end of its report pipe and a channel closed once it has been reaped.
+func (r *Runtime) startShim(id runtime.ContainerID) (*os.File, <-chan struct{}, error) {
+	dir := r.dir(id)
+	shimLog, err := os.OpenFile(filepath.Join(dir, shimLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("shim log: %w", err)
+	}
+	defer shimLog.Close()
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("shim report pipe: %w", err)
+	}
+	defer reportW.Close()
+	cmd := exec.Command(r.self, SubcommandName, modeShim, dir)
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = shimLog, shimLog
+	cmd.ExtraFiles = []*os.File{reportW} // reportFD
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		reportR.Close()
+		return nil, nil, fmt.Errorf("start shim: %w", err)
+	}
+	done := make(chan struct{})
+	// Reap the shim when it exits (with its container); after an agent restart
+	// the machine's init (or subreaper) does.
+	go func() {
+		defer close(done)
+		if err := cmd.Wait(); err != nil {
+			r.log.Warn("container shim failed", "id", id, "err", err, "log", filepath.Join(dir, shimLogFile))
+		}
+	}()
+	return reportR, done, nil
+}
+
+// readReport reads the shim's one report, until ctx ends or the start timeout.
+func (r *Runtime) readReport(ctx context.Context, f *os.File) (startReport, error) {
+	// The deadlines are the operating system's, hence time.Now.
+	if err := f.SetReadDeadline(time.Now().Add(r.startTimeout)); err != nil {
+		return startReport{}, fmt.Errorf("shim report: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Now()) })
+	defer stop()
+	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return startReport{}, fmt.Errorf("shim report: %w", err)
+	}
+	var rep startReport
+	if len(bytes.TrimSpace(data)) == 0 {
+		return rep, nil
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return startReport{}, fmt.Errorf("shim report: %w", err)
+	}
+	return rep, nil
+}
+
+// tail is the end of a small file, for messages.
+func tail(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	s := strings.TrimSpace(string(data))
+	if len(s) > 2000 {
+		s = s[len(s)-2000:]
+	}
+	if s == "" {
+		return "(no output)"
+	}
+	return s
+}
+
+// Status implements runtime.Runtime.
+func (r *Runtime) Status(ctx context.Context, id runtime.ContainerID) (runtime.ContainerStatus, error) {
+	if !validID(id) {
+		return runtime.ContainerStatus{}, fmt.Errorf("container %q: %w", id, runtime.ErrNotFound)
+	}
+	st, err := r.loadState(id)
+	if err != nil {
+		return runtime.ContainerStatus{}, err
+	}
+	return r.statusOf(st)
+}
+
+// loadState reads state.json of id (ErrNotFound when there is none).
+func (r *Runtime) loadState(id runtime.ContainerID) (containerState, error) {
+	var st containerState
+	err := readJSON(filepath.Join(r.dir(id), stateFile), &st)
+	if isNotExist(err) {
+		return st, fmt.Errorf("container %s: %w", id, runtime.ErrNotFound)
+	}
+	if err != nil {
+		return st, fmt.Errorf("container %s: %w", id, err)
+	}
+	if st.Version != stateVersion {
+		return st, fmt.Errorf("container %s: state version %d, want %d", id, st.Version, stateVersion)
+	}
+	return st, nil
+}
+
+// statusOf works out a container's status from its files and its processes:
+//
+//	exit file                        exited, with its exit code
+//	no pid file                      created while Start may still be at work,
+//	                                 unknown after that (a start cut short)
+//	program alive                    running
+//	shim alive                       running: the program has just exited and
+//	                                 the shim is recording it
+//	neither (a reboot, a killed shim) unknown
+func (r *Runtime) statusOf(st containerState) (runtime.ContainerStatus, error) {
+	dir := r.dir(st.ID)
+	cs := runtime.ContainerStatus{
+		ID: st.ID, PodUID: st.Spec.PodUID, Name: st.Spec.Name, Image: st.Spec.Image,
+		Attempt: st.Spec.Attempt, LogPath: st.Spec.LogPath,
+	}
+	var pr pidRecord
+	pidErr := readJSON(filepath.Join(dir, pidFile), &pr)
+	if pidErr != nil && !isNotExist(pidErr) {
+		return cs, fmt.Errorf("container %s: %w", st.ID, pidErr)
+	}
+	havePid := pidErr == nil
+	cs.StartedAt = pr.StartedAt
+	var ex exitRecord
+	err := readJSON(filepath.Join(dir, exitFile), &ex)
+	switch {
+	case err == nil:
+		return exited(cs, ex), nil
+	case !isNotExist(err):
+		return cs, fmt.Errorf("container %s: %w", st.ID, err)
+	case !havePid:
+		if r.clock.Since(st.CreatedAt) < r.startTimeout {
+			cs.State = runtime.StateCreated
+		} else {
+			cs.State = runtime.StateUnknown
+		}
+		return cs, nil
+	case alive(pr.Pid, pr.StartTime, pr.BootID):
+		cs.State, cs.Pid = runtime.StateRunning, pr.Pid
+		return cs, nil
+	case alive(pr.ShimPid, pr.ShimStartTime, pr.BootID):
+		// The exit file may have been written since the check above.
+		if err := readJSON(filepath.Join(dir, exitFile), &ex); err == nil {
+			return exited(cs, ex), nil
+		}
+		cs.State = runtime.StateRunning
+		return cs, nil
+	default:
+		if err := readJSON(filepath.Join(dir, exitFile), &ex); err == nil {
+			return exited(cs, ex), nil
+		}
+		cs.State = runtime.StateUnknown
+		return cs, nil
+	}
+}
+
+// exited fills in an exited container's status: kubelet's reason is Completed for
+// exit code 0 and Error otherwise (OOMKilled needs cgroups, which this runtime
+// does not set up), StartError for a program that never ran.
+func exited(cs runtime.ContainerStatus, ex exitRecord) runtime.ContainerStatus {
+	cs.State, cs.Pid = runtime.StateExited, 0
+	cs.ExitCode, cs.FinishedAt = ex.ExitCode, ex.FinishedAt
+	switch {
+	case ex.StartError != "":
+		cs.Reason = "StartError"
+	case ex.ExitCode == 0:
+		cs.Reason = "Completed"
+	default:
+		cs.Reason = "Error"
+	}
+	if cs.StartedAt.IsZero() {
+		cs.StartedAt = ex.FinishedAt
+	}
+	return cs
+}
+
+// List implements runtime.Runtime. A container whose state cannot be read is
+// listed as StateUnknown with only its ID, so that the agent can remove it.
+func (r *Runtime) List(ctx context.Context) ([]runtime.ContainerStatus, error) {
+	entries, err := os.ReadDir(filepath.Join(r.root, containersDir))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []runtime.ContainerStatus
+	for _, e := range entries {
+		id := runtime.ContainerID(e.Name())
+		if !e.IsDir() || !validID(id) {
+			continue
+		}
+		st, err := r.loadState(id)
+		if errors.Is(err, runtime.ErrNotFound) {
+			continue // being created or removed
+		}
+		if err != nil {
+			r.log.Warn("container state unreadable", "id", id, "err", err)
+			out = append(out, runtime.ContainerStatus{ID: id, State: runtime.StateUnknown})
+			continue
+		}
+		cs, err := r.statusOf(st)
+		if err != nil {
+			r.log.Warn("container status unreadable", "id", id, "err", err)
+			cs.State = runtime.StateUnknown
+		}
+		out = append(out, cs)
+	}
+	return out, nil
+}
+
+// Stop implements runtime.Runtime.
+func (r *Runtime) Stop(ctx context.Context, id runtime.ContainerID, grace time.Duration) error {
+	if !validID(id) {
+		return fmt.Errorf("stop container %q: %w", id, runtime.ErrNotFound)
+	}
+	st, err := r.loadState(id)
+	if err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	cs, err := r.statusOf(st)
+	if err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	if cs.State == runtime.StateCreated {
+		// Start is still at work (in this agent or one before it): wait for it.
+		if cs, err = r.waitState(ctx, st, r.startTimeout, runtime.StateCreated); err != nil {
+			return fmt.Errorf("stop container %s: %w", id, err)
+		}
+	}
+	if cs.State != runtime.StateRunning {
+		return nil
+	}
+	var pr pidRecord
+	if err := readJSON(filepath.Join(r.dir(id), pidFile), &pr); err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	if grace > 0 {
+		r.log.Info("stopping container", "id", id, "container", st.Spec.Name, "signal", "SIGTERM", "grace", grace)
+		if err := signalGroup(pr, unix.SIGTERM); err != nil {
+			return fmt.Errorf("stop container %s: %w", id, err)
+		}
+		cs, err = r.waitState(ctx, st, grace, runtime.StateRunning)
+		if err != nil {
+			return fmt.Errorf("stop container %s: %w", id, err)
+		}
+		if cs.State != runtime.StateRunning {
+			return nil
+		}
+	}
+	r.log.Info("killing container", "id", id, "container", st.Spec.Name, "signal", "SIGKILL")
+	if err := signalGroup(pr, unix.SIGKILL); err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	cs, err = r.waitState(ctx, st, killTimeout, runtime.StateRunning)
+	if err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	if cs.State == runtime.StateRunning {
+		return fmt.Errorf("stop container %s: still running %v after SIGKILL", id, killTimeout)
+	}
+	return nil
+}
+
+// signalGroup sends sig to the program's process group, or to the program alone
+// when it has left the group, once it is sure the pid is still the program's.
+func signalGroup(pr pidRecord, sig unix.Signal) error {
+	if !alive(pr.Pid, pr.StartTime, pr.BootID) {
+		return nil // exited; the shim kills what is left of the group
+	}
+	err := unix.Kill(-pr.Pid, sig)
+	if errors.Is(err, unix.ESRCH) {
+		err = unix.Kill(pr.Pid, sig)
+	}
+	if err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("send %s: %w", unix.SignalName(sig), err)
+	}
+	return nil
+}
+
+// waitState polls the container's status until it leaves state from, for at most
+// d, and returns the last status (still from when d passed). The wait ends early
+// with ctx's error.
+func (r *Runtime) waitState(ctx context.Context, st containerState, d time.Duration, from runtime.State) (runtime.ContainerStatus, error) {
+	deadline := r.clock.NewTimer(d)
+	defer deadline.Stop()
+	interval := firstPoll
+	for {
+		cs, err := r.statusOf(st)
+		if err != nil || cs.State != from {
+			return cs, err
+		}
+		t := r.clock.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return cs, ctx.Err()
+		case <-deadline.C():
+			t.Stop()
+			return r.statusOf(st)
+		case <-t.C():
+		}
+		interval = min(2*interval, maxPoll)
+	}
+}
+
+// Remove implements runtime.Runtime.
+func (r *Runtime) Remove(ctx context.Context, id runtime.ContainerID) error {
+	if !validID(id) {
+		return fmt.Errorf("remove container %q: %w", id, runtime.ErrNotFound)
+	}
+	dir := r.dir(id)
+	st, err := r.loadState(id)
+	switch {
+	case errors.Is(err, runtime.ErrNotFound):
+		if _, serr := os.Stat(dir); isNotExist(serr) {
+			return fmt.Errorf("remove: %w", err)
+		}
+		// A folder without state: a start cut short before its state was written.
+	case err != nil:
+		// Unreadable state: the container cannot be running under this runtime.
+	default:
+		cs, err := r.statusOf(st)
+		if err != nil {
+			return fmt.Errorf("remove container %s: %w", id, err)
+		}
+		if cs.State == runtime.StateRunning || cs.State == runtime.StateCreated {
+			return fmt.Errorf("remove container %s: %w", id, runtime.ErrRunning)
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	r.log.Info("container removed", "id", id)
+	return nil
+}
