@@ -37,6 +37,7 @@ func main() {
 	}
 	root.AddCommand(newServerCommand(), newUpCommand(), newAgentCommand())
 	root.AddCommand(newContainerInitCommand())
+	root.AddCommand(newBuiltinImageCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "kubesvc:", err)
 		os.Exit(1)
