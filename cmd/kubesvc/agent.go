@@ -13,11 +13,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/sim"
 )
-
-// errRealAgent is the answer of `kubesvc agent` without --simulate.
-var errRealAgent = errors.New("the real node agent is not implemented yet; use --simulate")
 
 // agentFlags are the flags of `kubesvc agent` (the names are a contract).
 type agentFlags struct {
@@ -38,7 +36,7 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.simulate, "simulate", false, "run a simulated node: register the Node, heartbeat, and report bound pods Running without running anything (no root needed)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file of the API server (for example DATA-DIR/admin.kubeconfig)")
 	fs.StringVar(&f.nodeName, "node-name", strings.ToLower(host), "name of the Node")
-	fs.StringVar(&f.nodeIP, "node-ip", "", "the node's InternalIP (default: derived from the node name in 192.0.2.0/24)")
+	fs.StringVar(&f.nodeIP, "node-ip", "", "the node's InternalIP (default: the address of the default route's interface; with --simulate, derived from the node name in 192.0.2.0/24)")
 	fs.IntVar(&f.maxPods, "max-pods", sim.DefaultMaxPods, "number of pods the node can run")
 	fs.StringVar(&f.cpu, "cpu", sim.DefaultCPU, "CPU capacity the simulated node reports")
 	fs.StringVar(&f.memory, "memory", sim.DefaultMemory, "memory capacity the simulated node reports")
@@ -49,17 +47,34 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 
 func newAgentCommand() *cobra.Command {
 	f := &agentFlags{}
+	rf := &realAgentFlags{}
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "Run the node agent (today: a simulated node with --simulate)",
-		Long: `Run the node agent for one Node. With --simulate the agent registers the Node,
-renews its Lease, and reports the pods bound to it Running with IPs from the Node's
-podCIDR, without running any process; it needs no root. It stops on SIGTERM and leaves
-the Node registered, like the kubelet.`,
+		Short: "Run the node agent: pods as processes, each in its own network namespace",
+		Long: `Run the node agent (kubelet's job) for one Node: it registers the Node, renews its
+Lease, gives each pod bound to it a network namespace with an IP from the Node's podCIDR
+on the bridge kubesvc0, and runs the pod's containers as processes (built-in images:
+nginx, httpd, kubernetes-bootcamp, agnhost, pause; other images run their command from
+this machine). It needs root and programs this machine's network: run it only on a
+machine (or in a network namespace) meant to be a node. A pod is processes on this
+machine, not a sandbox. Stopping the agent leaves the pods running; a restarted agent
+adopts them.
+
+With --simulate the agent registers the Node, renews its Lease, and reports the pods
+bound to it Running with IPs from the Node's podCIDR, without running any process; it
+needs no root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !f.simulate {
-				return errRealAgent
+				cfg, err := realAgentConfig(f, rf)
+				if err != nil {
+					return err
+				}
+				a, err := agent.New(cfg)
+				if err != nil {
+					return err
+				}
+				return a.Run(cmd.Context())
 			}
 			cfg, err := f.config()
 			if err != nil {
@@ -73,6 +88,7 @@ the Node registered, like the kubelet.`,
 		},
 	}
 	f.add(cmd.Flags())
+	rf.add(cmd.Flags())
 	return cmd
 }
 

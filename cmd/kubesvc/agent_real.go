@@ -1,0 +1,158 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubesvc/kubesvc/internal/agent"
+	"github.com/kubesvc/kubesvc/internal/agent/images"
+	"github.com/kubesvc/kubesvc/internal/agent/podnet"
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/process"
+)
+
+// errNotRoot is the real agent's answer without root.
+var errNotRoot = errors.New("the node agent needs root (network namespaces, links, routes, nftables); run it as root, or use --simulate for a simulated node that needs none")
+
+// realAgentFlags are the flags only the real agent uses (the names are a contract).
+type realAgentFlags struct {
+	rootDir       string
+	clusterDNS    []string
+	clusterDomain string
+	clusterCIDRs  []string
+	serviceCIDRs  []string
+	imageMaps     []string
+}
+
+func (f *realAgentFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&f.rootDir, "root-dir", "/var/lib/kubesvc/agent", "directory for the agent's state: pod files, network namespaces, IPAM records, container state and logs")
+	fs.StringSliceVar(&f.clusterDNS, "cluster-dns", nil, "nameserver addresses of pods with dnsPolicy ClusterFirst (kubelet's --cluster-dns)")
+	fs.StringVar(&f.clusterDomain, "cluster-domain", agent.DefaultClusterDomain, "the cluster's DNS domain")
+	fs.StringSliceVar(&f.clusterCIDRs, "cluster-cidr", []string{"10.244.0.0/16"}, "the cluster's pod ranges (pod traffic leaving them is masqueraded)")
+	fs.StringSliceVar(&f.serviceCIDRs, "service-cluster-ip-range", []string{"10.96.0.0/12"}, "the Service ranges (not masqueraded by the pod network)")
+	fs.StringArrayVar(&f.imageMaps, "image-map", nil, "IMAGE=PROGRAM: containers of IMAGE run PROGRAM from this machine (repeatable)")
+}
+
+// realAgentConfig builds the real agent from the flags: the pod network (bridge and
+// veths), the process runtime and the image resolver, all rooted in --root-dir.
+func realAgentConfig(f *agentFlags, rf *realAgentFlags) (agent.Config, error) {
+	if os.Geteuid() != 0 {
+		return agent.Config{}, errNotRoot
+	}
+	if f.kubeconfig == "" {
+		return agent.Config{}, errors.New("--kubeconfig is required")
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig)
+	if err != nil {
+		return agent.Config{}, fmt.Errorf("kubeconfig %s: %w", f.kubeconfig, err)
+	}
+	rc.QPS, rc.Burst = f.kubeAPIQPS, f.kubeAPIBurst
+	rc.UserAgent = "kubesvc-agent/" + f.nodeName
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return agent.Config{}, fmt.Errorf("client: %w", err)
+	}
+	lvl, err := parseLogLevel(f.logLevel)
+	if err != nil {
+		return agent.Config{}, err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	nodeIP, err := agentNodeIP(f.nodeIP)
+	if err != nil {
+		return agent.Config{}, err
+	}
+	root, err := filepath.Abs(rf.rootDir)
+	if err != nil {
+		return agent.Config{}, fmt.Errorf("--root-dir: %w", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return agent.Config{}, fmt.Errorf("finding the kubesvc binary: %w", err)
+	}
+	dns, err := parseAddrs("--cluster-dns", rf.clusterDNS)
+	if err != nil {
+		return agent.Config{}, err
+	}
+	clusterCIDRs, err := parsePrefixes("--cluster-cidr", rf.clusterCIDRs)
+	if err != nil {
+		return agent.Config{}, err
+	}
+	serviceCIDRs, err := parsePrefixes("--service-cluster-ip-range", rf.serviceCIDRs)
+	if err != nil {
+		return agent.Config{}, err
+	}
+	maps, err := images.ParseImageMap(rf.imageMaps)
+	if err != nil {
+		return agent.Config{}, fmt.Errorf("--image-map: %w", err)
+	}
+	netw, err := podnet.NewNetlink(podnet.Config{RootDir: filepath.Join(root, "net"), Log: log})
+	if err != nil {
+		return agent.Config{}, err
+	}
+	rt, err := process.New(process.Config{RootDir: filepath.Join(root, "runtime"), Self: self, Log: log})
+	if err != nil {
+		return agent.Config{}, err
+	}
+	return agent.Config{
+		NodeName: f.nodeName, NodeIP: nodeIP, RootDir: filepath.Join(root, "node"),
+		ClusterDNS: dns, ClusterDomain: rf.clusterDomain,
+		ClusterCIDRs: clusterCIDRs, ServiceCIDRs: serviceCIDRs,
+		Client: client, Network: netw, Runtime: rt, Images: images.Resolver{Self: self, Maps: maps},
+		Log: log, MaxPods: f.maxPods,
+	}, nil
+}
+
+// agentNodeIP is --node-ip, or else the address of the interface of the default
+// route (the address the machine uses to reach other machines), as kubelet picks it.
+func agentNodeIP(flag string) (netip.Addr, error) {
+	if flag != "" {
+		ip, err := netip.ParseAddr(flag)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("--node-ip: %w", err)
+		}
+		return ip, nil
+	}
+	// No packet is sent: connecting a UDP socket only asks the kernel for the route.
+	conn, err := net.Dial("udp4", "192.0.2.1:9")
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("no default route to pick the node's address from; set --node-ip: %w", err)
+	}
+	defer conn.Close()
+	ip, ok := netip.AddrFromSlice(conn.LocalAddr().(*net.UDPAddr).IP)
+	if !ok {
+		return netip.Addr{}, errors.New("cannot read the default route's address; set --node-ip")
+	}
+	return ip.Unmap(), nil
+}
+
+func parseAddrs(flag string, values []string) ([]netip.Addr, error) {
+	out := make([]netip.Addr, 0, len(values))
+	for _, v := range values {
+		ip, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		out = append(out, ip)
+	}
+	return out, nil
+}
+
+func parsePrefixes(flag string, values []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(values))
+	for _, v := range values {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
