@@ -21,22 +21,24 @@ import (
 
 // serverFlags are the flags of `kubesvc server` (the names are a contract).
 type serverFlags struct {
-	dataDir       string
-	bindAddress   string
-	securePort    int
-	etcdServers   []string
-	serviceCIDR   string
-	nodePortRange string
-	tokenFile     string
-	logLevel      string
-	controllers   []string
-	leaderElect   bool
-	ctrl          controller.Options
+	dataDir          string
+	bindAddress      string
+	advertiseAddress string
+	securePort       int
+	etcdServers      []string
+	serviceCIDR      string
+	nodePortRange    string
+	tokenFile        string
+	logLevel         string
+	controllers      []string
+	leaderElect      bool
+	ctrl             controller.Options
 }
 
 func (f *serverFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.dataDir, "data-dir", "/var/lib/kubesvc", "directory for embedded etcd data, the generated PKI and admin.kubeconfig")
 	fs.StringVar(&f.bindAddress, "bind-address", "0.0.0.0", "IP address the HTTPS API listens on")
+	fs.StringVar(&f.advertiseAddress, "advertise-address", "", "IP address the kubernetes Service's endpoints carry, where pods reach the API (default: the bind address when it is not 0.0.0.0 or loopback, else the address of the default route's interface)")
 	fs.IntVar(&f.securePort, "secure-port", 6443, "port the HTTPS API listens on (0 picks a free port)")
 	fs.StringSliceVar(&f.etcdServers, "etcd-servers", nil, "etcd client URLs of an external cluster (default: an embedded member)")
 	fs.StringVar(&f.serviceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "CIDR(s) for Service cluster IPs (v4cidr[,v6cidr])")
@@ -148,7 +150,7 @@ func newMetricsRegistry() (*prometheus.Registry, error) {
 
 func (f *serverFlags) config() apiserver.Config {
 	return apiserver.Config{
-		DataDir: f.dataDir, BindAddress: f.bindAddress, SecurePort: f.securePort,
+		DataDir: f.dataDir, BindAddress: f.bindAddress, AdvertiseAddress: f.advertiseAddress, SecurePort: f.securePort,
 		EtcdServers: f.etcdServers, ServiceClusterIPRange: f.serviceCIDR,
 		ServiceNodePortRange: f.nodePortRange, TokenAuthFile: f.tokenFile,
 		Version: apiserver.DefaultVersion(),

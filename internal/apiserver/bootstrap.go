@@ -58,7 +58,7 @@ func (s *Server) bootstrap(ctx context.Context, port int) error {
 	if err := s.ensure(ctx, "/v1/services", "default", svc); err != nil {
 		return err
 	}
-	ip := advertiseAddress(s.cfg.BindAddress)
+	ip := advertiseAddress(s.cfg.AdvertiseAddress, s.cfg.BindAddress, defaultRouteAddress)
 	if !ip.IsValid() {
 		s.log.Info("no non-loopback address to advertise: default/kubernetes has no endpoints")
 		return nil
@@ -135,10 +135,18 @@ func (s *Server) markServiceCIDRReady(ctx context.Context) error {
 	return err
 }
 
-// advertiseAddress is the address clients in the cluster reach the API server at: the
-// bind address when it is a real one, else the host's first global unicast address.
-func advertiseAddress(bind string) netip.Addr {
+// advertiseAddress is the address clients in the cluster reach the API server at
+// (kube-apiserver's --advertise-address): the configured one, else the bind address
+// when it is a real one, else the address of the default route's interface
+// (routeAddr), else the host's first global unicast address.
+func advertiseAddress(configured, bind string, routeAddr func() netip.Addr) netip.Addr {
+	if ip, err := netip.ParseAddr(configured); err == nil {
+		return ip
+	}
 	if ip, err := netip.ParseAddr(bind); err == nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+		return ip
+	}
+	if ip := routeAddr(); ip.IsValid() {
 		return ip
 	}
 	addrs, err := net.InterfaceAddrs()
@@ -164,4 +172,25 @@ func advertiseAddress(bind string) netip.Addr {
 		}
 	}
 	return v6
+}
+
+// defaultRouteAddress is the source address the kernel picks for the default route
+// (IPv4 first, then IPv6), or the zero Addr without one. Connecting a UDP socket sends
+// nothing; it only asks for the route.
+func defaultRouteAddress() netip.Addr {
+	for _, probe := range []string{"192.0.2.1:9", "[2001:db8::1]:9"} {
+		conn, err := net.Dial("udp", probe)
+		if err != nil {
+			continue
+		}
+		addr, ok := conn.LocalAddr().(*net.UDPAddr)
+		conn.Close()
+		if !ok {
+			continue
+		}
+		if ip, ok := netip.AddrFromSlice(addr.IP); ok && ip.Unmap().IsGlobalUnicast() {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
 }

@@ -35,6 +35,11 @@ type Config struct {
 	// BindAddress and SecurePort: where HTTPS listens.
 	BindAddress string
 	SecurePort  int
+	// AdvertiseAddress is the address the default/kubernetes Service's endpoints
+	// carry, where pods reach the API (kube-apiserver's --advertise-address); empty:
+	// the bind address when it is a real one, else the address of the default route's
+	// interface.
+	AdvertiseAddress string
 	// EtcdServers, when set, replaces the embedded etcd member.
 	EtcdServers []string
 	// ServiceClusterIPRange and ServiceNodePortRange (used by the Service registry).
@@ -71,6 +76,11 @@ func (c *Config) Validate() error {
 	}
 	if net.ParseIP(c.BindAddress) == nil {
 		return fmt.Errorf("--bind-address %q is not an IP address", c.BindAddress)
+	}
+	if c.AdvertiseAddress != "" {
+		if ip, err := netip.ParseAddr(c.AdvertiseAddress); err != nil || ip.IsUnspecified() || ip.IsLoopback() {
+			return fmt.Errorf("--advertise-address %q is not a usable IP address (loopback and unspecified addresses cannot be reached from pods)", c.AdvertiseAddress)
+		}
 	}
 	if c.SecurePort < 0 || c.SecurePort > 65535 {
 		return fmt.Errorf("--secure-port %d out of range", c.SecurePort)
@@ -194,7 +204,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	s.addr = ln.Addr()
 	files := pki.Files{Dir: filepath.Join(s.cfg.DataDir, "pki")}
-	ca, err := pki.Ensure(files, servingHosts(s.cfg.BindAddress))
+	hosts := servingHosts(s.cfg.BindAddress)
+	if s.cfg.AdvertiseAddress != "" {
+		hosts = append(hosts, s.cfg.AdvertiseAddress)
+	}
+	ca, err := pki.Ensure(files, hosts)
 	if err != nil {
 		ln.Close()
 		return err
