@@ -53,9 +53,12 @@ func initAndExec(dir string) error {
 		}
 	}
 	// A new mount namespace starts with the propagation of the machine's mounts:
-	// shared mounts would carry the container's binds back to the machine.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
+	// shared mounts would carry the container's binds back to the machine. Slave, not
+	// private: unmounts on the machine still reach the container, so deleting another
+	// pod's network namespace (a bind mount under the agent's root) does not leave a
+	// copy here that keeps that namespace alive.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return fmt.Errorf("make mounts slaves of the machine's: %w", err)
 	}
 	for _, m := range spec.Mounts {
 		if err := bindMount(m); err != nil {
