@@ -18,6 +18,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubesvc/kubesvc/internal/agent/nodeutil"
 )
 
 // The Node: registration, and its status posted every NodeStatusUpdateFrequency
@@ -298,18 +300,10 @@ func (a *Agent) syncNodeStatus(ctx context.Context) error {
 func (a *Agent) postNodeStatus(ctx context.Context, cur *corev1.Node) error {
 	now := a.clock.Now()
 	want := a.nodeStatus(cur, metav1.NewTime(now))
-	cmp := *want.DeepCopy()
-	for i := range cmp.Conditions {
-		for _, prev := range cur.Status.Conditions {
-			if prev.Type == cmp.Conditions[i].Type {
-				cmp.Conditions[i].LastHeartbeatTime = prev.LastHeartbeatTime
-			}
-		}
-	}
 	a.mu.Lock()
 	due := now.Sub(a.lastNodePost) >= a.cfg.NodeStatusReportFrequency
 	a.mu.Unlock()
-	if !due && equality.Semantic.DeepEqual(cmp, cur.Status) {
+	if !due && !nodeutil.StatusChanged(want, cur.Status) {
 		return nil
 	}
 	upd := cur.DeepCopy()

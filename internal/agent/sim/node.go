@@ -14,7 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/utils/ptr"
+
+	"github.com/kubesvc/kubesvc/internal/agent/nodeutil"
 )
 
 // Node condition reasons and messages, as the kubelet posts them.
@@ -208,18 +209,10 @@ func (a *Agent) syncNodeStatus(ctx context.Context) error {
 func (a *Agent) postNodeStatus(ctx context.Context, cur *corev1.Node) error {
 	now := a.now()
 	want := a.nodeStatus(cur, metav1.NewTime(now))
-	cmp := *want.DeepCopy()
-	for i := range cmp.Conditions {
-		for _, prev := range cur.Status.Conditions {
-			if prev.Type == cmp.Conditions[i].Type {
-				cmp.Conditions[i].LastHeartbeatTime = prev.LastHeartbeatTime
-			}
-		}
-	}
 	a.mu.Lock()
 	due := now.Sub(a.lastPost) >= a.cfg.NodeStatusReportFrequency
 	a.mu.Unlock()
-	if !due && equality.Semantic.DeepEqual(cmp, cur.Status) {
+	if !due && !nodeutil.StatusChanged(want, cur.Status) {
 		return nil
 	}
 	upd := cur.DeepCopy()
@@ -264,31 +257,5 @@ func (a *Agent) leaseLoop(ctx context.Context, node *corev1.Node) {
 // renewLease writes renewTime = now to the node's Lease, creating it if needed;
 // last is the lease as last written (nil: read it).
 func (a *Agent) renewLease(ctx context.Context, node *corev1.Node, last *coordinationv1.Lease) (*coordinationv1.Lease, error) {
-	leases := a.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
-	if last == nil {
-		l, err := leases.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			return leases.Create(ctx, a.lease(node, nil), metav1.CreateOptions{})
-		case err != nil:
-			return nil, err
-		}
-		last = l
-	}
-	return leases.Update(ctx, a.lease(node, last), metav1.UpdateOptions{})
-}
-
-// lease is the node's Lease renewed now, based on cur (nil: a new one).
-func (a *Agent) lease(node *corev1.Node, cur *coordinationv1.Lease) *coordinationv1.Lease {
-	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Namespace: corev1.NamespaceNodeLease}}
-	if cur != nil {
-		l = cur.DeepCopy()
-	}
-	if len(l.OwnerReferences) == 0 && node.UID != "" {
-		l.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
-	}
-	l.Spec.HolderIdentity = ptr.To(a.cfg.NodeName)
-	l.Spec.LeaseDurationSeconds = ptr.To(int32(a.cfg.LeaseDuration / time.Second))
-	l.Spec.RenewTime = &metav1.MicroTime{Time: a.now()}
-	return l
+	return nodeutil.RenewLease(ctx, a.client, node, last, a.cfg.LeaseDuration, a.now())
 }
