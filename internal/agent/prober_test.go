@@ -21,6 +21,7 @@ import (
 
 	"github.com/kubesvc/kubesvc/internal/agent/runtime"
 	rtfake "github.com/kubesvc/kubesvc/internal/agent/runtime/fake"
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 func hostPort(t *testing.T, addr string) (string, int) {
@@ -46,12 +47,7 @@ func TestRunProbe(t *testing.T) {
 	defer web.Close()
 	host, webPort := hostPort(t, web.Listener.Addr().String())
 
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, closedPort := hostPort(t, closed.Addr().String())
-	closed.Close()
+	_, closedPort := hostPort(t, testutil.RefusingTCPAddr(t).String())
 
 	gl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 func TestServeHostnameHTTP(t *testing.T) {
@@ -122,12 +124,7 @@ func TestConnect(t *testing.T) {
 			c.Close()
 		}
 	}()
-	closed, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := closed.Addr().String()
-	closed.Close()
+	closedAddr := testutil.RefusingTCPAddr(t).String()
 	// A UDP server that answers, as netexec's does.
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
