@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
@@ -55,20 +56,39 @@ func realAgentConfig(f *agentFlags, rf *realAgentFlags) (agent.Config, error) {
 		return agent.Config{}, fmt.Errorf("kubeconfig %s: %w", f.kubeconfig, err)
 	}
 	rc.QPS, rc.Burst = f.kubeAPIQPS, f.kubeAPIBurst
-	rc.UserAgent = "kubesvc-agent/" + f.nodeName
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return agent.Config{}, fmt.Errorf("client: %w", err)
-	}
 	lvl, err := parseLogLevel(f.logLevel)
 	if err != nil {
 		return agent.Config{}, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	nodeIP, err := agentNodeIP(f.nodeIP)
+	return realAgent{rest: rc, nodeName: f.nodeName, nodeIP: f.nodeIP, maxPods: f.maxPods, flags: rf, log: log}.config()
+}
+
+// realAgent is what a real agent is built from, by `kubesvc agent` or `kubesvc up`.
+type realAgent struct {
+	rest     *rest.Config
+	nodeName string
+	nodeIP   string // "" picks one (agentNodeIP)
+	maxPods  int
+	flags    *realAgentFlags
+	log      *slog.Logger
+}
+
+func (r realAgent) config() (agent.Config, error) {
+	if os.Geteuid() != 0 {
+		return agent.Config{}, errNotRoot
+	}
+	rc := rest.CopyConfig(r.rest)
+	rc.UserAgent = "kubesvc-agent/" + r.nodeName
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return agent.Config{}, fmt.Errorf("client: %w", err)
+	}
+	nodeIP, err := agentNodeIP(r.nodeIP)
 	if err != nil {
 		return agent.Config{}, err
 	}
+	rf := r.flags
 	root, err := filepath.Abs(rf.rootDir)
 	if err != nil {
 		return agent.Config{}, fmt.Errorf("--root-dir: %w", err)
@@ -93,44 +113,58 @@ func realAgentConfig(f *agentFlags, rf *realAgentFlags) (agent.Config, error) {
 	if err != nil {
 		return agent.Config{}, fmt.Errorf("--image-map: %w", err)
 	}
-	netw, err := podnet.NewNetlink(podnet.Config{RootDir: filepath.Join(root, "net"), Log: log})
+	netw, err := podnet.NewNetlink(podnet.Config{RootDir: filepath.Join(root, "net"), Log: r.log})
 	if err != nil {
 		return agent.Config{}, err
 	}
-	rt, err := process.New(process.Config{RootDir: filepath.Join(root, "runtime"), Self: self, Log: log})
+	rt, err := process.New(process.Config{RootDir: filepath.Join(root, "runtime"), Self: self, Log: r.log})
 	if err != nil {
 		return agent.Config{}, err
 	}
 	return agent.Config{
-		NodeName: f.nodeName, NodeIP: nodeIP, RootDir: filepath.Join(root, "node"),
+		NodeName: r.nodeName, NodeIP: nodeIP, RootDir: filepath.Join(root, "node"),
 		ClusterDNS: dns, ClusterDomain: rf.clusterDomain,
 		ClusterCIDRs: clusterCIDRs, ServiceCIDRs: serviceCIDRs,
 		Client: client, Network: netw, Runtime: rt, Images: images.Resolver{Self: self, Maps: maps},
-		Log: log, MaxPods: f.maxPods,
+		Log: r.log, MaxPods: r.maxPods,
 	}, nil
 }
 
 // agentNodeIP is --node-ip, or else the address of the interface of the default
-// route (the address the machine uses to reach other machines), as kubelet picks it.
+// route (the address the machine uses to reach other machines), as kubelet picks
+// it, or else the first global address of an interface. On a machine with none
+// (a sealed network namespace) it is zero: the node's address is then its pod
+// network's gateway (see agent.Config.NodeIP).
 func agentNodeIP(flag string) (netip.Addr, error) {
 	if flag != "" {
 		ip, err := netip.ParseAddr(flag)
 		if err != nil {
 			return netip.Addr{}, fmt.Errorf("--node-ip: %w", err)
 		}
+		if ip.IsLoopback() || ip.IsUnspecified() {
+			return netip.Addr{}, fmt.Errorf("--node-ip %s cannot be reached from pods", ip)
+		}
 		return ip, nil
 	}
 	// No packet is sent: connecting a UDP socket only asks the kernel for the route.
-	conn, err := net.Dial("udp4", "192.0.2.1:9")
+	if conn, err := net.Dial("udp4", "192.0.2.1:9"); err == nil {
+		defer conn.Close()
+		if ip, ok := netip.AddrFromSlice(conn.LocalAddr().(*net.UDPAddr).IP); ok && ip.Unmap().IsGlobalUnicast() {
+			return ip.Unmap(), nil
+		}
+	}
+	addrs, err := net.InterfaceAddrs()
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("no default route to pick the node's address from; set --node-ip: %w", err)
+		return netip.Addr{}, fmt.Errorf("listing this machine's addresses (set --node-ip): %w", err)
 	}
-	defer conn.Close()
-	ip, ok := netip.AddrFromSlice(conn.LocalAddr().(*net.UDPAddr).IP)
-	if !ok {
-		return netip.Addr{}, errors.New("cannot read the default route's address; set --node-ip")
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok && ip.Unmap().Is4() && ip.Unmap().IsGlobalUnicast() {
+				return ip.Unmap(), nil
+			}
+		}
 	}
-	return ip.Unmap(), nil
+	return netip.Addr{}, nil
 }
 
 func parseAddrs(flag string, values []string) ([]netip.Addr, error) {

@@ -4,13 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/sim"
 	"github.com/kubesvc/kubesvc/internal/apiserver"
 	"github.com/kubesvc/kubesvc/internal/component"
@@ -18,17 +22,30 @@ import (
 
 func newUpCommand() *cobra.Command {
 	f := &serverFlags{}
-	var simulated int
+	var o upOptions
+	var disableAgent bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start everything kubesvc has on this machine with embedded defaults",
-		Long: `Start kubesvc on this machine: the API server with embedded etcd and the
-controllers. The real node agent (pods as processes) comes in a later release; until
-then --simulated-nodes=N adds N simulated nodes that report pods Running with pod IPs
-but run nothing. The admin kubeconfig is written to DATA-DIR/admin.kubeconfig.`,
+		Long: `Start kubesvc on this machine: the API server with embedded etcd, the controllers,
+and a node agent that makes this machine a Node (named after its host name): pods run as
+processes, each in a network namespace of its own with an IP from the Node's podCIDR on
+the bridge kubesvc0. The node agent needs root and programs this machine's network (or
+that of the network namespace kubesvc up runs in); without root, or with
+--disable-agent, no node runs and pods stay Pending. --simulated-nodes=N adds N
+simulated nodes that report pods Running with pod IPs but run nothing. The admin
+kubeconfig is written to DATA-DIR/admin.kubeconfig; the node's state is under
+DATA-DIR/agent.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := f.upRunner(simulated, os.Stdout)
+			switch {
+			case disableAgent:
+			case os.Geteuid() != 0:
+				o.noAgentReason = "the node agent needs root"
+			default:
+				o.agent = true
+			}
+			r, err := f.upRunner(o, os.Stdout)
 			if err != nil {
 				return err
 			}
@@ -36,43 +53,120 @@ but run nothing. The admin kubeconfig is written to DATA-DIR/admin.kubeconfig.`,
 		},
 	}
 	f.add(cmd.Flags())
-	cmd.Flags().IntVar(&simulated, "simulated-nodes", 0, "run this many simulated nodes (kubesvc agent --simulate) in the same process")
+	host, _ := os.Hostname()
+	cmd.Flags().IntVar(&o.simulated, "simulated-nodes", 0, "run this many simulated nodes (kubesvc agent --simulate) in the same process")
+	cmd.Flags().BoolVar(&disableAgent, "disable-agent", false, "run no node agent: only the API server and the controllers (and any --simulated-nodes)")
+	cmd.Flags().StringVar(&o.nodeName, "node-name", strings.ToLower(host), "name of this machine's Node")
+	cmd.Flags().StringVar(&o.nodeIP, "node-ip", "", "the node's InternalIP (default: the address of the default route's interface, else the first global address, else the pod network's gateway)")
+	cmd.Flags().StringArrayVar(&o.imageMaps, "image-map", nil, "IMAGE=PROGRAM: containers of IMAGE run PROGRAM from this machine (repeatable)")
 	cmd.Flags().Lookup("data-dir").DefValue = defaultUpDataDir()
 	_ = cmd.Flags().Set("data-dir", defaultUpDataDir())
 	return cmd
 }
 
+// upOptions are what `kubesvc up` runs besides the server and the controllers.
+type upOptions struct {
+	// simulated is the number of simulated nodes ("agent/sim-node-N").
+	simulated int
+	// agent runs the real node agent for this machine ("agent/NAME").
+	agent bool
+	// noAgentReason, when agent is false, says why in the start-up message.
+	noAgentReason string
+	nodeName      string
+	nodeIP        string
+	imageMaps     []string
+}
+
 // upRunner is everything `kubesvc up` runs: the API server and the controllers
-// (see runner), then the simulated nodes ("agent/sim-node-N"). Once the server
-// answers, it tells out where it is.
-func (f *serverFlags) upRunner(simulated int, out io.Writer) (*component.Runner, error) {
+// (see runner), the real node agent when o.agent, then the simulated nodes. Once
+// the server answers, it tells out where it is.
+func (f *serverFlags) upRunner(o upOptions, out io.Writer) (*component.Runner, error) {
 	cfg := f.config()
 	kubeconfig := cfg.KubeconfigPath()
+	log, err := f.logger()
+	if err != nil {
+		return nil, err
+	}
 	srv, r, err := f.runner(func(srv *apiserver.Server) {
-		printUp(out, srv, kubeconfig, simulated)
+		printUp(out, srv, kubeconfig, o)
 	})
 	if err != nil {
 		return nil, err
 	}
-	for i := 1; i <= simulated; i++ {
+	if o.agent {
+		r.Add(f.realNode(srv, o, log))
+	}
+	for i := 1; i <= o.simulated; i++ {
 		r.Add(simulatedNode(srv, fmt.Sprintf("sim-node-%d", i)))
 	}
 	return r, nil
 }
 
+// realNode is the node agent for this machine ("agent/NAME") in this process, with
+// its own client certificate (system:node:NAME), its state under DATA-DIR/agent, and
+// the server's cluster and Service ranges; it starts once the API server answers.
+func (f *serverFlags) realNode(srv *apiserver.Server, o upOptions, log *slog.Logger) component.Component {
+	return component.Component{Name: "agent/" + o.nodeName, Run: func(ctx context.Context) error {
+		if err := waitReady(ctx, srv); err != nil {
+			return err
+		}
+		rc, err := srv.ClientConfig("system:node:"+o.nodeName, []string{"system:nodes"})
+		if err != nil {
+			return err
+		}
+		rc.QPS, rc.Burst = 200, 400
+		flags := &realAgentFlags{
+			rootDir:       filepath.Join(f.dataDir, "agent"),
+			clusterDomain: agent.DefaultClusterDomain,
+			clusterCIDRs:  splitList(f.ctrl.ClusterCIDR),
+			serviceCIDRs:  splitList(f.serviceCIDR),
+			imageMaps:     o.imageMaps,
+		}
+		cfg, err := realAgent{rest: rc, nodeName: o.nodeName, nodeIP: o.nodeIP, maxPods: sim.DefaultMaxPods,
+			flags: flags, log: log.With("component", "agent")}.config()
+		if err != nil {
+			return err
+		}
+		a, err := agent.New(cfg)
+		if err != nil {
+			return err
+		}
+		return a.Run(ctx)
+	}}
+}
+
+// splitList splits a comma-separated flag value ("v4cidr,v6cidr").
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // printUp tells the user where the cluster is and how to reach it.
-func printUp(w io.Writer, srv *apiserver.Server, kubeconfig string, simulated int) {
-	nodes := "no node agent yet: pods stay Pending (add --simulated-nodes=2 for simulated nodes)"
-	if simulated > 0 {
-		nodes = fmt.Sprintf("%d simulated node(s): pods are reported Running but run nothing", simulated)
+func printUp(w io.Writer, srv *apiserver.Server, kubeconfig string, o upOptions) {
+	var nodes []string
+	switch {
+	case o.agent:
+		nodes = append(nodes, fmt.Sprintf("node %s: pods run as processes on this machine", o.nodeName))
+	case o.noAgentReason != "":
+		nodes = append(nodes, "no node agent ("+o.noAgentReason+"): pods stay Pending")
+	case o.simulated == 0:
+		nodes = append(nodes, "no node agent (--disable-agent): pods stay Pending")
+	}
+	if o.simulated > 0 {
+		nodes = append(nodes, fmt.Sprintf("%d simulated node(s): pods are reported Running but run nothing", o.simulated))
 	}
 	addr := srv.Addr().(*net.TCPAddr)
 	host := addr.IP.String()
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1" // listening on every address; the kubeconfig uses loopback
 	}
-	fmt.Fprintf(w, "kubesvc is up at https://%s (%s)\n\nTo use it:\n  export KUBECONFIG=%s\n  kubectl get namespaces\n\nStop it with Ctrl-C.\n",
-		net.JoinHostPort(host, strconv.Itoa(addr.Port)), nodes, kubeconfig)
+	fmt.Fprintf(w, "kubesvc is up at https://%s (%s)\n\nTo use it:\n  export KUBECONFIG=%s\n  kubectl get nodes\n\nStop it with Ctrl-C.\n",
+		net.JoinHostPort(host, strconv.Itoa(addr.Port)), strings.Join(nodes, "; "), kubeconfig)
 }
 
 // simulatedNode is a simulated node agent ("agent/NAME") in this process, with its

@@ -80,7 +80,7 @@ func flagsFor(t *testing.T, dir string, args ...string) *serverFlags {
 func startUp(t *testing.T, f *serverFlags, simulated int) *running {
 	t.Helper()
 	out := &syncBuffer{}
-	r, err := f.upRunner(simulated, out)
+	r, err := f.upRunner(upOptions{simulated: simulated}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestUpLifecycle(t *testing.T) {
 	})
 
 	t.Run("second start on the same data dir", func(t *testing.T) {
-		r, err := flagsFor(t, dir).upRunner(0, &syncBuffer{})
+		r, err := flagsFor(t, dir).upRunner(upOptions{}, &syncBuffer{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +199,7 @@ func TestUpRunnerStopsOnBadFlags(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
-			_, err := flagsFor(t, dir, tc.args...).upRunner(1, &syncBuffer{})
+			_, err := flagsFor(t, dir, tc.args...).upRunner(upOptions{simulated: 1}, &syncBuffer{})
 			if err == nil || err.Error() != tc.wantErr {
 				t.Errorf("upRunner = %v, want %q", err, tc.wantErr)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -73,6 +74,8 @@ type Agent struct {
 
 	mu           sync.Mutex
 	networkReady bool
+	// nodeIP is Config.NodeIP, or the pod network's gateway once it is configured.
+	nodeIP       netip.Addr
 	lastNodePost time.Time
 	workers      map[types.UID]*podWorker
 	// unstarted are workers whose goroutine the dispatcher has yet to start.
@@ -94,6 +97,7 @@ func New(cfg Config) (*Agent, error) {
 	exe, _ := os.Executable()
 	a := &Agent{
 		cfg:          cfg,
+		nodeIP:       cfg.NodeIP,
 		client:       cfg.Client,
 		log:          cfg.Log.With("node", cfg.NodeName),
 		clock:        cfg.Clock,
@@ -158,6 +162,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	a.log.Info("node registered", "ip", a.cfg.NodeIP, "podCIDRs", node.Spec.PodCIDRs)
+	if !a.cfg.NodeIP.IsValid() {
+		a.log.Warn("this machine has no address of its own: the node's InternalIP is its pod network gateway")
+	}
 
 	stopInformers, synced, err := a.startInformers(ctx)
 	if err != nil {

@@ -51,12 +51,15 @@ type ImageResolver interface {
 	Resolve(image string, command, args []string) (runtime.Program, error)
 }
 
-// Config configures an Agent. Required: NodeName, NodeIP, RootDir, Client, Network,
+// Config configures an Agent. Required: NodeName, RootDir, Client, Network,
 // Runtime, Images. Zero values of the rest take the defaults above.
 type Config struct {
 	// NodeName is the Node's name (a DNS subdomain).
 	NodeName string
-	// NodeIP is the node's InternalIP, also every pod's hostIP.
+	// NodeIP is the node's InternalIP, also every pod's hostIP. Zero is for a
+	// machine with no address of its own (a sealed network namespace): the node's
+	// address is then its pod network's gateway, the first host address of its
+	// first pod CIDR, and the Node reports it once the pod network is configured.
 	NodeIP netip.Addr
 	// RootDir holds the agent's state: pods/<uid>/ (etc-hosts, resolv.conf,
 	// hostname, volumes/) and logs/ (container logs). It must be absolute.
@@ -107,8 +110,8 @@ func (c Config) complete() (Config, error) {
 	if errs := validation.IsDNS1123Subdomain(c.NodeName); len(errs) > 0 {
 		return c, fmt.Errorf("agent: invalid node name %q: %v", c.NodeName, errs)
 	}
-	if !c.NodeIP.IsValid() {
-		return c, errors.New("agent: Config.NodeIP is required")
+	if c.NodeIP.IsValid() && (c.NodeIP.IsLoopback() || c.NodeIP.IsUnspecified()) {
+		return c, fmt.Errorf("agent: Config.NodeIP %s cannot be reached from pods", c.NodeIP)
 	}
 	if c.RootDir == "" || !filepath.IsAbs(c.RootDir) {
 		return c, fmt.Errorf("agent: Config.RootDir must be an absolute path, not %q", c.RootDir)

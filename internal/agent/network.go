@@ -83,6 +83,9 @@ func (a *Agent) networkLoop(ctx context.Context) {
 					a.log.Info("pod network configured", "podCIDRs", nn.PodCIDRs)
 					a.mu.Lock()
 					a.networkReady = true
+					if !a.nodeIP.IsValid() && len(nn.PodCIDRs) > 0 {
+						a.nodeIP = nn.PodCIDRs[0].Masked().Addr().Next() // the bridge's address
+					}
 					a.mu.Unlock()
 					a.kickStatus()
 					a.kickAllPods()

@@ -194,10 +194,11 @@ func (a *Agent) nodeStatus(cur *corev1.Node, now metav1.Time) corev1.NodeStatus 
 	if hostname == "" {
 		hostname = a.cfg.NodeName
 	}
-	st.Addresses = []corev1.NodeAddress{
-		{Type: corev1.NodeInternalIP, Address: a.cfg.NodeIP.String()},
-		{Type: corev1.NodeHostName, Address: strings.ToLower(hostname)},
+	st.Addresses = nil
+	if ip := a.currentNodeIP(); ip.IsValid() {
+		st.Addresses = append(st.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip.String()})
 	}
+	st.Addresses = append(st.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: strings.ToLower(hostname)})
 	st.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: a.cfg.KubeletPort}}
 	st.NodeInfo = corev1.NodeSystemInfo{
 		MachineID:               a.machine.MachineID,

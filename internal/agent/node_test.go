@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	goruntime "runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,4 +174,53 @@ func TestRoutesToOtherNodes(t *testing.T) {
 		}
 		return true, nil
 	})
+}
+
+// A machine with no address of its own (a sealed network namespace): the Node
+// registers with its hostname only, and once its pod network is configured its
+// InternalIP, and every pod's hostIP, is the pod network's gateway.
+func TestNodeIPFromPodNetwork(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.NodeIP = netip.Addr{}
+	e.start()
+	testutil.Eventually(t, "the node registered", waitLong, func(ctx context.Context) (bool, error) {
+		n, err := e.client.CoreV1().Nodes().Get(ctx, testNodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		want := []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: nodeHostname()}}
+		if diff := cmp.Diff(want, n.Status.Addresses); diff != "" {
+			return false, fmt.Errorf("addresses before the pod network (-want +got):\n%s", diff)
+		}
+		return true, nil
+	})
+	e.setPodCIDR("10.244.7.0/24")
+	e.waitNodeReady()
+	testutil.Eventually(t, "the node's InternalIP is the gateway", waitLong, func(ctx context.Context) (bool, error) {
+		n, err := e.client.CoreV1().Nodes().Get(ctx, testNodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		want := []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.244.7.1"}, {Type: corev1.NodeHostName, Address: nodeHostname()}}
+		if diff := cmp.Diff(want, n.Status.Addresses); diff != "" {
+			return false, fmt.Errorf("addresses (-want +got):\n%s", diff)
+		}
+		return true, nil
+	})
+	e.createPod(newPod("web", corev1.Container{Name: "nginx", Image: "nginx"}))
+	p := e.waitPod("web", "the pod Running", 0, running)
+	if p.Status.HostIP != "10.244.7.1" || len(p.Status.HostIPs) != 1 || p.Status.HostIPs[0].IP != "10.244.7.1" {
+		t.Errorf("hostIP %q hostIPs %v, want the gateway 10.244.7.1", p.Status.HostIP, p.Status.HostIPs)
+	}
+}
+
+func TestNodeIPRefused(t *testing.T) {
+	e := newEnv(t)
+	for _, ip := range []string{"127.0.0.1", "0.0.0.0", "::1"} {
+		cfg := e.cfg
+		cfg.NodeIP = netip.MustParseAddr(ip)
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "cannot be reached from pods") {
+			t.Errorf("NodeIP %s: err %v", ip, err)
+		}
+	}
 }

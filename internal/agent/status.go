@@ -60,12 +60,16 @@ func (a *Agent) generateStatus(pod *corev1.Pod, st *podState, sandboxReady, term
 	now := metav1.NewTime(a.clock.Now())
 	old := pod.Status
 	s := corev1.PodStatus{
-		HostIP:             a.cfg.NodeIP.String(),
-		HostIPs:            []corev1.HostIP{{IP: a.cfg.NodeIP.String()}},
 		StartTime:          st.startTime,
 		QOSClass:           old.QOSClass,
 		ObservedGeneration: pod.Generation,
 		NominatedNodeName:  old.NominatedNodeName,
+	}
+	for i, ip := range a.hostIPs() {
+		if i == 0 {
+			s.HostIP = ip
+		}
+		s.HostIPs = append(s.HostIPs, corev1.HostIP{IP: ip})
 	}
 	if s.QOSClass == "" {
 		s.QOSClass = qosClass(pod)

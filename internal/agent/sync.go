@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -96,7 +97,22 @@ func (a *Agent) containerLogPath(pod *corev1.Pod, container string, attempt int3
 	return filepath.Join(a.logDir(pod), container, fmt.Sprintf("%d.log", attempt))
 }
 
-func (a *Agent) hostIPs() []string { return []string{a.cfg.NodeIP.String()} }
+// hostIPs is the node's address as pods see it ([] before a gateway-addressed
+// node has its pod network).
+func (a *Agent) hostIPs() []string {
+	if ip := a.currentNodeIP(); ip.IsValid() {
+		return []string{ip.String()}
+	}
+	return nil
+}
+
+// currentNodeIP is Config.NodeIP, or the pod network's gateway once the network
+// is configured (zero before).
+func (a *Agent) currentNodeIP() netip.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nodeIP
+}
 
 func isTerminalPhase(p corev1.PodPhase) bool {
 	return p == corev1.PodSucceeded || p == corev1.PodFailed
