@@ -74,6 +74,12 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/kubesvc failed: %v\n%s", err, out)
 		return 1
 	}
+	// Tests that re-run themselves in namespaces of their own (isolate.Run) use
+	// this binary instead of building another.
+	if err := os.Setenv("KUBESVC_BIN", kubesvcBin); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	return m.Run()
 }
 
