@@ -246,6 +246,32 @@ func TestUpRealNode(t *testing.T) {
 			}
 		}
 	})
+	t.Run("built-ins run in the container's init", func(t *testing.T) {
+		// A built-in image's program runs in the init process the shim started
+		// (the binary starts once per container): no `kubesvc builtin-image`
+		// process exists, and every running container's init is a kubesvc one.
+		inits, builtins := 0, 0
+		entries, err := os.ReadDir("/proc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if err != nil {
+				continue
+			}
+			args := strings.Split(string(b), "\x00")
+			if len(args) > 2 && args[1] == "builtin-image" {
+				builtins++
+			}
+			if len(args) > 2 && args[1] == "containerinit" && args[2] == "init" {
+				inits++
+			}
+		}
+		if builtins != 0 || inits < 2 {
+			t.Errorf("%d builtin-image processes (want 0), %d container inits (want ≥ 2: the nginx pods)", builtins, inits)
+		}
+	})
 	t.Run("kubernetes-bootcamp", func(t *testing.T) {
 		k := k.on(t)
 		k.ok("rollout", "status", "deployment/kubernetes-bootcamp", "--timeout=60s")

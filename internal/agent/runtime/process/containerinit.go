@@ -31,7 +31,10 @@ var errUsage = errors.New("usage: containerinit shim|init CONTAINER-DIR")
 //
 // The binary that registers it must call it before doing anything else that starts
 // goroutines with a purpose (it is fine under cobra) and exit non-zero on an error.
-func ContainerInit(args []string) error {
+//
+// inProcess, when not nil, lets init run a program itself instead of executing it
+// (see InProcessFunc).
+func ContainerInit(args []string, inProcess InProcessFunc) error {
 	if len(args) != 2 || args[1] == "" {
 		return errUsage
 	}
@@ -39,7 +42,7 @@ func ContainerInit(args []string) error {
 	case modeShim:
 		return runShim(args[1])
 	case modeInit:
-		return runInit(args[1])
+		return runInit(args[1], inProcess)
 	default:
 		return fmt.Errorf("unknown mode %q: %w", args[0], errUsage)
 	}

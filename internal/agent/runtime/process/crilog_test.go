@@ -144,7 +144,7 @@ func TestParseProcStat(t *testing.T) {
 
 func TestContainerInitUsage(t *testing.T) {
 	for _, args := range [][]string{nil, {"shim"}, {"bogus", "/x"}, {"init", ""}} {
-		if err := ContainerInit(args); !errors.Is(err, errUsage) {
+		if err := ContainerInit(args, nil); !errors.Is(err, errUsage) {
 			t.Errorf("ContainerInit(%q) = %v, want the usage error", args, err)
 		}
 	}

@@ -5,10 +5,14 @@
 // The agent (this package's Runtime) starts, for each container, the kubesvc binary
 // in a hidden mode, `kubesvc containerinit shim DIR`, in a session of its own: the
 // shim, like containerd-shim. The shim starts `kubesvc containerinit init DIR` in new
-// mount and UTS namespaces and a process group of its own; init joins the pod's
-// network namespace, makes its mounts private, binds the pod's files and volumes,
-// sets the hostname, drops to the container's user, and executes the program, so
-// that the program keeps init's pid. The shim copies the program's stdout and
+// mount and UTS namespaces and a process group of its own, forking it from a
+// thread that has joined the pod's network namespace, so that init is born there
+// with every thread; init makes its mounts slaves of the machine's, binds the
+// pod's files and volumes, sets the hostname, drops to the container's user, and
+// executes the program, so that the program keeps init's pid. A program that is
+// the binary itself (a built-in image) is run by init in-process instead, when the
+// caller of ContainerInit says so (InProcessFunc): one start of the binary per
+// container instead of two. The shim copies the program's stdout and
 // stderr into the container's log in the CRI format, records the program's pid
 // and, when it exits, its exit code, and then exits itself.
 //

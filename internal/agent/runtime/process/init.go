@@ -24,10 +24,31 @@ const initErrFD = 3
 // runInit is `containerinit init DIR`: the shim started it in new mount and UTS
 // namespaces and a process group of its own. It returns only when the program
 // could not be executed, after telling the shim why.
-func runInit(dir string) error {
+func runInit(dir string, inProcess InProcessFunc) error {
 	unix.CloseOnExec(initErrFD)
 	report := os.NewFile(initErrFD, "init-error")
-	err := initAndExec(dir)
+	err := initAndExec(dir, func(spec runtime.ContainerSpec) {
+		if inProcess == nil {
+			return
+		}
+		run, ok := inProcess(spec.Program)
+		if !ok {
+			return
+		}
+		// What exec would do: the container's environment, and the shim told
+		// that the program runs (EOF on the report pipe).
+		os.Clearenv()
+		for _, kv := range spec.Env {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				_ = os.Setenv(k, v)
+			}
+		}
+		if report != nil {
+			_ = report.Close()
+		}
+		goruntime.UnlockOSThread()
+		os.Exit(run())
+	})
 	if report != nil {
 		_, _ = report.WriteString(err.Error())
 		_ = report.Close()
@@ -35,8 +56,19 @@ func runInit(dir string) error {
 	return err
 }
 
-// initAndExec prepares the process for the container and executes its program.
-func initAndExec(dir string) error {
+// InProcessFunc decides whether init runs program itself instead of executing
+// it: for a built-in image the program is this very binary, and running it in
+// the init process saves starting the binary a second time. run returns the
+// program's exit code. The process is then the container's: it is in the pod's
+// network namespace with every thread (the shim forks init from a thread in
+// it), in the container's mount and UTS namespaces, with the container's user,
+// working directory and environment.
+type InProcessFunc func(program runtime.Program) (run func() int, ok bool)
+
+// initAndExec prepares the process for the container and executes its program;
+// beforeExec is called just before, and does not return when it runs the program
+// in-process.
+func initAndExec(dir string, beforeExec func(runtime.ContainerSpec)) error {
 	// The network namespace is joined by this thread only (setns(2) is per thread),
 	// and execve(2) from this thread carries it into the program: the goroutine
 	// must stay on it until then. The mount and UTS namespaces are the whole
@@ -80,6 +112,7 @@ func initAndExec(dir string) error {
 	if err := os.Chdir(wd); err != nil {
 		return fmt.Errorf("working directory: %w", err)
 	}
+	beforeExec(spec)
 	path, err := lookPath(spec.Program.Path, spec.Env)
 	if err != nil {
 		return err

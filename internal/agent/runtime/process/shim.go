@@ -1,6 +1,7 @@
 package process
 
 import (
+	goruntime "runtime"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,7 +177,7 @@ func (s *shim) startInit() (*exec.Cmd, error) {
 		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
 		Setpgid:    true,
 	}
-	err = cmd.Start()
+	err = startIn(s.state.Spec.NetNSPath, cmd)
 	outW.Close()
 	errW.Close()
 	failW.Close()
@@ -195,6 +196,29 @@ func (s *shim) startInit() (*exec.Cmd, error) {
 		return nil, fmt.Errorf("read container init's report: %w", err)
 	}
 	return nil, errors.New(string(msg))
+}
+
+// startIn starts cmd from a thread that has joined the network namespace at
+// netns ("" is the shim's own), so that the child is born in it with all of its
+// threads: setns(2) moves one thread only, and a child inherits the namespaces
+// of the thread that forks it. Init can then run a built-in program in-process
+// (its Go runtime's other threads are in the pod's network namespace too)
+// instead of executing a second copy of the binary. The thread is never handed
+// back to the Go scheduler: its goroutine ends locked, which ends the thread.
+func startIn(netns string, cmd *exec.Cmd) error {
+	if netns == "" {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread() // no Unlock: the thread ends with the goroutine
+		if err := joinNetNS(netns); err != nil {
+			errc <- err
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
 }
 
 // recordPid writes the pid file: the program's and the shim's pids and start
