@@ -60,6 +60,9 @@ type Agent struct {
 
 	// one-slot kick channels of the loops started by Run
 	statusKick, networkKick, routesKick, dispatchKick chan struct{}
+	// networkTried is closed once the network loop has made its first attempt
+	// (see nodeStatusLoop).
+	networkTried chan struct{}
 
 	// set up by Run before any loop starts
 	recorder record.EventRecorder
@@ -109,6 +112,7 @@ func New(cfg Config) (*Agent, error) {
 		networkKick:  make(chan struct{}, 1),
 		routesKick:   make(chan struct{}, 1),
 		dispatchKick: make(chan struct{}, 1),
+		networkTried: make(chan struct{}),
 		workers:      map[types.UID]*podWorker{},
 	}
 	a.crashBackOff.Clock, a.imageBackOff.Clock = cfg.Clock, cfg.Clock

@@ -55,6 +55,7 @@ func (a *Agent) networkLoop(ctx context.Context) {
 		ensured  *podnet.NodeNetwork
 		retry    = time.Second
 		deadline time.Time
+		tried    bool // the first pass is done: a.networkTried is closed
 	)
 	for {
 		wait := time.Duration(0)
@@ -94,6 +95,10 @@ func (a *Agent) networkLoop(ctx context.Context) {
 		}
 		if ensured != nil && wait == 0 {
 			wait = max(deadline.Sub(a.clock.Now()), 0)
+		}
+		if !tried {
+			tried = true
+			close(a.networkTried)
 		}
 		var timer <-chan time.Time
 		if wait > 0 {

@@ -263,7 +263,18 @@ func ownNodeCondition(t corev1.NodeConditionType) bool {
 
 // nodeStatusLoop checks the node status every NodeStatusUpdateFrequency and when
 // kicked (the Node changed, the network became ready).
+//
+// The first check waits for the network loop's first attempt: an agent restarted
+// on a node whose pod network is up would otherwise post Ready=False (network not
+// ready) for the few milliseconds before its Ensure, and the node lifecycle
+// controller would answer with the not-ready NoExecute taint and mark every pod of
+// the node not Ready.
 func (a *Agent) nodeStatusLoop(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-a.networkTried:
+	}
 	t := a.clock.NewTicker(a.cfg.NodeStatusUpdateFrequency)
 	defer t.Stop()
 	for {
