@@ -1,0 +1,468 @@
+// Command agent benchmarks the real node agent as a user runs it: one `kubesvc
+// server` and one `kubesvc agent` process, sealed in namespaces of their own (the
+// agent programs the network it runs in, so this command refuses to run in a
+// network namespace that has more than loopback). It reports; it never fails
+// because of a number. See docs/benchmarks.md.
+//
+//	go build -o /tmp/kubesvc ./cmd/kubesvc
+//	../shared/tools/isolated go run ./bench/agent -bin /tmp/kubesvc -pods 100
+//
+// Measured:
+//   - the agent's memory when idle (a Ready node, no pods), with N pods, and idle
+//     again after they are deleted (VmRSS, RssAnon, RssFile);
+//   - pod start-up: N bare nginx pods created at once (-parallel creators); for
+//     each pod, the time from just before its create request to the first watch
+//     event that shows it Ready (Kubernetes' pod start-up SLI, without image
+//     pulls: its SLO is 5 s at p99); p50/p90/p99/max;
+//   - the processes' memory per pod (PSS of the shims and built-in programs);
+//   - deletion: from the delete requests until every pod is gone.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
+)
+
+type options struct {
+	bin      string
+	pods     int
+	parallel int
+	idle     time.Duration
+	out      string
+	agentLog string
+}
+
+// result is what one run measured.
+type result struct {
+	Host       benchproc.Host `json:"host"`
+	Commit     string         `json:"commit,omitempty"`
+	Pods       int            `json:"pods"`
+	Parallel   int            `json:"parallel"`
+	NodeReady  string         `json:"node_ready_after_agent_start"`
+	IdleBefore memSample      `json:"agent_idle"`
+	WithPods   memSample      `json:"agent_with_pods"`
+	IdleAfter  memSample      `json:"agent_idle_after_delete"`
+	Startup    latencies      `json:"pod_startup"`
+	AllReady   string         `json:"all_ready_after_first_create"`
+	PodPSSMiB  float64        `json:"pod_processes_pss_mib_per_pod"`
+	PodProcs   int            `json:"pod_processes"`
+	Deleted    string         `json:"all_deleted_after_first_delete"`
+	AgentCPU   float64        `json:"agent_cpu_seconds_total"`
+}
+
+type memSample struct {
+	RSSMiB     float64 `json:"rss_mib"`
+	RSSAnonMiB float64 `json:"rss_anon_mib"`
+	RSSFileMiB float64 `json:"rss_file_mib"`
+}
+
+type latencies struct {
+	P50 string `json:"p50"`
+	P90 string `json:"p90"`
+	P99 string `json:"p99"`
+	Max string `json:"max"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "", "kubesvc binary to measure (default: build ./cmd/kubesvc)")
+	flag.IntVar(&o.pods, "pods", 100, "nginx pods created at once")
+	flag.IntVar(&o.parallel, "parallel", 20, "concurrent create requests")
+	flag.DurationVar(&o.idle, "idle", 15*time.Second, "how long the agent idles before its memory is read")
+	flag.StringVar(&o.out, "out", "", "also write the result as JSON to this file")
+	flag.StringVar(&o.agentLog, "agent-log", "", "write the agent's log (level info) to this file")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	if err := requireSealedNetwork(); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "kubesvc-bench-agent-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin, built, err := benchproc.PrepareBinary(o.bin, false, "", tmp)
+	if err != nil {
+		return err
+	}
+	res := result{Host: benchproc.ReadHost(), Pods: o.pods, Parallel: o.parallel}
+	if built {
+		res.Commit = benchproc.GitCommit()
+	}
+
+	var procs benchproc.Procs
+	defer procs.StopAll()
+	srv, err := procs.Start(bin, filepath.Join(tmp, "server"), 0)
+	if err != nil {
+		return err
+	}
+	if _, err := srv.WaitReady(60 * time.Second); err != nil {
+		return err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", srv.Kubeconfig())
+	if err != nil {
+		return err
+	}
+	rc.QPS, rc.Burst = 500, 1000
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	agent, err := startAgent(bin, srv.Kubeconfig(), filepath.Join(tmp, "agent"), o.agentLog)
+	if err != nil {
+		return err
+	}
+	defer agent.stop()
+	nodeReady, err := waitNodeReady(ctx, client, "node-a")
+	if err != nil {
+		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.tail())
+	}
+	res.NodeReady = nodeReady.Round(time.Millisecond).String()
+	time.Sleep(o.idle)
+	if res.IdleBefore, err = sampleMem(agent.cmd.Process.Pid); err != nil {
+		return err
+	}
+
+	startup, allReady, err := createPods(ctx, client, o)
+	if err != nil {
+		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.tail())
+	}
+	res.Startup = summarize(startup)
+	res.AllReady = allReady.Round(time.Millisecond).String()
+	time.Sleep(5 * time.Second)
+	if res.WithPods, err = sampleMem(agent.cmd.Process.Pid); err != nil {
+		return err
+	}
+	pss, n, err := podProcessesPSS(agent.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	res.PodProcs, res.PodPSSMiB = n, round1(pss/float64(o.pods))
+
+	deleted, err := deletePods(ctx, client)
+	if err != nil {
+		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.tail())
+	}
+	res.Deleted = deleted.Round(time.Millisecond).String()
+	time.Sleep(o.idle)
+	if res.IdleAfter, err = sampleMem(agent.cmd.Process.Pid); err != nil {
+		return err
+	}
+	if res.AgentCPU, err = benchproc.CPUSeconds(agent.cmd.Process.Pid); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	if o.out != "" {
+		return os.WriteFile(o.out, append(b, '\n'), 0o644)
+	}
+	return nil
+}
+
+// requireSealedNetwork refuses to run where the agent would program a real
+// network: the namespace must have loopback only (what ../shared/tools/isolated
+// gives; its PID namespace also ends every pod process with this command).
+func requireSealedNetwork() error {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return err
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 {
+			return errors.New("run me under ../shared/tools/isolated: this network namespace has " + i.Name + " (the agent programs the network it runs in)")
+		}
+	}
+	return nil
+}
+
+// agentProc is the `kubesvc agent` process.
+type agentProc struct {
+	cmd  *exec.Cmd
+	log  *lineTail
+	done chan struct{}
+}
+
+func startAgent(bin, kubeconfig, root, logFile string) (*agentProc, error) {
+	level := "warn"
+	var logTo io.Writer = io.Discard
+	if logFile != "" {
+		f, err := os.Create(logFile)
+		if err != nil {
+			return nil, err
+		}
+		level, logTo = "info", f
+	}
+	cmd := exec.Command(bin, "agent", "--kubeconfig", kubeconfig, "--node-name", "node-a", "--root-dir", root, "--log-level="+level)
+	a := &agentProc{cmd: cmd, log: &lineTail{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = io.Discard, io.MultiWriter(a.log, logTo)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start agent: %w", err)
+	}
+	go func() { _ = cmd.Wait(); close(a.done) }()
+	return a, nil
+}
+
+func (a *agentProc) stop() {
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(15 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.done
+	}
+}
+
+// lineTail keeps the last lines written to it.
+type lineTail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lineTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sc := bufio.NewScanner(strings.NewReader(string(p)))
+	for sc.Scan() {
+		l.lines = append(l.lines, sc.Text())
+	}
+	if len(l.lines) > 50 {
+		l.lines = l.lines[len(l.lines)-50:]
+	}
+	return len(p), nil
+}
+
+func (l *lineTail) tail() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func waitNodeReady(ctx context.Context, client kubernetes.Interface, name string) (time.Duration, error) {
+	start := time.Now()
+	for {
+		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					return time.Since(start), nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("node %s not Ready: %w", name, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// createPods creates o.pods nginx pods at once and returns each one's start-up
+// latency and the time until all were Ready.
+func createPods(ctx context.Context, client kubernetes.Interface, o options) ([]time.Duration, time.Duration, error) {
+	pods := client.CoreV1().Pods(metav1.NamespaceDefault)
+	w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: "bench=agent"})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer w.Stop()
+	var mu sync.Mutex
+	created := map[string]time.Time{}
+	first := time.Now()
+	errc := make(chan error, 1)
+	names := make(chan string)
+	var wg sync.WaitGroup
+	for range o.parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range names {
+				pod := &corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"bench": "agent"}},
+					Spec: corev1.PodSpec{
+						NodeName:                      "node-a",
+						TerminationGracePeriodSeconds: ptr.To[int64](5),
+						Containers:                    []corev1.Container{{Name: "nginx", Image: "nginx"}},
+					},
+				}
+				mu.Lock()
+				created[name] = time.Now()
+				mu.Unlock()
+				if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	go func() {
+		for i := range o.pods {
+			names <- "nginx-" + strconv.Itoa(i)
+		}
+		close(names)
+		wg.Wait()
+	}()
+
+	ready := map[string]time.Duration{}
+	for len(ready) < o.pods {
+		select {
+		case err := <-errc:
+			return nil, 0, fmt.Errorf("create: %w", err)
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("%d of %d pods Ready: %w", len(ready), o.pods, ctx.Err())
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return nil, 0, errors.New("the pod watch ended")
+			}
+			if ev.Type != watch.Added && ev.Type != watch.Modified {
+				continue
+			}
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || !podReady(p) {
+				continue
+			}
+			if _, seen := ready[p.Name]; seen {
+				continue
+			}
+			mu.Lock()
+			ready[p.Name] = time.Since(created[p.Name])
+			mu.Unlock()
+		}
+	}
+	all := time.Since(first)
+	out := make([]time.Duration, 0, len(ready))
+	for _, d := range ready {
+		out = append(out, d)
+	}
+	return out, all, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// deletePods deletes the benchmark's pods and waits until they are gone.
+func deletePods(ctx context.Context, client kubernetes.Interface) (time.Duration, error) {
+	pods := client.CoreV1().Pods(metav1.NamespaceDefault)
+	start := time.Now()
+	if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "bench=agent"}); err != nil {
+		return 0, err
+	}
+	for {
+		l, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "bench=agent", FieldSelector: fields.Everything().String()})
+		if err == nil && len(l.Items) == 0 {
+			return time.Since(start), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("pods not deleted: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func sampleMem(pid int) (memSample, error) {
+	st, err := benchproc.ProcStatus(pid)
+	if err != nil {
+		return memSample{}, err
+	}
+	return memSample{RSSMiB: mib(st["VmRSS"]), RSSAnonMiB: mib(st["RssAnon"]), RSSFileMiB: mib(st["RssFile"])}, nil
+}
+
+// podProcessesPSS sums the PSS (MiB) of every process of the pods: all processes
+// in this PID namespace but this command, the server, the agent and their threads'
+// leaders' ancestors (pid 1 and the go tool).
+func podProcessesPSS(agentPID int) (float64, int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, 0, err
+	}
+	var total float64
+	n := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == agentPID {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if !slices.Contains(args, "containerinit") && !slices.Contains(args, "builtin-image") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "smaps_rollup"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				total += kb / 1024
+				n++
+			}
+		}
+	}
+	return total, n, nil
+}
+
+func summarize(ds []time.Duration) latencies {
+	slices.Sort(ds)
+	at := func(q float64) string {
+		if len(ds) == 0 {
+			return ""
+		}
+		i := int(q*float64(len(ds))+0.5) - 1
+		i = min(max(i, 0), len(ds)-1)
+		return ds[i].Round(time.Millisecond).String()
+	}
+	return latencies{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: at(1)}
+}
+
+func mib(kib int64) float64 { return round1(float64(kib) / 1024) }
+
+func round1(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
