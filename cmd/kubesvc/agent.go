@@ -66,7 +66,11 @@ needs no root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !f.simulate {
-				cfg, err := realAgentConfig(f, rf)
+				reg, err := agentRegistry()
+				if err != nil {
+					return err
+				}
+				cfg, err := realAgentConfig(f, rf, reg)
 				if err != nil {
 					return err
 				}
@@ -74,7 +78,7 @@ needs no root.`,
 				if err != nil {
 					return err
 				}
-				return a.Run(cmd.Context())
+				return runWithReadOnlyPort(cmd.Context(), a.Run, rf.readOnlyPort, reg)
 			}
 			cfg, err := f.config()
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -31,6 +32,7 @@ type realAgentFlags struct {
 	clusterCIDRs  []string
 	serviceCIDRs  []string
 	imageMaps     []string
+	readOnlyPort  int
 }
 
 func (f *realAgentFlags) add(fs *pflag.FlagSet) {
@@ -40,11 +42,12 @@ func (f *realAgentFlags) add(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.clusterCIDRs, "cluster-cidr", []string{"10.244.0.0/16"}, "the cluster's pod ranges (pod traffic leaving them is masqueraded)")
 	fs.StringSliceVar(&f.serviceCIDRs, "service-cluster-ip-range", []string{"10.96.0.0/12"}, "the Service ranges (not masqueraded by the pod network)")
 	fs.StringArrayVar(&f.imageMaps, "image-map", nil, "IMAGE=PROGRAM: containers of IMAGE run PROGRAM from this machine (repeatable)")
+	fs.IntVar(&f.readOnlyPort, "read-only-port", defaultReadOnlyPort, "port of kubelet's read-only endpoints /metrics and /healthz, unauthenticated, on every address (0: none)")
 }
 
 // realAgentConfig builds the real agent from the flags: the pod network (bridge and
 // veths), the process runtime and the image resolver, all rooted in --root-dir.
-func realAgentConfig(f *agentFlags, rf *realAgentFlags) (agent.Config, error) {
+func realAgentConfig(f *agentFlags, rf *realAgentFlags, reg prometheus.Registerer) (agent.Config, error) {
 	if os.Geteuid() != 0 {
 		return agent.Config{}, errNotRoot
 	}
@@ -61,7 +64,7 @@ func realAgentConfig(f *agentFlags, rf *realAgentFlags) (agent.Config, error) {
 		return agent.Config{}, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	return realAgent{rest: rc, nodeName: f.nodeName, nodeIP: f.nodeIP, maxPods: f.maxPods, flags: rf, log: log}.config()
+	return realAgent{rest: rc, nodeName: f.nodeName, nodeIP: f.nodeIP, maxPods: f.maxPods, flags: rf, log: log, metrics: reg}.config()
 }
 
 // realAgent is what a real agent is built from, by `kubesvc agent` or `kubesvc up`.
@@ -72,6 +75,8 @@ type realAgent struct {
 	maxPods  int
 	flags    *realAgentFlags
 	log      *slog.Logger
+	// metrics receives the agent's metrics (nil: nowhere).
+	metrics prometheus.Registerer
 }
 
 func (r realAgent) config() (agent.Config, error) {
@@ -126,7 +131,7 @@ func (r realAgent) config() (agent.Config, error) {
 		ClusterDNS: dns, ClusterDomain: rf.clusterDomain,
 		ClusterCIDRs: clusterCIDRs, ServiceCIDRs: serviceCIDRs,
 		Client: client, Network: netw, Runtime: rt, Images: images.Resolver{Self: self, Maps: maps},
-		Log: r.log, MaxPods: r.maxPods,
+		Log: r.log, MaxPods: r.maxPods, Registerer: r.metrics,
 	}, nil
 }
 

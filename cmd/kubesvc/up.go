@@ -122,8 +122,12 @@ func (f *serverFlags) realNode(srv *apiserver.Server, o upOptions, log *slog.Log
 			serviceCIDRs:  splitList(f.serviceCIDR),
 			imageMaps:     o.imageMaps,
 		}
+		reg, err := agentRegistry()
+		if err != nil {
+			return err
+		}
 		cfg, err := realAgent{rest: rc, nodeName: o.nodeName, nodeIP: o.nodeIP, maxPods: sim.DefaultMaxPods,
-			flags: flags, log: log.With("component", "agent")}.config()
+			flags: flags, log: log.With("component", "agent"), metrics: reg}.config()
 		if err != nil {
 			return err
 		}
@@ -131,7 +135,7 @@ func (f *serverFlags) realNode(srv *apiserver.Server, o upOptions, log *slog.Log
 		if err != nil {
 			return err
 		}
-		return a.Run(ctx)
+		return runWithReadOnlyPort(ctx, a.Run, defaultReadOnlyPort, reg)
 	}}
 }
 

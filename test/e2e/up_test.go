@@ -272,6 +272,21 @@ func TestUpRealNode(t *testing.T) {
 			t.Errorf("%d builtin-image processes (want 0), %d container inits (want ≥ 2: the nginx pods)", builtins, inits)
 		}
 	})
+	t.Run("metrics", func(t *testing.T) {
+		// kubelet's read-only port: /healthz and /metrics with kubelet's names.
+		if body, err := httpGet("http://127.0.0.1:10255/healthz"); err != nil || body != "ok" {
+			t.Errorf("GET :10255/healthz = %q, %v", body, err)
+		}
+		body, err := httpGet("http://127.0.0.1:10255/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"kubelet_running_pods ", `kubelet_running_containers{container_state="running"} `, "kubelet_pod_start_duration_seconds_count "} {
+			if !strings.Contains(body, want) {
+				t.Errorf("/metrics lacks %q", want)
+			}
+		}
+	})
 	t.Run("kubernetes-bootcamp", func(t *testing.T) {
 		k := k.on(t)
 		k.ok("rollout", "status", "deployment/kubernetes-bootcamp", "--timeout=60s")
