@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -68,7 +69,17 @@ func (a *Agent) networkLoop(ctx context.Context) {
 			case !ok:
 				// waiting for node IPAM; the Node update that brings the CIDRs kicks us
 			case ensured == nil || !sameNodeNetwork(*ensured, nn) || !a.clock.Now().Before(deadline):
-				if err := a.cfg.Network.Ensure(ctx, nn); err != nil {
+				err := a.cfg.Network.Ensure(ctx, nn)
+				if errors.Is(err, podnet.ErrMasqueradeUnavailable) {
+					// The pod network works without it; only traffic leaving the
+					// cluster is not masqueraded. Say so, on the Node too.
+					if ensured == nil {
+						a.log.Warn("pod network without masquerading", "err", err)
+						a.nodeEvent(corev1.EventTypeWarning, "MasqueradeUnavailable", "%s", err.Error())
+					}
+					err = nil
+				}
+				if err != nil {
 					if ctx.Err() != nil {
 						return
 					}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	netfake "github.com/kubesvc/kubesvc/internal/agent/podnet/fake"
+
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -223,4 +225,24 @@ func TestNodeIPRefused(t *testing.T) {
 			t.Errorf("NodeIP %s: err %v", ip, err)
 		}
 	}
+}
+
+// Without nft the pod network works but does not masquerade: the node is Ready
+// all the same, and a Warning event on the Node says why.
+func TestNodeReadyWithoutMasquerade(t *testing.T) {
+	e := newEnv(t)
+	e.net.Fail(netfake.MethodEnsure, fmt.Errorf("podnet: %w (exec: nft: not found)", podnet.ErrMasqueradeUnavailable))
+	e.startReady()
+	testutil.Eventually(t, "the MasqueradeUnavailable event", waitLong, func(ctx context.Context) (bool, error) {
+		evs, err := e.client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "MasqueradeUnavailable" && ev.InvolvedObject.Kind == "Node" && strings.Contains(ev.Message, "install the nft command") {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("%d events, none MasqueradeUnavailable", len(evs.Items))
+	})
 }
