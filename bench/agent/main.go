@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,6 +56,7 @@ type options struct {
 	idle     time.Duration
 	out      string
 	agentLog string
+	cycles   int
 }
 
 // result is what one run measured.
@@ -72,6 +74,9 @@ type result struct {
 	PodPSSMiB  float64        `json:"pod_processes_pss_mib_per_pod"`
 	PodProcs   int            `json:"pod_processes"`
 	Deleted    string         `json:"all_deleted_after_first_delete"`
+	Cycles     int            `json:"cycles"`
+	Before     leftovers      `json:"node_before"`
+	After      leftovers      `json:"node_after_last_cycle"`
 	AgentCPU   float64        `json:"agent_cpu_seconds_total"`
 }
 
@@ -96,6 +101,7 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 15*time.Second, "how long the agent idles before its memory is read")
 	flag.StringVar(&o.out, "out", "", "also write the result as JSON to this file")
 	flag.StringVar(&o.agentLog, "agent-log", "", "write the agent's log (level info) to this file")
+	flag.IntVar(&o.cycles, "cycles", 1, "create/delete cycles of -pods pods (what is left behind is counted after the last)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/agent:", err)
@@ -142,7 +148,8 @@ func run(o options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	agent, err := startAgent(bin, srv.Kubeconfig(), filepath.Join(tmp, "agent"), o.agentLog)
+	root := filepath.Join(tmp, "agent")
+	agent, err := startAgent(bin, srv.Kubeconfig(), root, o.agentLog)
 	if err != nil {
 		return err
 	}
@@ -154,6 +161,9 @@ func run(o options) error {
 	res.NodeReady = nodeReady.Round(time.Millisecond).String()
 	time.Sleep(o.idle)
 	if res.IdleBefore, err = sampleMem(agent.cmd.Process.Pid); err != nil {
+		return err
+	}
+	if res.Before, err = countLeftovers(root); err != nil {
 		return err
 	}
 
@@ -178,6 +188,25 @@ func run(o options) error {
 		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.tail())
 	}
 	res.Deleted = deleted.Round(time.Millisecond).String()
+	res.Cycles = max(o.cycles, 1)
+	for i := 1; i < o.cycles; i++ {
+		if _, _, err := createPods(ctx, client, o); err != nil {
+			return fmt.Errorf("cycle %d: %w\nagent log:\n%s", i+1, err, agent.log.tail())
+		}
+		if _, err := deletePods(ctx, client); err != nil {
+			return fmt.Errorf("cycle %d: %w\nagent log:\n%s", i+1, err, agent.log.tail())
+		}
+	}
+	// The API forgets a pod before its agent has removed everything: give it time.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if res.After, err = countLeftovers(root); err != nil {
+			return err
+		}
+		if res.After == res.Before || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	time.Sleep(o.idle)
 	if res.IdleAfter, err = sampleMem(agent.cmd.Process.Pid); err != nil {
 		return err
@@ -402,6 +431,56 @@ func deletePods(ctx context.Context, client kubernetes.Interface) (time.Duration
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// leftovers counts what pods leave on a node: pod processes (shims and their
+// containers), network namespaces, veths, IPAM records and mounts under the
+// agent's root.
+type leftovers struct {
+	Processes int `json:"processes"`
+	NetNS     int `json:"netns"`
+	Veths     int `json:"veths"`
+	IPAM      int `json:"ipam_records"`
+	Mounts    int `json:"mounts_under_root"`
+}
+
+func countLeftovers(root string) (leftovers, error) {
+	var l leftovers
+	_, n, err := podProcessesPSS(-1)
+	if err != nil {
+		return l, err
+	}
+	l.Processes = n
+	if e, err := os.ReadDir(filepath.Join(root, "net", "netns")); err == nil {
+		l.NetNS = len(e)
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return l, err
+	}
+	for _, i := range ifs {
+		if strings.HasPrefix(i.Name, "veth") { // podnet.HostVethName
+			l.Veths++
+		}
+	}
+	_ = filepath.WalkDir(filepath.Join(root, "net", "ipam"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if _, perr := netip.ParseAddr(d.Name()); perr == nil {
+				l.IPAM++
+			}
+		}
+		return nil
+	})
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return l, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], root+"/") {
+			l.Mounts++
+		}
+	}
+	return l, nil
 }
 
 func sampleMem(pid int) (memSample, error) {
