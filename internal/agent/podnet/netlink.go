@@ -29,6 +29,10 @@ const DefaultBridgeName = "kubesvc0"
 // 186-192 block for BGP/IS-IS/OSPF/RIP/EIGRP) or Calico (80).
 const RouteProtocol netlink.RouteProtocol = 201
 
+// ServiceRouteProtocol tags the route Ensure adds for a Service range the node
+// has no route to (see ensureServiceRoutes); SyncRoutes leaves it alone.
+const ServiceRouteProtocol netlink.RouteProtocol = 202
+
 // defaultMTU is the pod interfaces' MTU when NodeNetwork.MTU is 0 and the node has
 // no default route.
 const defaultMTU = 1500
@@ -136,6 +140,9 @@ func (n *Netlink) Ensure(ctx context.Context, nn NodeNetwork) error {
 		return err
 	}
 	if err := ensureBridgeAddrs(br, nn.PodCIDRs); err != nil {
+		return err
+	}
+	if err := ensureServiceRoutes(br, nn.ServiceCIDRs); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -429,4 +436,36 @@ func (n *Netlink) Reset(ctx context.Context) error {
 	}
 	n.dirReady = false
 	return errors.Join(errs...)
+}
+
+// ensureServiceRoutes gives a Service range the node has no route to (a machine
+// without a default route, such as a sealed network namespace) a route on the
+// bridge: the kernel routes a locally sent packet before the proxy's DNAT sees
+// it, so without any route a connection from the node to a ClusterIP fails with
+// "network unreachable". The bridge's address becomes such a connection's
+// source (a pod address range: not masqueraded, and answered over the bridge).
+// A range the node already routes (a default route) is left alone. The route is
+// tagged ServiceRouteProtocol and goes with the bridge.
+func ensureServiceRoutes(br netlink.Link, serviceCIDRs []netip.Prefix) error {
+	for _, p := range serviceCIDRs {
+		p = p.Masked()
+		hops, err := netlink.RouteGet(net.IP(p.Addr().Next().AsSlice()))
+		if err == nil && len(hops) > 0 {
+			continue
+		}
+		if err != nil && !errors.Is(err, unix.ENETUNREACH) && !errors.Is(err, unix.EHOSTUNREACH) {
+			return fmt.Errorf("podnet: looking up the route to %s: %w", p, err)
+		}
+		route := &netlink.Route{
+			Dst:       ipNet(p),
+			LinkIndex: br.Attrs().Index,
+			Scope:     netlink.SCOPE_LINK,
+			Protocol:  ServiceRouteProtocol,
+			Table:     unix.RT_TABLE_MAIN,
+		}
+		if err := netlink.RouteReplace(route); err != nil {
+			return fmt.Errorf("podnet: route to the Service range %s on %s: %w", p, br.Attrs().Name, err)
+		}
+	}
+	return nil
 }
