@@ -50,6 +50,9 @@ func TestEnsureBridge(t *testing.T) {
 	if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(b)) != "1" {
 		t.Errorf("ip_forward = %q", b)
 	}
+	if got := isolate.Must(t, "ip", "route", "show", "proto", "202"); got != "" {
+		t.Errorf("a Service range route %q on a node with a default route", got)
+	}
 
 	// An explicit MTU wins; a changed pod CIDR replaces the bridge's address.
 	nn := testNodeNetwork()
@@ -76,6 +79,15 @@ func TestEnsureDefaultMTUAndValidation(t *testing.T) {
 	must(t, err)
 	if got := br.Attrs().MTU; got != defaultMTU {
 		t.Errorf("bridge MTU %d without a default route, want %d", got, defaultMTU)
+	}
+	// Without a default route the Service range is routed on the bridge, so that
+	// the node's own connections to ClusterIPs reach the proxy.
+	// ("linkdown" while the bridge has no port: still used for routing)
+	if got := isolate.Must(t, "ip", "route", "show", "proto", "202"); !strings.HasPrefix(got, "10.96.0.0/12 dev kubesvc0 scope link") || strings.Count(got, "\n") != 1 {
+		t.Errorf("routes of proto 202 = %q, want the Service range on the bridge", got)
+	}
+	if got := isolate.Must(t, "ip", "-o", "route", "get", "10.96.0.10"); !strings.Contains(got, "dev kubesvc0 src 10.244.0.1") {
+		t.Errorf("ip route get 10.96.0.10 = %q", got)
 	}
 	for name, nn := range map[string]NodeNetwork{
 		"no pod CIDR": {},
