@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,7 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 func newAgentCommand() *cobra.Command {
 	f := &agentFlags{}
 	rf := &realAgentFlags{}
+	pf := &proxyFlags{}
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent: pods as processes, each in its own network namespace",
@@ -66,6 +68,9 @@ needs no root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !f.simulate {
+				if err := pf.validate(); err != nil && !rf.disableProxy {
+					return err
+				}
 				reg, err := agentRegistry()
 				if err != nil {
 					return err
@@ -78,7 +83,12 @@ needs no root.`,
 				if err != nil {
 					return err
 				}
-				return runWithReadOnlyPort(cmd.Context(), a.Run, rf.readOnlyPort, reg)
+				runs := []func(context.Context) error{a.Run, func(ctx context.Context) error { return serveAgentHTTP(ctx, rf.readOnlyPort, reg) }}
+				if !rf.disableProxy {
+					sp := serviceProxy{flags: pf, client: cfg.Client, nodeName: cfg.NodeName, clusterCIDRs: cfg.ClusterCIDRs, log: cfg.Log.With("component", "proxy")}
+					runs = append(runs, sp.run)
+				}
+				return runAll(cmd.Context(), runs...)
 			}
 			cfg, err := f.config()
 			if err != nil {
@@ -93,6 +103,7 @@ needs no root.`,
 	}
 	f.add(cmd.Flags())
 	rf.add(cmd.Flags())
+	pf.add(cmd.Flags())
 	return cmd
 }
 

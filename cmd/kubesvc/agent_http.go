@@ -64,19 +64,3 @@ func serveAgentHTTP(ctx context.Context, port int, reg *prometheus.Registry) err
 		return nil
 	}
 }
-
-// runWithReadOnlyPort runs the agent and its read-only port together: when one
-// fails, the other is stopped, and the first error is returned.
-func runWithReadOnlyPort(ctx context.Context, run func(context.Context) error, port int, reg *prometheus.Registry) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- run(ctx) }()
-	go func() { errc <- serveAgentHTTP(ctx, port, reg) }()
-	err := <-errc
-	cancel()
-	if err2 := <-errc; err == nil {
-		err = err2
-	}
-	return err
-}

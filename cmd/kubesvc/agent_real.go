@@ -33,6 +33,7 @@ type realAgentFlags struct {
 	serviceCIDRs  []string
 	imageMaps     []string
 	readOnlyPort  int
+	disableProxy  bool
 }
 
 func (f *realAgentFlags) add(fs *pflag.FlagSet) {
@@ -42,6 +43,7 @@ func (f *realAgentFlags) add(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.clusterCIDRs, "cluster-cidr", []string{"10.244.0.0/16"}, "the cluster's pod ranges (pod traffic leaving them is masqueraded)")
 	fs.StringSliceVar(&f.serviceCIDRs, "service-cluster-ip-range", []string{"10.96.0.0/12"}, "the Service ranges (not masqueraded by the pod network)")
 	fs.StringArrayVar(&f.imageMaps, "image-map", nil, "IMAGE=PROGRAM: containers of IMAGE run PROGRAM from this machine (repeatable)")
+	fs.BoolVar(&f.disableProxy, "disable-proxy", false, "run no service proxy in the agent (run kubesvc proxy, or another kube-proxy, for this node)")
 	fs.IntVar(&f.readOnlyPort, "read-only-port", defaultReadOnlyPort, "port of kubelet's read-only endpoints /metrics and /healthz, unauthenticated, on every address (0: none)")
 }
 

@@ -35,7 +35,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newUpCommand(), newAgentCommand())
+	root.AddCommand(newServerCommand(), newUpCommand(), newAgentCommand(), newProxyCommand())
 	root.AddCommand(newContainerInitCommand())
 	root.AddCommand(newBuiltinImageCommand())
 	if err := root.ExecuteContext(ctx); err != nil {

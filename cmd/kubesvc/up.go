@@ -22,7 +22,7 @@ import (
 
 func newUpCommand() *cobra.Command {
 	f := &serverFlags{}
-	var o upOptions
+	o := upOptions{proxy: &proxyFlags{}}
 	var disableAgent bool
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -38,6 +38,9 @@ kubeconfig is written to DATA-DIR/admin.kubeconfig; the node's state is under
 DATA-DIR/agent.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.proxy.validate(); err != nil && !o.disableProxy {
+				return err
+			}
 			switch {
 			case disableAgent:
 			case os.Geteuid() != 0:
@@ -59,6 +62,8 @@ DATA-DIR/agent.`,
 	cmd.Flags().StringVar(&o.nodeName, "node-name", strings.ToLower(host), "name of this machine's Node")
 	cmd.Flags().StringVar(&o.nodeIP, "node-ip", "", "the node's InternalIP (default: the address of the default route's interface, else the first global address, else the pod network's gateway)")
 	cmd.Flags().StringArrayVar(&o.imageMaps, "image-map", nil, "IMAGE=PROGRAM: containers of IMAGE run PROGRAM from this machine (repeatable)")
+	cmd.Flags().BoolVar(&o.disableProxy, "disable-proxy", false, "run no service proxy on this machine's node")
+	o.proxy.add(cmd.Flags())
 	cmd.Flags().Lookup("data-dir").DefValue = defaultUpDataDir()
 	_ = cmd.Flags().Set("data-dir", defaultUpDataDir())
 	return cmd
@@ -75,6 +80,9 @@ type upOptions struct {
 	nodeName      string
 	nodeIP        string
 	imageMaps     []string
+	// proxy configures the node's service proxy (nil or disableProxy: none).
+	proxy        *proxyFlags
+	disableProxy bool
 }
 
 // upRunner is everything `kubesvc up` runs: the API server and the controllers
@@ -135,7 +143,12 @@ func (f *serverFlags) realNode(srv *apiserver.Server, o upOptions, log *slog.Log
 		if err != nil {
 			return err
 		}
-		return runWithReadOnlyPort(ctx, a.Run, defaultReadOnlyPort, reg)
+		runs := []func(context.Context) error{a.Run, func(ctx context.Context) error { return serveAgentHTTP(ctx, defaultReadOnlyPort, reg) }}
+		if o.proxy != nil && !o.disableProxy {
+			sp := serviceProxy{flags: o.proxy, client: cfg.Client, nodeName: cfg.NodeName, clusterCIDRs: cfg.ClusterCIDRs, log: log.With("component", "proxy")}
+			runs = append(runs, sp.run)
+		}
+		return runAll(ctx, runs...)
 	}}
 }
 

@@ -134,7 +134,7 @@ func applyYAML(t *testing.T, k *kubectl, manifest string) {
 }
 
 // httpGet fetches url from the test's network namespace (the node's, for `kubesvc
-// up`) and returns the body.
+// up`) on a new connection and returns the body.
 func httpGet(url string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -142,7 +142,9 @@ func httpGet(url string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// A new connection each time: through a Service, each request is balanced.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", err
 	}

@@ -1,0 +1,336 @@
+package nftables
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/kubesvc/kubesvc/internal/proxy"
+)
+
+// staleChainDelay is how long a per-service chain stays (flushed) after its last
+// reference went away before it is deleted. Kernels before 6.2 release a chain
+// referenced from a verdict map element only some time after the element is
+// deleted, and refuse to delete it until then (kube-proxy waits 1 s too).
+const staleChainDelay = time.Second
+
+// Backend programs one nftables table, of one family, from proxy Snapshots. It
+// keeps a mirror of what it wrote (map and set elements, per-service chains) so
+// that a partial sync touches only the ServicePorts in Snapshot.Changed. Sync
+// and Cleanup must not be called concurrently.
+type Backend struct {
+	nft    knftables.Interface
+	log    *slog.Logger
+	sysctl Sysctl
+	now    func() time.Time
+
+	family    knftables.Family
+	table     string
+	ipv6      bool
+	ipX       string // "ip" or "ip6", as in "ip daddr"
+	addrType  string // "ipv4_addr" or "ipv6_addr"
+	masqMark  string
+	masqAll   bool
+	clusterCI []netip.Prefix // ClusterCIDRs of this family
+	serviceCI []netip.Prefix // ServiceCIDRs of this family
+	nodePorts nodePortAddrs
+
+	// needFull: the kernel may differ from the mirror below (start, or the last
+	// transaction failed), so the next Sync rebuilds everything.
+	needFull bool
+	// baseChainsRecreated: the first full sync deleted and re-created the base
+	// chains (a table left by an older version may have them at other priorities,
+	// which "add chain" cannot change).
+	baseChainsRecreated bool
+	// nodeIPs are this family's node addresses of the last successful sync.
+	nodeIPs []netip.Addr
+
+	services    map[proxy.ServicePortName]*serviceState
+	staleChains map[string]time.Time
+
+	clusterIPs          *elementStore
+	serviceIPs          *elementStore
+	firewallIPs         *elementStore
+	noEndpointServices  *elementStore
+	noEndpointNodePorts *elementStore
+	serviceNodePorts    *elementStore
+	nodePortIPs         *elementStore
+}
+
+var _ proxy.Backend = (*Backend)(nil)
+
+// New returns a Backend for cfg. It validates cfg (errors wrap ErrInvalidConfig)
+// and, when cfg.NFT is nil, checks that nft works (knftables.New's error). It
+// programs nothing: the first Sync does.
+func New(cfg Config) (*Backend, error) {
+	var ipv6 bool
+	switch cfg.Family {
+	case knftables.IPv4Family:
+	case knftables.IPv6Family:
+		ipv6 = true
+	default:
+		return nil, fmt.Errorf("%w: family %q is neither %q nor %q", ErrInvalidConfig, cfg.Family, knftables.IPv4Family, knftables.IPv6Family)
+	}
+	if cfg.TableName == "" {
+		cfg.TableName = DefaultTableName
+	}
+	bit := cfg.MasqueradeBit
+	if bit == 0 {
+		bit = defaultMasqueradeBit
+	}
+	if bit < 0 || bit > 31 {
+		return nil, fmt.Errorf("%w: masqueradeBit %d is outside 0..31", ErrInvalidConfig, cfg.MasqueradeBit)
+	}
+	localhost := !ipv6 && (cfg.LocalhostNodePorts == nil || *cfg.LocalhostNodePorts)
+	npa, err := parseNodePortAddresses(cfg.NodePortAddresses, ipv6, localhost)
+	if err != nil {
+		return nil, err
+	}
+	nft := cfg.NFT
+	if nft == nil {
+		nft, err = knftables.New(cfg.Family, cfg.TableName)
+		if err != nil {
+			return nil, fmt.Errorf("nftables %s table %s: %w", cfg.Family, cfg.TableName, err)
+		}
+	}
+	b := &Backend{
+		nft:       nft,
+		log:       cfg.Log,
+		sysctl:    cfg.Sysctl,
+		now:       cfg.Now,
+		family:    cfg.Family,
+		table:     cfg.TableName,
+		ipv6:      ipv6,
+		ipX:       "ip",
+		addrType:  "ipv4_addr",
+		masqMark:  fmt.Sprintf("%#x", uint32(1)<<bit),
+		masqAll:   cfg.MasqueradeAll,
+		clusterCI: familyPrefixes(cfg.ClusterCIDRs, ipv6),
+		serviceCI: familyPrefixes(cfg.ServiceCIDRs, ipv6),
+		nodePorts: npa,
+		needFull:  true,
+		services:  make(map[proxy.ServicePortName]*serviceState),
+
+		staleChains:         make(map[string]time.Time),
+		clusterIPs:          newElementStore(true, clusterIPsSet),
+		serviceIPs:          newElementStore(false, serviceIPsMap),
+		firewallIPs:         newElementStore(false, firewallIPsMap),
+		noEndpointServices:  newElementStore(false, noEndpointServicesMap),
+		noEndpointNodePorts: newElementStore(false, noEndpointNodePortsMap),
+		serviceNodePorts:    newElementStore(false, serviceNodePortsMap),
+		nodePortIPs:         newElementStore(true, nodePortIPsSet),
+	}
+	if ipv6 {
+		b.ipX, b.addrType = "ip6", "ipv6_addr"
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	b.log = b.log.With("family", string(cfg.Family), "table", cfg.TableName)
+	if b.sysctl == nil {
+		b.sysctl = ProcSysctl{}
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	return b, nil
+}
+
+// Sync makes the table match s in one nft transaction. It rebuilds everything
+// when s.Full is set, when the previous Sync failed or never ran, and when the
+// node's addresses of this family changed; otherwise it rebuilds only the
+// ServicePorts in s.Changed (and deletes chains that became stale at least a
+// second ago). A partial sync with nothing to do runs no transaction. On error
+// the kernel is as before (nft applies all or nothing), the error wraps the
+// cause (knftables.IsNotFound and the like see through it), and the next Sync is
+// a full one whatever its Snapshot says.
+func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
+	start := b.now()
+	nodeIPs := b.familyAddrs(s.Node.IPs)
+	full := s.Full || b.needFull || !slices.Equal(nodeIPs, b.nodeIPs)
+	tx := b.nft.NewTransaction()
+	if full {
+		// The mirror is rebuilt from scratch: a failure below leaves needFull set.
+		b.needFull = true
+		if err := b.fullSync(ctx, tx, s, start); err != nil {
+			return err
+		}
+	} else {
+		for name := range s.Changed {
+			b.syncServicePort(tx, s, name, start)
+		}
+		b.deleteStaleChains(tx, start)
+	}
+	b.nodePortIPs.set(proxy.ServicePortName{}, b.nodePortIPElements(nodeIPs))
+	for _, st := range b.stores() {
+		st.flushTo(tx)
+	}
+
+	kind := "partial"
+	if full {
+		kind = "full"
+	}
+	ops := tx.NumOperations()
+	if ops > 0 {
+		if err := b.nft.Run(ctx, tx); err != nil {
+			b.needFull = true
+			return fmt.Errorf("nftables %s sync of table %s %s (%d operations): %w", kind, b.family, b.table, ops, err)
+		}
+	}
+	b.needFull = false
+	b.nodeIPs = nodeIPs
+	b.log.Debug("synced nftables", "kind", kind, "operations", ops, "servicePorts", len(b.services),
+		"changed", len(s.Changed), "staleChains", len(b.staleChains), "elapsed", b.now().Sub(start))
+	return nil
+}
+
+// Cleanup deletes the table (and all it holds). A missing table is not an error.
+func (b *Backend) Cleanup(ctx context.Context) error {
+	tx := b.nft.NewTransaction()
+	tx.Delete(&knftables.Table{})
+	if err := b.nft.Run(ctx, tx); err != nil && !knftables.IsNotFound(err) {
+		return fmt.Errorf("deleting nftables table %s %s: %w", b.family, b.table, err)
+	}
+	b.needFull = true
+	return nil
+}
+
+// fullSync fills tx with the whole table: add and flush the table (which
+// empties every chain but keeps sets, maps and their elements in the kernel),
+// the fixed chains and rules, empty maps, every ServicePort, and the handling of
+// objects a previous run left that no ServicePort owns any more.
+func (b *Backend) fullSync(ctx context.Context, tx *knftables.Transaction, s *proxy.Snapshot, now time.Time) error {
+	// What exists before this transaction, to find stale per-service objects.
+	chains, err := b.list(ctx, "chains")
+	if err != nil {
+		return err
+	}
+	sets, err := b.list(ctx, "sets")
+	if err != nil {
+		return err
+	}
+	if b.localhostNodePorts() {
+		if err := b.sysctl.Set(routeLocalnetSysctl, "1"); err != nil {
+			return fmt.Errorf("localhost NodePorts: %w", err)
+		}
+	}
+
+	clear(b.services)
+	clear(b.staleChains)
+	b.writeTable(tx)
+	for _, st := range b.stores() {
+		st.reset(tx)
+	}
+	for name := range s.Services {
+		b.syncServicePort(tx, s, name, now)
+	}
+
+	// Stale objects: after "flush table" stale chains are empty but may still
+	// be referenced by the verdict-map elements this transaction deletes, so
+	// they are deleted by a later sync. Stale affinity sets are referenced only
+	// by rules, all gone, so they go now. (The add before the flush or delete
+	// makes the operation valid also where "flush table" removed the object, as
+	// knftables.Fake does.)
+	active := b.activeObjects()
+	for _, c := range chains {
+		if isServiceChainName(c) && !active[c] {
+			tx.Add(&knftables.Chain{Name: c})
+			tx.Flush(&knftables.Chain{Name: c})
+			b.staleChains[c] = now
+		}
+	}
+	for _, set := range sets {
+		if isAffinitySetName(set) && !active[set] {
+			tx.Add(b.affinitySet(set, 0))
+			tx.Delete(&knftables.Set{Name: set})
+		}
+	}
+	return nil
+}
+
+// list returns the names of the table's objects of a type; none when the table
+// does not exist.
+func (b *Backend) list(ctx context.Context, objectType string) ([]string, error) {
+	names, err := b.nft.List(ctx, objectType)
+	if err != nil && !knftables.IsNotFound(err) {
+		return nil, fmt.Errorf("listing nftables %s of table %s %s: %w", objectType, b.family, b.table, err)
+	}
+	return names, nil
+}
+
+// activeObjects is the set of per-service chain and set names the mirror holds.
+func (b *Backend) activeObjects() map[string]bool {
+	active := make(map[string]bool)
+	for _, st := range b.services {
+		for _, c := range st.chains {
+			active[c] = true
+		}
+		for _, set := range st.affinitySets {
+			active[set] = true
+		}
+	}
+	return active
+}
+
+// deleteStaleChains adds to tx the deletion of the chains stale for at least
+// staleChainDelay.
+func (b *Backend) deleteStaleChains(tx *knftables.Transaction, now time.Time) {
+	for c, since := range b.staleChains {
+		if now.Sub(since) >= staleChainDelay {
+			tx.Delete(&knftables.Chain{Name: c})
+			delete(b.staleChains, c)
+		}
+	}
+}
+
+// stores lists the element stores, in the order their operations are emitted.
+func (b *Backend) stores() []*elementStore {
+	return []*elementStore{
+		b.clusterIPs, b.nodePortIPs, b.serviceIPs, b.serviceNodePorts,
+		b.firewallIPs, b.noEndpointServices, b.noEndpointNodePorts,
+	}
+}
+
+// familyAddrs returns the addresses of this family among addrs, unmapped and
+// sorted.
+func (b *Backend) familyAddrs(addrs []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range addrs {
+		a = a.Unmap()
+		if a.IsValid() && a.Is6() == b.ipv6 {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+func (b *Backend) localhostNodePorts() bool { return len(b.nodePorts.loopback) > 0 }
+
+// nodePortIPElements are the elements of nodeport-ips: the node's addresses
+// (when "primary"; loopback ones excepted) and the configured CIDRs not
+// containing one another.
+func (b *Backend) nodePortIPElements(nodeIPs []netip.Addr) []storedElement {
+	npa := b.nodePorts
+	if !npa.enabled || npa.matchAll {
+		return nil
+	}
+	var elems []storedElement
+	if npa.primary {
+		for _, ip := range nodeIPs {
+			if ip.IsLoopback() || slices.ContainsFunc(npa.cidrs, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+				continue
+			}
+			elems = append(elems, storedElement{key: []string{ip.String()}})
+		}
+	}
+	for _, p := range npa.cidrs {
+		elems = append(elems, storedElement{key: []string{p.String()}})
+	}
+	return elems
+}

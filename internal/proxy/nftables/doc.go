@@ -1,0 +1,18 @@
+// Package nftables is the service proxy's nftables data plane: a proxy.Backend
+// that programs one table of its own (family ip or ip6; one Backend per family)
+// with kube-proxy's nftables-mode layout, through sigs.k8s.io/knftables.
+//
+// Dispatch is by verdict maps keyed on address, protocol and port (service-ips,
+// service-nodeports), so the rules a packet meets do not grow with the number of
+// Services. Each ServicePort has chains of its own (service-, local-,
+// external-, firewall-, endpoint-) that balance with "numgen random" over its
+// endpoints and DNAT. A Sync is one nft transaction: a full one rebuilds the
+// table; a partial one rebuilds only the ServicePorts in Snapshot.Changed and
+// emits add/delete diffs of the map and set elements, so its size depends on
+// what changed, not on how many Services there are.
+//
+// Unlike kube-proxy's nftables mode, IPv4 NodePorts also answer on 127.0.0.0/8
+// for the node itself (route_localnet and a martian-drop rule, as kube-proxy's
+// iptables mode). README.md has the hook diagram, the names, the invariants and
+// the reasons.
+package nftables

@@ -1,0 +1,191 @@
+package nftables
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"strings"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/kubesvc/kubesvc/internal/proxy"
+)
+
+// DefaultTableName is the table the backend owns when Config.TableName is empty.
+const DefaultTableName = "kubesvc"
+
+// Object names. The table is ours alone, so names need no prefix of their own.
+// The names, and the hooks and priorities of the base chains, are kube-proxy's
+// (pkg/proxy/nftables/proxier.go), so its documentation and habits carry over.
+const (
+	// base chains
+	filterPreroutingChain     = "filter-prerouting"
+	filterInputChain          = "filter-input"
+	filterForwardChain        = "filter-forward"
+	filterOutputChain         = "filter-output"
+	filterOutputPostDNATChain = "filter-output-post-dnat"
+	natPreroutingChain        = "nat-prerouting"
+	natOutputChain            = "nat-output"
+	natPostroutingChain       = "nat-postrouting"
+
+	// service dispatch
+	servicesChain       = "services"
+	serviceIPsMap       = "service-ips"
+	serviceNodePortsMap = "service-nodeports"
+
+	// addresses that accept NodePort traffic (when not "any local address")
+	nodePortIPsSet = "nodeport-ips"
+
+	// active ClusterIPs
+	clusterIPsSet = "cluster-ips"
+
+	// Services without (usable) endpoints
+	serviceEndpointsCheckChain  = "service-endpoints-check"
+	nodePortEndpointsCheckChain = "nodeport-endpoints-check"
+	noEndpointServicesMap       = "no-endpoint-services"
+	noEndpointNodePortsMap      = "no-endpoint-nodeports"
+	rejectChain                 = "reject-chain"
+
+	// invalid ports of ClusterIPs and unallocated addresses in the Service CIDRs
+	clusterIPsCheckChain = "cluster-ips-check"
+
+	// loadBalancerSourceRanges
+	firewallIPsMap     = "firewall-ips"
+	firewallCheckChain = "firewall-check"
+
+	// masquerading
+	markMasqChain     = "mark-for-masquerade"
+	masqueradingChain = "masquerading"
+)
+
+// Prefixes of the per-ServicePort chains and sets. A per-ServicePort name is
+// prefix + "HASH8-ns/name/proto/port" (endpoint chains and affinity sets add
+// "__IP/PORT"); "/" never occurs in the fixed names above, which is how
+// isServiceChainName tells them apart.
+const (
+	clusterPolicyChainPrefix = "service-"
+	localPolicyChainPrefix   = "local-"
+	externalChainPrefix      = "external-"
+	firewallChainPrefix      = "firewall-"
+	endpointChainPrefix      = "endpoint-"
+	affinitySetPrefix        = "affinity-"
+
+	// chainNamePrefixLengthMax bounds the prefixes above, hyphen included.
+	chainNamePrefixLengthMax = 16
+	// chainNameBaseLengthMax bounds what follows the prefix.
+	chainNameBaseLengthMax = knftables.NameLengthMax - chainNamePrefixLengthMax
+)
+
+// baseChain is a chain attached to a netfilter hook.
+type baseChain struct {
+	name      string
+	chainType knftables.BaseChainType
+	hook      knftables.BaseChainHook
+	priority  knftables.BaseChainPriority
+}
+
+// Base chain priorities, as numbers: kube-proxy writes "dstnat-10", "dstnat" and
+// "dstnat+10", but nft before 1.0.7 accepts the name "dstnat" only on the
+// prerouting hook ("invalid priority expression value in this context" on
+// input, forward and output), so we write the values (dstnat = -100, srcnat = 100).
+const (
+	priorityFilterPreDNAT  knftables.BaseChainPriority = "-110" // dstnat-10: before DNAT, sees the service address
+	priorityFilterPostDNAT knftables.BaseChainPriority = "-90"  // dstnat+10: after DNAT
+	priorityDNAT           knftables.BaseChainPriority = "-100" // dstnat
+	prioritySNAT           knftables.BaseChainPriority = "100"  // srcnat
+)
+
+// baseChains are created on every full sync, in this order. Filter chains run
+// before DNAT so that they see the address the client used (a Service IP).
+var baseChains = []baseChain{
+	{filterPreroutingChain, knftables.FilterType, knftables.PreroutingHook, priorityFilterPreDNAT},
+	{filterInputChain, knftables.FilterType, knftables.InputHook, priorityFilterPreDNAT},
+	{filterForwardChain, knftables.FilterType, knftables.ForwardHook, priorityFilterPreDNAT},
+	{filterOutputChain, knftables.FilterType, knftables.OutputHook, priorityFilterPreDNAT},
+	{filterOutputPostDNATChain, knftables.FilterType, knftables.OutputHook, priorityFilterPostDNAT},
+	{natPreroutingChain, knftables.NATType, knftables.PreroutingHook, priorityDNAT},
+	{natOutputChain, knftables.NATType, knftables.OutputHook, priorityDNAT},
+	{natPostroutingChain, knftables.NATType, knftables.PostroutingHook, prioritySNAT},
+}
+
+// jumpChain is a rule "[match] jump dst" in the base chain src.
+type jumpChain struct {
+	dst, src, match string
+}
+
+// jumpChains are the top-level regular chains and where they are jumped to from.
+// The endpoint checks are not in filter-prerouting (as the firewall check is)
+// because reject is valid only on the input, forward and output hooks before
+// kernel 5.9.
+var jumpChains = []jumpChain{
+	{nodePortEndpointsCheckChain, filterInputChain, "ct state new"},
+	{serviceEndpointsCheckChain, filterInputChain, "ct state new"},
+	{serviceEndpointsCheckChain, filterForwardChain, "ct state new"},
+	{serviceEndpointsCheckChain, filterOutputChain, "ct state new"},
+
+	{firewallCheckChain, filterPreroutingChain, "ct state new"},
+	{firewallCheckChain, filterOutputChain, "ct state new"},
+
+	{servicesChain, natOutputChain, ""},
+	{servicesChain, natPreroutingChain, ""},
+	{masqueradingChain, natPostroutingChain, ""},
+
+	{clusterIPsCheckChain, filterForwardChain, "ct state new"},
+	{clusterIPsCheckChain, filterOutputPostDNATChain, "ct state new"},
+}
+
+// hashAndTruncate prefixes name with a hash of name and salt, and truncates the
+// result to chainNameBaseLengthMax. The hash keeps the name unique when the end
+// is cut, and tells apart at a glance names that differ in one digit.
+func hashAndTruncate(name, salt string) string {
+	hash := sha256.Sum256([]byte(name + salt))
+	encoded := base32.StdEncoding.EncodeToString(hash[:])
+	name = encoded[:8] + "-" + name
+	if len(name) > chainNameBaseLengthMax {
+		name = name[:chainNameBaseLengthMax-3] + "..."
+	}
+	return name
+}
+
+// servicePortChainBase is "HASH-ns/name/proto/port" for a ServicePort, e.g.
+// "ULMVA6XW-ns1/svc1/tcp/p80". Namespace, Service and port names are
+// [a-z0-9-], so they are safe in nft names; "/" separates them.
+func servicePortChainBase(name proxy.ServicePortName, protocol string) string {
+	return hashAndTruncate(servicePortNameParts(name, protocol), "")
+}
+
+func servicePortNameParts(name proxy.ServicePortName, protocol string) string {
+	return fmt.Sprintf("%s/%s/%s/%s", name.Namespace, name.Name, protocol, name.Port)
+}
+
+// endpointParts is the "ns/name/proto/port__IP/PORT" part of an endpoint's
+// chain and affinity set names. An IPv6 address has colons, which nft names do
+// not allow; they become dots.
+func endpointParts(name proxy.ServicePortName, protocol string, ep proxy.Endpoint) string {
+	ip := strings.ReplaceAll(ep.IP.String(), ":", ".")
+	return fmt.Sprintf("%s__%s/%d", servicePortNameParts(name, protocol), ip, ep.Port)
+}
+
+// endpointChainName is "endpoint-HASH-ns/name/proto/port__IP/PORT".
+func endpointChainName(name proxy.ServicePortName, protocol string, ep proxy.Endpoint) string {
+	return endpointChainPrefix + hashAndTruncate(endpointParts(name, protocol, ep), "")
+}
+
+// affinitySetName is "affinity-HASH-ns/name/proto/port__IP/PORT". Unlike
+// kube-proxy, the hash also covers the timeout: a set's timeout cannot be
+// changed by "add set" on every kernel, so a new timeout makes a new set (the old
+// one is deleted as stale) instead of a transaction that fails on every retry.
+func affinitySetName(name proxy.ServicePortName, protocol string, ep proxy.Endpoint, timeoutSeconds int64) string {
+	return affinitySetPrefix + hashAndTruncate(endpointParts(name, protocol, ep), fmt.Sprintf("/timeout=%d", timeoutSeconds))
+}
+
+// isServiceChainName reports whether chain is a per-ServicePort chain (service-,
+// local-, external-, firewall- or endpoint-): only those have a "/".
+func isServiceChainName(chain string) bool {
+	return strings.Contains(chain, "/")
+}
+
+// isAffinitySetName reports whether set is a per-endpoint affinity set.
+func isAffinitySetName(set string) bool {
+	return strings.HasPrefix(set, affinitySetPrefix)
+}
