@@ -1,0 +1,432 @@
+// Command proxy benchmarks the service proxy's control plane as a node runs it:
+// one `kubesvc server` and one `kubesvc proxy` process, sealed in namespaces of
+// their own (the proxy programs the network it runs in, so this command refuses
+// to run in a network namespace that has more than loopback). It reports; it
+// never fails because of a number. See docs/benchmarks.md.
+//
+//	go build -o /tmp/kubesvc ./cmd/kubesvc
+//	../shared/tools/isolated go run ./bench/proxy -bin /tmp/kubesvc -services 10000 -mode nftables
+//
+// Measured, for -services Services (selector-less, one TCP port) with one
+// EndpointSlice of -endpoints endpoints each, created before the proxy starts:
+//   - start → all rules: from the proxy's exec to the end of its first sync (its
+//     kubeproxy_sync_proxy_rules_last_timestamp_seconds), and that sync's duration;
+//   - one endpoint change: -changes times, one endpoint of one Service replaced
+//     (with the endpoints.kubernetes.io/last-change-trigger-time annotation set
+//     to the write); kubeproxy_network_programming_duration_seconds gives write →
+//     rules; the partial sync's own duration too;
+//   - burst of -burst new Services: from the last create's answer to the end of
+//     the sync that has them all;
+//   - the proxy's RSS.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
+)
+
+type options struct {
+	bin       string
+	mode      string
+	services  int
+	endpoints int
+	changes   int
+	burst     int
+	parallel  int
+	out       string
+}
+
+type result struct {
+	Host      benchproc.Host `json:"host"`
+	Commit    string         `json:"commit,omitempty"`
+	Mode      string         `json:"mode"`
+	Services  int            `json:"services"`
+	Endpoints int            `json:"endpoints_per_service"`
+	// StartToRules is from the proxy's exec to the end of its first sync.
+	StartToRules  string  `json:"start_to_all_rules"`
+	FirstSync     string  `json:"first_sync_duration"`
+	ChangeP50     string  `json:"endpoint_change_write_to_rules_p50"`
+	ChangeMax     string  `json:"endpoint_change_write_to_rules_max"`
+	PartialSync   string  `json:"partial_sync_duration_mean"`
+	Burst         int     `json:"burst_services"`
+	BurstToRules  string  `json:"last_burst_create_to_rules"`
+	RSSMiB        float64 `json:"proxy_rss_mib"`
+	RSSAnonMiB    float64 `json:"proxy_rss_anon_mib"`
+	CPUSeconds    float64 `json:"proxy_cpu_seconds"`
+	SyncFailures  float64 `json:"sync_failures"`
+	CreateSeconds float64 `json:"objects_created_in_seconds"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "", "kubesvc binary (default: build ./cmd/kubesvc)")
+	flag.StringVar(&o.mode, "mode", "nftables", "proxy mode: nftables or iptables")
+	flag.IntVar(&o.services, "services", 1000, "Services before the proxy starts")
+	flag.IntVar(&o.endpoints, "endpoints", 10, "endpoints per Service")
+	flag.IntVar(&o.changes, "changes", 10, "single-endpoint changes measured one after the other")
+	flag.IntVar(&o.burst, "burst", 100, "Services created at once while the proxy runs")
+	flag.IntVar(&o.parallel, "parallel", 16, "concurrent create requests")
+	flag.StringVar(&o.out, "out", "", "also write the result as JSON to this file")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/proxy:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return err
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 {
+			return errors.New("run me under ../shared/tools/isolated: this network namespace has " + i.Name + " (the proxy programs the network it runs in)")
+		}
+	}
+	tmp, err := os.MkdirTemp("", "kubesvc-bench-proxy-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin, built, err := benchproc.PrepareBinary(o.bin, false, "", tmp)
+	if err != nil {
+		return err
+	}
+	res := result{Host: benchproc.ReadHost(), Mode: o.mode, Services: o.services, Endpoints: o.endpoints, Burst: o.burst}
+	if built {
+		res.Commit = benchproc.GitCommit()
+	}
+	var procs benchproc.Procs
+	defer procs.StopAll()
+	srv, err := procs.Start(bin, filepath.Join(tmp, "server"), 0, "--controllers=*,-nodelifecycle")
+	if err != nil {
+		return err
+	}
+	if _, err := srv.WaitReady(60 * time.Second); err != nil {
+		return err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", srv.Kubeconfig())
+	if err != nil {
+		return err
+	}
+	rc.QPS, rc.Burst = 2000, 4000
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	if _, err := client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := createServices(ctx, client, "svc", o.services, o.endpoints, o.parallel); err != nil {
+		return err
+	}
+	res.CreateSeconds = math.Round(time.Since(start).Seconds()*10) / 10
+
+	// The proxy, with its metrics on loopback.
+	const metricsAddr = "127.0.0.1:10249"
+	cmd := exec.Command(bin, "proxy", "--kubeconfig", srv.Kubeconfig(), "--hostname-override", "node-a",
+		"--proxy-mode", o.mode, "--metrics-bind-address", metricsAddr, "--healthz-bind-address", "", "--log-level", "warn")
+	tail := &lineTail{}
+	cmd.Stdout, cmd.Stderr = io.Discard, tail
+	exec0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start proxy: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	m := metricsReader{url: "http://" + metricsAddr + "/metrics"}
+	var first float64
+	for {
+		select {
+		case <-done:
+			return fmt.Errorf("the proxy exited:\n%s", tail.tail())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		v, err := m.read(ctx)
+		if err != nil {
+			continue
+		}
+		if first = v["kubeproxy_sync_proxy_rules_last_timestamp_seconds"]; first > 0 {
+			res.FirstSync = secs(v["kubeproxy_sync_full_proxy_rules_duration_seconds_sum"])
+			break
+		}
+	}
+	res.StartToRules = time.Unix(0, int64(first*1e9)).Sub(exec0).Round(time.Millisecond).String()
+
+	// One endpoint change at a time.
+	var lat []float64
+	var partialSum, partialN float64
+	for i := range o.changes {
+		before, err := m.read(ctx)
+		if err != nil {
+			return err
+		}
+		if err := changeEndpoint(ctx, client, fmt.Sprintf("svc-%d", (i*7919)%o.services), i); err != nil {
+			return err
+		}
+		after, err := m.waitFor(ctx, func(v map[string]float64) bool {
+			return v["kubeproxy_network_programming_duration_seconds_count"] > before["kubeproxy_network_programming_duration_seconds_count"]
+		})
+		if err != nil {
+			return fmt.Errorf("change %d: %w\n%s", i, err, tail.tail())
+		}
+		lat = append(lat, after["kubeproxy_network_programming_duration_seconds_sum"]-before["kubeproxy_network_programming_duration_seconds_sum"])
+		partialSum += after["kubeproxy_sync_partial_proxy_rules_duration_seconds_sum"] - before["kubeproxy_sync_partial_proxy_rules_duration_seconds_sum"]
+		partialN += after["kubeproxy_sync_partial_proxy_rules_duration_seconds_count"] - before["kubeproxy_sync_partial_proxy_rules_duration_seconds_count"]
+		time.Sleep(1100 * time.Millisecond) // past minSyncPeriod: each change syncs alone
+	}
+	if len(lat) > 0 {
+		sortFloats(lat)
+		res.ChangeP50, res.ChangeMax = secs(lat[len(lat)/2]), secs(lat[len(lat)-1])
+	}
+	if partialN > 0 {
+		res.PartialSync = secs(partialSum / partialN)
+	}
+
+	// A burst of new Services while the proxy runs.
+	if o.burst > 0 {
+		if err := createServices(ctx, client, "burst", o.burst, o.endpoints, o.parallel); err != nil {
+			return err
+		}
+		last := time.Now()
+		if _, err := m.waitFor(ctx, func(v map[string]float64) bool {
+			return v["kubeproxy_sync_proxy_rules_last_timestamp_seconds"] > float64(last.UnixNano())/1e9 &&
+				v["kubeproxy_sync_proxy_rules_service_changes_pending"] == 0 &&
+				v["kubeproxy_sync_proxy_rules_endpoint_changes_pending"] == 0
+		}); err != nil {
+			return err
+		}
+		v, err := m.read(ctx)
+		if err != nil {
+			return err
+		}
+		res.BurstToRules = time.Unix(0, int64(v["kubeproxy_sync_proxy_rules_last_timestamp_seconds"]*1e9)).Sub(last).Round(time.Millisecond).String()
+	}
+	st, err := benchproc.ProcStatus(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	res.RSSMiB, res.RSSAnonMiB = round1(float64(st["VmRSS"])/1024), round1(float64(st["RssAnon"])/1024)
+	if res.CPUSeconds, err = benchproc.CPUSeconds(cmd.Process.Pid); err != nil {
+		return err
+	}
+	if v, err := m.read(ctx); err == nil {
+		res.SyncFailures = v["kubeproxy_sync_proxy_rules_failures_total"]
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	if o.out != "" {
+		return os.WriteFile(o.out, append(b, '\n'), 0o644)
+	}
+	return nil
+}
+
+// createServices creates n selector-less Services named PREFIX-i with one
+// EndpointSlice of eps endpoints each.
+func createServices(ctx context.Context, client kubernetes.Interface, prefix string, n, eps, parallel int) error {
+	work := make(chan int)
+	errc := make(chan error, parallel)
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := createService(ctx, client, fmt.Sprintf("%s-%d", prefix, i), i, eps); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for i := range n {
+		select {
+		case work <- i:
+		case err := <-errc:
+			close(work)
+			wg.Wait()
+			return err
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+func createService(ctx context.Context, client kubernetes.Interface, name string, i, eps int) error {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}},
+	}
+	if _, err := client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create Service %s: %w", name, err)
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default",
+			Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "bench"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](8080), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	for j := range eps {
+		k := i*eps + j
+		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{fmt.Sprintf("10.%d.%d.%d", 128+k/65536%64, k/256%256, k%256)},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			NodeName:   ptr.To("node-b"),
+		})
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create EndpointSlice %s: %w", name, err)
+	}
+	return nil
+}
+
+// changeEndpoint replaces the first endpoint of the Service's slice, stamping
+// the write time as the change's trigger time.
+func changeEndpoint(ctx context.Context, client kubernetes.Interface, name string, i int) error {
+	s, err := client.DiscoveryV1().EndpointSlices("default").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	s.Endpoints[0].Addresses = []string{fmt.Sprintf("10.250.%d.%d", i/256%256, i%256)}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations["endpoints.kubernetes.io/last-change-trigger-time"] = time.Now().UTC().Format(time.RFC3339Nano)
+	_, err = client.DiscoveryV1().EndpointSlices("default").Update(ctx, s, metav1.UpdateOptions{})
+	return err
+}
+
+// metricsReader reads the proxy's /metrics (untyped: name{labels} value; the
+// label-free series and the _sum/_count of histograms are what it needs).
+type metricsReader struct{ url string }
+
+func (m metricsReader) read(ctx context.Context) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || strings.Contains(line, "{") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			out[f[0]] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+func (m metricsReader) waitFor(ctx context.Context, cond func(map[string]float64) bool) (map[string]float64, error) {
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		v, err := m.read(ctx)
+		if err == nil && cond(v) {
+			return v, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil, errors.New("the proxy's metrics never showed the change")
+}
+
+// lineTail keeps the last lines written to it.
+type lineTail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lineTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, strings.Split(strings.TrimRight(string(p), "\n"), "\n")...)
+	if len(l.lines) > 40 {
+		l.lines = l.lines[len(l.lines)-40:]
+	}
+	return len(p), nil
+}
+
+func (l *lineTail) tail() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func secs(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Microsecond).String()
+}
+
+func sortFloats(v []float64) {
+	for i := 1; i < len(v); i++ {
+		for j := i; j > 0 && v[j] < v[j-1]; j-- {
+			v[j], v[j-1] = v[j-1], v[j]
+		}
+	}
+}
+
+func round1(f float64) float64 { return math.Round(f*10) / 10 }
