@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -370,6 +371,12 @@ func (p *Proxy) sync(ctx context.Context) error {
 		p.oldestPending = start
 	}
 	p.mu.Unlock()
+	if full {
+		// A full sync of a large table builds its whole transaction in memory
+		// (tens of MB at 10,000 Services) for one use: hand it back to the
+		// system now rather than when the scavenger gets to it.
+		debug.FreeOSMemory()
+	}
 	return nil
 }
 
