@@ -38,6 +38,11 @@ type podWorker struct {
 	gone bool
 	// view is what probe workers read, published after every sync.
 	view podView
+	// written are the kubelet-owned conditions as the server stored them at the
+	// agent's last status write: an update that shows others is someone else's
+	// change (the node lifecycle controller marking the pod not ready) and gets
+	// a sync that writes the agent's again, as the kubelet's status manager does.
+	written []corev1.PodCondition
 
 	// st belongs to the worker goroutine (and to adoption, before it starts).
 	st *podState
@@ -221,12 +226,16 @@ func (a *Agent) podChanged(old, obj any, gone bool) {
 			return
 		}
 	}
+	if isMirrorPod(pod) {
+		return
+	}
 	w := a.workerFor(pod.UID)
 	w.mu.Lock()
 	w.pod = pod
 	w.gone = w.gone || gone
+	overwritten := w.written != nil && !sameConditions(kubeletOwned(pod.Status.Conditions), w.written)
 	w.mu.Unlock()
-	if prev, ok := old.(*corev1.Pod); gone || !ok || podNeedsSync(prev, pod) {
+	if prev, ok := old.(*corev1.Pod); gone || !ok || overwritten || podNeedsSync(prev, pod) {
 		kick(w.kick)
 	}
 }
@@ -342,11 +351,42 @@ func (a *Agent) runPodWorker(ctx context.Context, w *podWorker) {
 	}
 }
 
-// podsOnNode lists the pods the informer has for this node.
+// podsOnNode lists the pods the informer has for this node that the agent runs
+// (mirror pods excluded).
 func (a *Agent) podsOnNode() []*corev1.Pod {
 	pods, err := a.pods.List(labels.Everything())
 	if err != nil {
 		return nil
 	}
-	return pods
+	out := pods[:0:0]
+	for _, p := range pods {
+		if !isMirrorPod(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// isMirrorPod reports whether pod mirrors something the node runs by itself
+// (the kubelet's kubernetes.io/config.mirror annotation: a static pod, or
+// kubesvc's service proxy, which shows itself as kube-system/kube-proxy-XXXXX).
+// The agent never runs a mirror pod, writes its status or finishes its
+// deletion: what it mirrors does.
+func isMirrorPod(pod *corev1.Pod) bool {
+	_, ok := pod.Annotations[corev1.MirrorPodAnnotationKey]
+	return ok
+}
+
+// sameConditions compares conditions by type, status, reason and message (the
+// times are the writer's business).
+func sameConditions(a, b []corev1.PodCondition) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Type != b[i].Type || a[i].Status != b[i].Status || a[i].Reason != b[i].Reason || a[i].Message != b[i].Message {
+			return false
+		}
+	}
+	return true
 }

@@ -525,3 +525,25 @@ func TestRestartAdoption(t *testing.T) {
 		t.Errorf("%d containers started after the restart:\n%s", n-starts, e.rt.Dump())
 	}
 }
+
+// Another component marks a running pod not ready (the node lifecycle controller
+// does when the node was unreachable): the agent writes its Ready condition back
+// at once, as the kubelet's status manager does, not at the pod's next periodic
+// sync.
+func TestReadyRestoredAfterOthersChangeIt(t *testing.T) {
+	e := newEnv(t)
+	e.startReady()
+	e.createPod(newPod("web", corev1.Container{Name: "nginx", Image: "nginx"}))
+	p := e.waitPod("web", "the pod Running", 0, running)
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.PodReady {
+			p.Status.Conditions[i].Status = corev1.ConditionFalse
+			p.Status.Conditions[i].LastTransitionTime = metav1.Now()
+		}
+	}
+	if _, err := e.client.CoreV1().Pods(p.Namespace).UpdateStatus(t.Context(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// No clock step: only the informer's update can bring the sync.
+	e.waitPod("web", "the Ready condition restored", 0, running)
+}

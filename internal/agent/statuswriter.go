@@ -58,6 +58,9 @@ func (a *Agent) writeStatus(ctx context.Context, w *podWorker, pod *corev1.Pod, 
 		return fmt.Errorf("updating the status of pod %s: %w", klog(pod), err)
 	}
 	st.written = &writtenStatus{want: status, stored: res.Status, rv: res.ResourceVersion}
+	w.mu.Lock()
+	w.written = kubeletOwned(res.Status.Conditions)
+	w.mu.Unlock()
 	return nil
 }
 
