@@ -60,7 +60,10 @@ nginx, httpd, kubernetes-bootcamp, agnhost, pause; other images run their comman
 this machine). It needs root and programs this machine's network: run it only on a
 machine (or in a network namespace) meant to be a node. A pod is processes on this
 machine, not a sandbox. Stopping the agent leaves the pods running; a restarted agent
-adopts them.
+adopts them. The agent runs the node's service proxy too (unless --disable-proxy),
+configured by the ConfigMap kube-system/kube-proxy (created from --config or the proxy
+flags on first start) and shown as the pod kube-system/kube-proxy-XXXXX: delete it to
+apply an edited ConfigMap.
 
 With --simulate the agent registers the Node, renews its Lease, and reports the pods
 bound to it Running with IPs from the Node's podCIDR, without running any process; it
@@ -68,7 +71,7 @@ needs no root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !f.simulate {
-				if err := pf.validate(); err != nil && !rf.disableProxy {
+				if _, err := pf.validate(rf.clusterCIDRs); err != nil && !rf.disableProxy {
 					return err
 				}
 				reg, err := agentRegistry()

@@ -27,21 +27,25 @@ import (
 	"github.com/kubesvc/kubesvc/internal/proxy/healthcheck"
 	"github.com/kubesvc/kubesvc/internal/proxy/iptables"
 	"github.com/kubesvc/kubesvc/internal/proxy/nftables"
+	"github.com/kubesvc/kubesvc/internal/proxy/proxyconfig"
 )
 
 // Proxy modes (kube-proxy's --proxy-mode values).
 const (
-	proxyModeNFTables = "nftables"
-	proxyModeIPTables = "iptables"
-	proxyModeIPVS     = "ipvs"
+	proxyModeNFTables = string(proxyconfig.ModeNFTables)
+	proxyModeIPVS     = string(proxyconfig.ModeIPVS)
 )
 
 // errIPVS is the answer to --proxy-mode ipvs.
 var errIPVS = errors.New(`--proxy-mode ipvs is not supported: kube-proxy deprecated IPVS mode in 1.35; use "nftables" (the default) or "iptables"`)
 
 // proxyFlags are the service proxy's settings, with kube-proxy's flag names, on
-// `kubesvc proxy`, `kubesvc agent` and `kubesvc up`.
+// `kubesvc proxy`, `kubesvc agent` and `kubesvc up`. They make the flags'
+// KubeProxyConfiguration; --config names a file that replaces them, and the
+// ConfigMap kube-system/kube-proxy, when it exists, replaces both (see
+// proxyconfig.Source: the file or the flags create it when it is missing).
 type proxyFlags struct {
+	configFile         string
 	mode               string
 	nodePortAddresses  []string
 	masqueradeAll      bool
@@ -49,53 +53,120 @@ type proxyFlags struct {
 	minSyncPeriod      time.Duration
 	healthzBindAddress string
 	metricsBindAddress string
+	// fs is the flag set they were added to (which of them were given).
+	fs *pflag.FlagSet
+}
+
+// proxyFlagNames are the flags that make the flags' configuration.
+func proxyFlagNames() []string {
+	return []string{"proxy-mode", "nodeport-addresses", "masquerade-all", "sync-period", "min-sync-period", "healthz-bind-address", "metrics-bind-address"}
 }
 
 func (f *proxyFlags) add(fs *pflag.FlagSet) {
+	f.fs = fs
+	fs.StringVar(&f.configFile, "config", "", "the service proxy's KubeProxyConfiguration file (kubeproxy.config.k8s.io/v1alpha1), used instead of the proxy flags; the ConfigMap kube-system/kube-proxy takes precedence when it exists and is created from this file (or the flags) when it does not")
 	fs.StringVar(&f.mode, "proxy-mode", proxyModeNFTables, `the service proxy's data plane: "nftables" or "iptables" ("ipvs" is refused: deprecated upstream)`)
-	fs.StringSliceVar(&f.nodePortAddresses, "nodeport-addresses", nil, `addresses that accept NodePort traffic: CIDRs, or "primary" (the node's addresses; the default)`)
+	fs.StringSliceVar(&f.nodePortAddresses, "nodeport-addresses", nil, `addresses that accept NodePort traffic: CIDRs, "primary" (the node's addresses; the nftables default), "localhost" or "all" (the iptables default)`)
 	fs.BoolVar(&f.masqueradeAll, "masquerade-all", false, "masquerade all traffic to Service cluster IPs")
-	fs.DurationVar(&f.syncPeriod, "sync-period", proxy.DefaultSyncPeriod, "the longest time between two syncs of the proxy's rules")
-	fs.DurationVar(&f.minSyncPeriod, "min-sync-period", proxy.DefaultMinSyncPeriod, "the least time between two syncs of the proxy's rules (changes in between are batched)")
+	fs.DurationVar(&f.syncPeriod, "sync-period", proxyconfig.DefaultSyncPeriod, "the longest time between two syncs of the proxy's rules")
+	fs.DurationVar(&f.minSyncPeriod, "min-sync-period", proxyconfig.DefaultMinSyncPeriod, "the least time between two syncs of the proxy's rules (changes in between are batched)")
 	fs.StringVar(&f.healthzBindAddress, "healthz-bind-address", "0.0.0.0:10256", "address of the proxy's /healthz and /livez (empty: none)")
 	fs.StringVar(&f.metricsBindAddress, "metrics-bind-address", "127.0.0.1:10249", "address of the proxy's /metrics (empty: none)")
 }
 
-// validate checks the flags on their own.
-func (f *proxyFlags) validate() error {
-	switch f.mode {
-	case proxyModeNFTables, proxyModeIPTables:
-	case proxyModeIPVS:
-		return errIPVS
-	default:
-		return fmt.Errorf("--proxy-mode %q is not a proxy mode; use %q or %q", f.mode, proxyModeNFTables, proxyModeIPTables)
+// flagsSet names the proxy flags given on the command line.
+func (f *proxyFlags) flagsSet() []string {
+	var out []string
+	for _, name := range proxyFlagNames() {
+		if f.fs != nil && f.fs.Changed(name) {
+			out = append(out, "--"+name)
+		}
 	}
-	if f.minSyncPeriod < 0 || f.syncPeriod <= 0 || f.syncPeriod < f.minSyncPeriod {
-		return fmt.Errorf("--sync-period %v must be positive and not shorter than --min-sync-period %v", f.syncPeriod, f.minSyncPeriod)
-	}
-	return nil
+	return out
 }
 
-// serviceProxy is one running proxy: the node's name and ranges, the client.
+// source is where the proxy's configuration comes from: the ConfigMap, else
+// --config (read now), else the flags (with clusterCIDRs, the cluster's pod
+// ranges, as clusterCIDR).
+func (f *proxyFlags) source(client kubernetes.Interface, clusterCIDRs []string, log *slog.Logger) (proxyconfig.Source, error) {
+	src := proxyconfig.Source{Client: client, FlagsSet: f.flagsSet(), Log: log, Flags: proxyconfig.Flags{
+		Mode: f.mode, NodePortAddresses: f.nodePortAddresses, MasqueradeAll: f.masqueradeAll,
+		SyncPeriod: f.syncPeriod, MinSyncPeriod: f.minSyncPeriod,
+		HealthzBindAddress: f.healthzBindAddress, MetricsBindAddress: f.metricsBindAddress, ClusterCIDRs: clusterCIDRs,
+	}.Versioned()}
+	if f.configFile != "" {
+		data, err := os.ReadFile(f.configFile)
+		if err != nil {
+			return src, fmt.Errorf("--config: %w", err)
+		}
+		src.File, src.FileData = f.configFile, data
+	}
+	return src, nil
+}
+
+// validate checks the flags, or the --config file, as a usage error at start
+// (the ConfigMap's content is checked when it is read: an error there is shown
+// on the mirror pod and keeps the running proxy). It returns their
+// configuration.
+func (f *proxyFlags) validate(clusterCIDRs []string) (proxyconfig.Loaded, error) {
+	if f.configFile == "" && f.mode == proxyModeIPVS {
+		return proxyconfig.Loaded{}, errIPVS
+	}
+	src, err := f.source(nil, clusterCIDRs, nil)
+	if err != nil {
+		return proxyconfig.Loaded{}, err
+	}
+	l, _, err := src.Seed()
+	return l, err
+}
+
+// serviceProxy is the node's service proxy: its configuration's source and
+// what it is built from.
 type serviceProxy struct {
-	flags        *proxyFlags
-	client       kubernetes.Interface
-	nodeName     string
+	flags  *proxyFlags
+	client kubernetes.Interface
+	// nodeName is the node the proxy serves.
+	nodeName string
+	// clusterCIDRs are the cluster's pod ranges (the flags' clusterCIDR).
 	clusterCIDRs []netip.Prefix
 	log          *slog.Logger
 }
 
-// run builds the backends (one per IP family the Service ranges have) and the
-// proxy and runs them with the health and metrics servers until ctx ends.
+// run runs the proxy under a proxyconfig.Supervisor until ctx ends: the
+// configuration from the ConfigMap, --config or the flags, the mirror pod
+// kube-system/kube-proxy-XXXXX, and a new proxy each time that pod is deleted.
 func (sp serviceProxy) run(ctx context.Context) error {
-	if err := sp.flags.validate(); err != nil {
-		return err
+	cidrs := make([]string, 0, len(sp.clusterCIDRs))
+	for _, p := range sp.clusterCIDRs {
+		cidrs = append(cidrs, p.String())
 	}
-	serviceCIDRs, err := sp.serviceCIDRs(ctx)
+	src, err := sp.flags.source(sp.client, cidrs, sp.log)
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
+	if src.File != "" && len(src.FlagsSet) > 0 {
+		sp.log.Warn("proxy flags are ignored: --config replaces them", "flags", src.FlagsSet, "config", src.File)
+	}
+	sup := &proxyconfig.Supervisor{Client: sp.client, NodeName: sp.nodeName, Source: src, Build: sp.build, Command: os.Args, Log: sp.log}
+	return sup.Run(ctx)
+}
+
+// build makes the proxy of cfg (proxyconfig.BuildFunc): one backend per IP
+// family the Service ranges have, the proxy, the health and metrics servers.
+// Nothing runs and nothing on the node changes before the returned function
+// runs; then it removes the other mode's rules and runs everything until ctx
+// ends.
+func (sp serviceProxy) build(ctx context.Context, cfg proxyconfig.Config) (func(context.Context) error, error) {
+	serviceCIDRs, err := sp.serviceCIDRs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	clusterCIDRs := cfg.ClusterCIDRs
+	if cfg.DetectLocalMode == proxyconfig.LocalModeNodeCIDR {
+		if clusterCIDRs, err = sp.nodePodCIDRs(ctx); err != nil {
+			return nil, err
+		}
+	}
 	families := []knftables.Family{knftables.IPv4Family}
 	for _, p := range serviceCIDRs {
 		if p.Addr().Is6() {
@@ -103,83 +174,128 @@ func (sp serviceProxy) run(ctx context.Context) error {
 			break
 		}
 	}
-	sp.cleanupOtherMode(ctx, families, serviceCIDRs)
 	var backends multiBackend
 	for _, fam := range families {
-		b, err := sp.backend(fam, serviceCIDRs)
+		b, err := sp.backend(cfg.Mode, cfg, fam, serviceCIDRs, clusterCIDRs)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("%w: %w", proxyconfig.ErrInvalid, err)
 		}
 		backends = append(backends, b)
 	}
+	reg := prometheus.NewRegistry()
 	health := healthcheck.NewServiceServers()
 	p, err := proxy.New(proxy.Config{
 		Client: sp.client, NodeName: sp.nodeName,
-		Backend: withServiceHealth{
-			Backend: withConntrack{Backend: backends, r: conntrack.NewReconciler(conntrack.Netlink{}), log: sp.log},
-			servers: health, log: sp.log,
+		Backend: &withConntrackSysctls{
+			Backend: withServiceHealth{
+				Backend: withConntrack{Backend: backends, r: conntrack.NewReconciler(conntrack.Netlink{}), log: sp.log},
+				servers: health, log: sp.log,
+			},
+			sysctls: cfg.Conntrack.Sysctls(), set: nftables.ProcSysctl{}.Set, log: sp.log,
 		},
-		MinSyncPeriod: sp.flags.minSyncPeriod, SyncPeriod: sp.flags.syncPeriod,
+		MinSyncPeriod: cfg.MinSyncPeriod, SyncPeriod: cfg.SyncPeriod,
 		Log: sp.log, Registerer: reg,
 	})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("%w: %w", proxyconfig.ErrInvalid, err)
 	}
-	sp.log.Info("service proxy starting", "mode", sp.flags.mode, "node", sp.nodeName, "serviceCIDRs", serviceCIDRs)
 	runs := []func(context.Context) error{p.Run, health.Run}
-	if addr := sp.flags.healthzBindAddress; addr != "" {
-		hs := healthcheck.NewProxyServer(addr, 2*sp.flags.syncPeriod, proxyStatus{p}, nil)
-		runs = append(runs, hs.Run)
+	if addr := cfg.HealthzBindAddress; addr != "" {
+		hs := healthcheck.NewProxyServer(addr, 2*cfg.SyncPeriod, proxyStatus{p}, nil)
+		runs = append(runs, sp.server("health", addr, cfg.BindAddressHardFail, hs.Run))
 	}
-	if addr := sp.flags.metricsBindAddress; addr != "" {
-		runs = append(runs, func(ctx context.Context) error { return serveMetrics(ctx, addr, reg) })
+	if addr := cfg.MetricsBindAddress; addr != "" {
+		runs = append(runs, sp.server("metrics", addr, cfg.BindAddressHardFail, func(ctx context.Context) error { return serveMetrics(ctx, addr, reg) }))
 	}
-	return runAll(ctx, runs...)
+	return func(ctx context.Context) error {
+		sp.cleanupOtherMode(ctx, cfg, families, serviceCIDRs, clusterCIDRs)
+		sp.log.Info("service proxy starting", "mode", cfg.Mode, "node", sp.nodeName, "serviceCIDRs", serviceCIDRs, "clusterCIDRs", clusterCIDRs)
+		return runAll(ctx, runs...)
+	}, nil
 }
 
-// backend is the data plane of one family for the chosen mode.
-func (sp serviceProxy) backend(fam knftables.Family, serviceCIDRs []netip.Prefix) (proxy.Backend, error) {
-	switch sp.flags.mode {
-	case proxyModeNFTables:
+// server runs a health or metrics server; one that fails (its address in use)
+// stops the proxy only with bindAddressHardFail, as kube-proxy.
+func (sp serviceProxy) server(name, addr string, hardFail bool, run func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		err := run(ctx)
+		if err == nil || hardFail {
+			return err
+		}
+		sp.log.Error("the proxy's "+name+" server failed; the proxy runs without it (bindAddressHardFail is false)", "address", addr, "err", err)
+		<-ctx.Done()
+		return nil
+	}
+}
+
+// backend is the data plane of one family for mode.
+func (sp serviceProxy) backend(mode proxyconfig.Mode, cfg proxyconfig.Config, fam knftables.Family, serviceCIDRs, clusterCIDRs []netip.Prefix) (proxy.Backend, error) {
+	switch mode {
+	case proxyconfig.ModeNFTables:
 		return nftables.New(nftables.Config{
 			Family: fam, NodeName: sp.nodeName,
-			ClusterCIDRs: sp.clusterCIDRs, ServiceCIDRs: serviceCIDRs,
-			NodePortAddresses: sp.flags.nodePortAddresses, MasqueradeAll: sp.flags.masqueradeAll,
+			ClusterCIDRs: clusterCIDRs, ServiceCIDRs: serviceCIDRs,
+			NodePortAddresses: cfg.NodePortAddresses, MasqueradeAll: cfg.MasqueradeAll, MasqueradeBit: cfg.MasqueradeBit,
 			Log: sp.log,
 		})
-	case proxyModeIPTables:
+	case proxyconfig.ModeIPTables:
 		family := corev1.IPv4Protocol
 		if fam == knftables.IPv6Family {
 			family = corev1.IPv6Protocol
 		}
+		localhost := cfg.LocalhostNodePorts
 		return iptables.New(iptables.Config{
 			Family: family, NodeName: sp.nodeName,
-			ClusterCIDRs: sp.clusterCIDRs, ServiceCIDRs: serviceCIDRs,
-			NodePortAddresses: sp.flags.nodePortAddresses, MasqueradeAll: sp.flags.masqueradeAll,
-			Log: sp.log,
+			ClusterCIDRs: clusterCIDRs, ServiceCIDRs: serviceCIDRs,
+			NodePortAddresses: cfg.NodePortAddresses, MasqueradeAll: cfg.MasqueradeAll, MasqueradeBit: cfg.MasqueradeBit,
+			LocalhostNodePorts: &localhost,
+			Log:                sp.log,
 		})
 	default:
-		return nil, fmt.Errorf("--proxy-mode %s: not implemented", sp.flags.mode)
+		return nil, fmt.Errorf("proxy mode %q: not implemented", mode)
 	}
 }
 
 // cleanupOtherMode removes what the other mode left (a node switched from
-// iptables to nftables, or back), as kube-proxy does when it starts.
-func (sp serviceProxy) cleanupOtherMode(ctx context.Context, families []knftables.Family, serviceCIDRs []netip.Prefix) {
-	other := *sp.flags
-	other.mode = proxyModeIPTables
-	if sp.flags.mode == proxyModeIPTables {
-		other.mode = proxyModeNFTables
+// iptables to nftables, or back, by a restart or a new configuration), as
+// kube-proxy does when it starts.
+func (sp serviceProxy) cleanupOtherMode(ctx context.Context, cfg proxyconfig.Config, families []knftables.Family, serviceCIDRs, clusterCIDRs []netip.Prefix) {
+	other := proxyconfig.ModeIPTables
+	if cfg.Mode == proxyconfig.ModeIPTables {
+		other = proxyconfig.ModeNFTables
 	}
-	o := sp
-	o.flags = &other
 	for _, fam := range families {
-		b, err := o.backend(fam, serviceCIDRs)
+		b, err := sp.backend(other, cfg, fam, serviceCIDRs, clusterCIDRs)
 		if err == nil {
 			err = b.Cleanup(ctx)
 		}
 		if err != nil {
-			sp.log.Debug("cleaning up the other proxy mode", "mode", other.mode, "err", err)
+			sp.log.Debug("cleaning up the other proxy mode", "mode", other, "err", err)
+		}
+	}
+}
+
+// nodePodCIDRs are the Node's spec.podCIDRs, for detectLocalMode NodeCIDR; as
+// kube-proxy, it waits until the Node has them.
+func (sp serviceProxy) nodePodCIDRs(ctx context.Context) ([]netip.Prefix, error) {
+	logged := false
+	for {
+		node, err := sp.client.CoreV1().Nodes().Get(ctx, sp.nodeName, metav1.GetOptions{})
+		if err == nil && len(node.Spec.PodCIDRs) > 0 {
+			out, err := parsePrefixes("the Node's podCIDRs", node.Spec.PodCIDRs)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", proxyconfig.ErrInvalid, err)
+			}
+			return out, nil
+		}
+		if !logged {
+			sp.log.Info("waiting for the Node's podCIDRs (detectLocalMode NodeCIDR)", "node", sp.nodeName, "err", err)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
 		}
 	}
 }
@@ -271,6 +387,32 @@ func (w withConntrack) Sync(ctx context.Context, s *proxy.Snapshot) error {
 	return nil
 }
 
+// withConntrackSysctls sets the configuration's conntrack parameters in the
+// node's network namespace after the first successful sync (which has loaded
+// nf_conntrack, so that they exist). A parameter that cannot be set is logged.
+type withConntrackSysctls struct {
+	proxy.Backend
+	sysctls []proxyconfig.Sysctl
+	set     func(name, value string) error
+	log     *slog.Logger
+	done    bool // only the runner's goroutine calls Sync
+}
+
+func (w *withConntrackSysctls) Sync(ctx context.Context, s *proxy.Snapshot) error {
+	if err := w.Backend.Sync(ctx, s); err != nil {
+		return err
+	}
+	if !w.done {
+		w.done = true
+		for _, sc := range w.sysctls {
+			if err := w.set(sc.Name, sc.Value); err != nil {
+				w.log.Warn("conntrack setting not applied", "sysctl", sc.Name, "value", sc.Value, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
 // proxyStatus adapts the proxy's Healthz to the health server.
 type proxyStatus struct{ p *proxy.Proxy }
 
@@ -333,14 +475,31 @@ func newProxyCommand() *cobra.Command {
 and programs this machine's nftables (or iptables) so that Service cluster IPs, node
 ports, external IPs and load-balancer IPs carry traffic to ready endpoints. It needs root
 and programs the network it runs in. kubesvc agent and kubesvc up run it already; this
-command is for a node that runs another agent.`,
+command is for a node that runs another agent.
+
+Its configuration is kube-proxy's KubeProxyConfiguration: the ConfigMap
+kube-system/kube-proxy (key config.conf) when it exists, else --config FILE, else the
+flags; when the ConfigMap is missing it is created from the file or the flags. The proxy
+shows itself as the pod kube-system/kube-proxy-XXXXX on its node; deleting that pod makes
+it read its configuration again and restart with it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if os.Geteuid() != 0 {
 				return errors.New("the service proxy needs root (it programs nftables or iptables)")
 			}
-			if err := f.validate(); err != nil {
+			cidrs, err := parsePrefixes("--cluster-cidr", splitList(clusterCIDR))
+			if err != nil {
 				return err
+			}
+			seed, err := f.validate(splitList(clusterCIDR))
+			if err != nil {
+				return err
+			}
+			// As kube-proxy: --hostname-override, else the file's
+			// hostnameOverride, else the host name. (The ConfigMap is the
+			// cluster's, so its hostnameOverride names no node of its own.)
+			if h := seed.Config.HostnameOverride; h != "" && f.configFile != "" && !cmd.Flags().Changed("hostname-override") {
+				hostname = h
 			}
 			if kubeconfig == "" {
 				return errors.New("--kubeconfig is required")
@@ -358,10 +517,6 @@ command is for a node that runs another agent.`,
 			client, err := kubernetes.NewForConfig(rc)
 			if err != nil {
 				return fmt.Errorf("client: %w", err)
-			}
-			cidrs, err := parsePrefixes("--cluster-cidr", splitList(clusterCIDR))
-			if err != nil {
-				return err
 			}
 			return serviceProxy{flags: f, client: client, nodeName: hostname, clusterCIDRs: cidrs, log: log}.run(cmd.Context())
 		},

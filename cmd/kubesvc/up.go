@@ -35,10 +35,12 @@ that of the network namespace kubesvc up runs in); without root, or with
 --disable-agent, no node runs and pods stay Pending. --simulated-nodes=N adds N
 simulated nodes that report pods Running with pod IPs but run nothing. The admin
 kubeconfig is written to DATA-DIR/admin.kubeconfig; the node's state is under
-DATA-DIR/agent.`,
+DATA-DIR/agent. The node's service proxy is configured by the ConfigMap
+kube-system/kube-proxy (created from --config or the proxy flags on first start) and
+shows as the pod kube-system/kube-proxy-XXXXX: delete it to apply an edited ConfigMap.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.proxy.validate(); err != nil && !o.disableProxy {
+			if _, err := o.proxy.validate(splitList(f.ctrl.ClusterCIDR)); err != nil && !o.disableProxy {
 				return err
 			}
 			switch {
