@@ -34,6 +34,8 @@ type realAgentFlags struct {
 	imageMaps     []string
 	readOnlyPort  int
 	disableProxy  bool
+	// kubeletPort is the kubelet server's port (kubelet's --port).
+	kubeletPort int
 }
 
 func (f *realAgentFlags) add(fs *pflag.FlagSet) {
@@ -45,6 +47,7 @@ func (f *realAgentFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.imageMaps, "image-map", nil, "IMAGE=PROGRAM: containers of IMAGE run PROGRAM from this machine (repeatable)")
 	fs.BoolVar(&f.disableProxy, "disable-proxy", false, "run no service proxy in the agent (run kubesvc proxy, or another kube-proxy, for this node)")
 	fs.IntVar(&f.readOnlyPort, "read-only-port", defaultReadOnlyPort, "port of kubelet's read-only endpoints /metrics and /healthz, unauthenticated, on every address (0: none)")
+	fs.IntVar(&f.kubeletPort, "kubelet-port", agent.DefaultKubeletPort, "port of the kubelet server (container logs for the API server), HTTPS on every address, advertised in the Node's status.daemonEndpoints; only the API server's kubelet client certificate is served")
 }
 
 // realAgentConfig builds the real agent from the flags: the pod network (bridge and
@@ -96,6 +99,9 @@ func (r realAgent) config() (agent.Config, error) {
 		return agent.Config{}, err
 	}
 	rf := r.flags
+	if rf.kubeletPort < 0 || rf.kubeletPort > 65535 {
+		return agent.Config{}, fmt.Errorf("--kubelet-port %d out of range", rf.kubeletPort)
+	}
 	root, err := filepath.Abs(rf.rootDir)
 	if err != nil {
 		return agent.Config{}, fmt.Errorf("--root-dir: %w", err)
@@ -128,13 +134,37 @@ func (r realAgent) config() (agent.Config, error) {
 	if err != nil {
 		return agent.Config{}, err
 	}
+	clusterCA, err := kubeconfigCA(rc)
+	if err != nil {
+		return agent.Config{}, err
+	}
+	if len(clusterCA) == 0 {
+		r.log.Warn("the kubeconfig names no cluster CA: no kubelet server (kubectl logs will not reach this node)")
+	}
 	return agent.Config{
 		NodeName: r.nodeName, NodeIP: nodeIP, RootDir: filepath.Join(root, "node"),
 		ClusterDNS: dns, ClusterDomain: rf.clusterDomain,
 		ClusterCIDRs: clusterCIDRs, ServiceCIDRs: serviceCIDRs,
 		Client: client, Network: netw, Runtime: rt, Images: images.Resolver{Self: self, Maps: maps},
 		Log: r.log, MaxPods: r.maxPods, Registerer: r.metrics,
+		KubeletPort: int32(rf.kubeletPort), KubeletClientCA: clusterCA,
 	}, nil
+}
+
+// kubeconfigCA is the cluster CA of a client configuration (PEM; nil when it has
+// none): the kubelet server serves clients whose certificates it signed.
+func kubeconfigCA(rc *rest.Config) ([]byte, error) {
+	if len(rc.TLSClientConfig.CAData) > 0 {
+		return rc.TLSClientConfig.CAData, nil
+	}
+	if rc.TLSClientConfig.CAFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(rc.TLSClientConfig.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	return b, nil
 }
 
 // agentNodeIP is --node-ip, or else the address of the interface of the default

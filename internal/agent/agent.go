@@ -196,6 +196,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			f(ctx)
 		}()
 	}
+	if err := a.startKubeletServer(ctx, run); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	run(func(ctx context.Context) { a.leaseLoop(ctx, node) })
 	run(a.nodeStatusLoop)
 	run(a.networkLoop)

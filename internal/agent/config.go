@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,7 +97,15 @@ type Config struct {
 	NodeStatusUpdateFrequency time.Duration
 	NodeStatusReportFrequency time.Duration
 	RelistPeriod              time.Duration
-	KubeletPort               int32
+	// KubeletPort is the port the Node advertises in
+	// status.daemonEndpoints.kubeletEndpoint, where the kubelet server listens
+	// (every address) when KubeletClientCA is set.
+	KubeletPort int32
+	// KubeletClientCA (PEM) runs the kubelet server (package kubeletserver): HTTPS
+	// with a self-signed certificate, serving only clients whose certificate
+	// chains to it and names pki.KubeletClientUser (the API server). It is the
+	// cluster CA, the one in the agent's kubeconfig. Empty: no kubelet server.
+	KubeletClientCA []byte
 	// ResolvConf is the host resolver configuration (kubelet --resolv-conf);
 	// empty: /etc/resolv.conf, or systemd-resolved's upstream file when
 	// /etc/resolv.conf only names its local stub (decided when Run starts).
@@ -158,6 +167,9 @@ func (c Config) complete() (Config, error) {
 	setDur(&c.RelistPeriod, DefaultRelistPeriod)
 	if c.KubeletPort <= 0 {
 		c.KubeletPort = DefaultKubeletPort
+	}
+	if len(c.KubeletClientCA) > 0 && !x509.NewCertPool().AppendCertsFromPEM(c.KubeletClientCA) {
+		return c, errors.New("agent: Config.KubeletClientCA holds no PEM certificate")
 	}
 	if c.HostsFile == "" {
 		c.HostsFile = DefaultHostsFile

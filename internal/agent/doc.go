@@ -51,6 +51,11 @@
 // true: nothing is pulled, so Pulled says what runs ("Container image "nginx" is
 // built into kubesvc").
 //
+// Kubelet server: with Config.KubeletClientCA (the cluster CA) Run serves package
+// kubeletserver on Config.KubeletPort, the port the Node advertises, for the API
+// server's client certificate only: container logs found from the pod's status
+// (the kubelet's validateContainerLogStatus) and the runtime's log path.
+//
 // Metrics (Config.Registerer), with the kubelet's names: kubelet_running_pods,
 // kubelet_running_containers{container_state},
 // kubelet_pod_start_duration_seconds, prober_probe_total.

@@ -19,6 +19,11 @@ func (s *Server) handleBindingCollection(w http.ResponseWriter, r *http.Request,
 // handleBinding assigns a pod to a node (what a scheduler does): it sets spec.nodeName
 // once, and adds the PodScheduled condition.
 func (s *Server) handleBinding(w http.ResponseWriter, r *http.Request, namespace, podName string) {
+	opts, err := parseCreateOptions(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	data, err := readBody(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -71,7 +76,7 @@ func (s *Server) handleBinding(w http.ResponseWriter, r *http.Request, namespace
 			LastTransitionTime: nowTime()})
 		objectMeta(pod).ResourceVersion = ""
 		return pod, nil
-	}, updateOptions{System: true})
+	}, updateOptions{System: true, DryRun: isDryRunAll(opts.DryRun)})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -7,13 +7,10 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 
 	"github.com/kubesvc/kubesvc/internal/storage"
 )
@@ -25,7 +22,7 @@ func systemNamespaces() []string {
 
 // bootstrap creates what a new cluster has before any client acts: the system
 // namespaces, the default ServiceCIDR, and the default/kubernetes Service with its
-// Endpoints and EndpointSlice.
+// Endpoints and EndpointSlice (this server's address published in its master lease).
 func (s *Server) bootstrap(ctx context.Context, port int) error {
 	for _, name := range systemNamespaces() {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name,
@@ -46,47 +43,13 @@ func (s *Server) bootstrap(ctx context.Context, port int) error {
 	if err := s.markServiceCIDRReady(ctx); err != nil {
 		return err
 	}
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
-			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
-		Spec: corev1.ServiceSpec{
-			ClusterIP: s.services.FirstIP().String(),
-			Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP,
-				TargetPort: intstr.FromInt32(int32(port))}},
-		},
+	// The default/kubernetes Service and its endpoints: kept from now on by
+	// kubernetesService.run (kubernetesservice.go).
+	k := s.newKubernetesService(port)
+	if !k.ip.IsValid() {
+		s.log.Info("no non-loopback address to advertise: default/kubernetes has no endpoints from this server")
 	}
-	if err := s.ensure(ctx, "/v1/services", "default", svc); err != nil {
-		return err
-	}
-	ip := advertiseAddress(s.cfg.AdvertiseAddress, s.cfg.BindAddress, defaultRouteAddress)
-	if !ip.IsValid() {
-		s.log.Info("no non-loopback address to advertise: default/kubernetes has no endpoints")
-		return nil
-	}
-	ep := &corev1.Endpoints{
-		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
-			Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"}},
-		Subsets: []corev1.EndpointSubset{{
-			Addresses: []corev1.EndpointAddress{{IP: ip.String()}},
-			Ports:     []corev1.EndpointPort{{Name: "https", Port: int32(port), Protocol: corev1.ProtocolTCP}},
-		}},
-	}
-	if err := s.put(ctx, "/v1/endpoints", "default", ep); err != nil {
-		return err
-	}
-	addrType := discoveryv1.AddressTypeIPv4
-	if ip.Is6() {
-		addrType = discoveryv1.AddressTypeIPv6
-	}
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
-			Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes"}},
-		AddressType: addrType,
-		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{ip.String()},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(int32(port)), Protocol: ptr.To(corev1.ProtocolTCP)}},
-	}
-	return s.put(ctx, "discovery.k8s.io/v1/endpointslices", "default", slice)
+	return k.reconcile(ctx, true)
 }
 
 // ensure creates obj unless it exists.

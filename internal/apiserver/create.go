@@ -18,17 +18,12 @@ import (
 	"github.com/kubesvc/kubesvc/internal/storage"
 )
 
-func isDryRun(r *http.Request) (bool, error) {
-	for _, v := range r.URL.Query()["dryRun"] {
-		if v != "All" {
-			return false, badRequest("Invalid dryRun value: %q: supported values: \"All\"", v)
-		}
-		return true, nil
-	}
-	return false, nil
-}
-
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo) {
+	opts, err := parseCreateOptions(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	data, err := readBody(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -39,12 +34,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, h *resourc
 		s.writeError(w, r, err)
 		return
 	}
-	dryRun, err := isDryRun(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out, err := s.create(r.Context(), h, ri.Namespace, h.res.StoredAs(obj), dryRun)
+	out, err := s.create(r.Context(), h, ri.Namespace, h.res.StoredAs(obj), isDryRunAll(opts.DryRun))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

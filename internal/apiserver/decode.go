@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // maxBodyBytes is kube-apiserver's request body limit (3 MiB objects plus overhead).
@@ -29,18 +29,17 @@ func readBody(r *http.Request) ([]byte, error) {
 // fieldValidation returns the request's field validation directive: Strict, Warn or
 // Ignore (default Warn, as in Kubernetes).
 func fieldValidation(r *http.Request) (string, error) {
+	// As kube-apiserver: the value is exact (the options' validation refused any other
+	// before the body is decoded); "" is Warn.
 	v := r.URL.Query().Get("fieldValidation")
-	switch strings.ToLower(v) {
+	switch v {
 	case "":
-		return "Warn", nil
-	case "strict":
-		return "Strict", nil
-	case "warn":
-		return "Warn", nil
-	case "ignore":
-		return "Ignore", nil
+		return metav1.FieldValidationWarn, nil
+	case metav1.FieldValidationStrict, metav1.FieldValidationWarn, metav1.FieldValidationIgnore:
+		return v, nil
 	}
-	return "", badRequest("fieldValidation parameter unsupported: %v", v)
+	return "", invalidOptions("CreateOptions", field.ErrorList{field.NotSupported(field.NewPath("fieldValidation"), v,
+		[]string{"", metav1.FieldValidationIgnore, metav1.FieldValidationStrict, metav1.FieldValidationWarn})})
 }
 
 // decodeInto decodes a request body of contentType into a new object of gvk, honouring

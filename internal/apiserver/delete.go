@@ -5,18 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/kubesvc/kubesvc/internal/storage"
 )
 
-// deleteOptions reads DeleteOptions from the body (JSON or protobuf) or the query.
+// deleteOptions reads DeleteOptions as kube-apiserver does: from the body (JSON or
+// protobuf) when there is one, otherwise from the query through the parameter codec;
+// then apimachinery's validation (422 Invalid on DeleteOptions).
 func (s *Server) deleteOptions(r *http.Request) (*metav1.DeleteOptions, error) {
 	opts := &metav1.DeleteOptions{}
 	data, err := readBody(r)
@@ -27,37 +29,13 @@ func (s *Server) deleteOptions(r *http.Request) (*metav1.DeleteOptions, error) {
 		if err := s.decodeOptions(r, data, opts); err != nil {
 			return nil, err
 		}
+	} else if err := decodeParams(r.URL.Query(), opts); err != nil {
+		return nil, err
 	}
-	q := r.URL.Query()
-	if v := q.Get("gracePeriodSeconds"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return nil, badRequest("invalid gracePeriodSeconds %q", v)
-		}
-		opts.GracePeriodSeconds = &n
-	}
-	if v := q.Get("propagationPolicy"); v != "" {
-		p := metav1.DeletionPropagation(v)
-		opts.PropagationPolicy = &p
-	}
-	if v := q.Get("orphanDependents"); v != "" {
-		b := v == "true"
-		opts.OrphanDependents = &b
-	}
-	if dr := q["dryRun"]; len(dr) > 0 {
-		opts.DryRun = dr
-	}
-	for _, v := range opts.DryRun {
-		if v != metav1.DryRunAll {
-			return nil, badRequest("Invalid dryRun value: %q: supported values: \"All\"", v)
-		}
-	}
-	if opts.PropagationPolicy != nil {
-		switch *opts.PropagationPolicy {
-		case metav1.DeletePropagationBackground, metav1.DeletePropagationForeground, metav1.DeletePropagationOrphan:
-		default:
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("DeleteOptions.propagationPolicy: Unsupported value: %q: supported values: \"Foreground\", \"Background\", \"Orphan\"", *opts.PropagationPolicy))
-		}
+	// kube-apiserver drops it unless the AllowUnsafeMalformedObjectDeletion gate is on.
+	opts.IgnoreStoreReadErrorWithClusterBreakingPotential = nil
+	if errs := metav1validation.ValidateDeleteOptions(opts); len(errs) > 0 {
+		return nil, invalidOptions("DeleteOptions", errs)
 	}
 	return opts, nil
 }
@@ -97,6 +75,7 @@ func (s *Server) delete(ctx context.Context, h *resourceHandler, namespace, name
 		return nil
 	}
 	var finished bool
+	var dryRunResult runtime.Object // what a dry run would have stored
 	marked, err := s.store.GuaranteedUpdate(ctx, key, func(cur runtime.Object) (runtime.Object, error) {
 		if err := checkPre(cur); err != nil {
 			return nil, err
@@ -144,12 +123,13 @@ func (s *Server) delete(ctx context.Context, h *resourceHandler, namespace, name
 			return nil, nil
 		}
 		if dryRun {
+			dryRunResult = cur
 			return nil, errDryRun
 		}
 		return cur, nil
 	})
 	if errors.Is(err, errDryRun) {
-		return marked, nil
+		return dryRunResult, nil
 	}
 	if err != nil {
 		return nil, toAPIError(err, gr, name)

@@ -14,7 +14,7 @@ import (
 // groupOrder is the order kube-apiserver lists groups in (by priority); the core
 // group is always first on /api.
 func groupOrder() []string {
-	return []string{"apps", "events.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "networking.k8s.io"}
+	return []string{"apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "networking.k8s.io"}
 }
 
 // aggregatedVersion returns "v2" or "v2beta1" when the client accepts aggregated

@@ -19,7 +19,11 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, h *resourceHa
 // (resourceVersion=0), otherwise a consistent read from etcd.
 func (s *Server) get(r *http.Request, h *resourceHandler, namespace, name string) (runtime.Object, error) {
 	key := h.res.Key(namespace, name)
-	if r.URL.Query().Get("resourceVersion") == "0" {
+	opts, err := parseGetOptions(r)
+	if err != nil {
+		return nil, err
+	}
+	if opts.ResourceVersion == "0" {
 		if obj, ok := s.cache.Get(key); ok {
 			return obj, nil
 		}

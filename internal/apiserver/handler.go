@@ -38,6 +38,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFoundPath())
 		return
 	}
+	// Access and identity reviews are answered, never stored (reviews.go).
+	if h.res.IsReview() && ri.Verb == "create" && ri.Name == "" && ri.Namespace == "" {
+		s.handleReview(w, r, h)
+		return
+	}
 	if h.res.Namespaced && ri.Namespace == "" && ri.Name != "" {
 		s.writeError(w, r, notFoundPath())
 		return
@@ -99,6 +104,8 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, h *res
 		}
 	case "scale":
 		s.handleScale(w, r, h, ri)
+	case "log":
+		s.handleLog(w, r, h, ri)
 	case "binding":
 		if ri.Verb != "create" {
 			s.writeError(w, r, methodNotSupported(h.res.GroupResource(), ri.Verb))

@@ -84,19 +84,17 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, h *resourceH
 // resourceVersion=0 allows a possibly older view). Paged lists read etcd at one
 // revision, so that every page comes from the same snapshot.
 func (s *Server) list(ctx context.Context, r *http.Request, h *resourceHandler, namespace string) ([]runtime.Object, metav1.ListMeta, error) {
-	q := r.URL.Query()
-	f, err := s.parseFilter(r, h)
+	opts, err := parseListOptions(r.URL.Query())
 	if err != nil {
 		return nil, metav1.ListMeta{}, err
 	}
-	var limit int64
-	if v := q.Get("limit"); v != "" {
-		if limit, err = strconv.ParseInt(v, 10, 64); err != nil || limit < 0 {
-			limit = 0
-		}
+	f, err := s.parseFilter(opts, h)
+	if err != nil {
+		return nil, metav1.ListMeta{}, err
 	}
-	rv := q.Get("resourceVersion")
-	cont := q.Get("continue")
+	limit := max(opts.Limit, 0)
+	rv := opts.ResourceVersion
+	cont := opts.Continue
 	prefix := h.res.ListPrefix(namespace)
 	gr := h.res.GroupResource()
 
@@ -134,7 +132,7 @@ func (s *Server) list(ctx context.Context, r *http.Request, h *resourceHandler, 
 		if rev, err = strconv.ParseInt(rv, 10, 64); err != nil {
 			return nil, metav1.ListMeta{}, apierrors.NewBadRequest("invalid resource version: " + rv)
 		}
-		if q.Get("resourceVersionMatch") != "Exact" {
+		if opts.ResourceVersionMatch != metav1.ResourceVersionMatchExact {
 			rev = 0
 		}
 	}

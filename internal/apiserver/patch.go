@@ -12,17 +12,18 @@ import (
 )
 
 func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo, status bool) {
+	pt := types.PatchType(trimParams(r.Header.Get("Content-Type")))
+	opts, err := parsePatchOptions(r, pt)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	dryRun := isDryRunAll(opts.DryRun)
 	patch, err := readBody(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	dryRun, err := isDryRun(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	pt := types.PatchType(trimParams(r.Header.Get("Content-Type")))
 	apply, err := s.patcher(w, r, h, pt, patch)
 	if err != nil {
 		s.writeError(w, r, err)

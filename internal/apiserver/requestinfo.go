@@ -58,8 +58,10 @@ func parseRequestInfo(r *http.Request) requestInfo {
 	if ri.Resource == "namespaces" && ri.Namespace == "" && ri.Name != "" {
 		ri.Namespace = ri.Name
 	}
-	q := r.URL.Query()
-	watch := q.Get("watch") == "true" || q.Get("watch") == "1"
+	watch := false
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		watch = isWatch(r.URL.Query())
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		switch {

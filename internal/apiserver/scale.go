@@ -43,12 +43,24 @@ func (s *Server) handleScale(w http.ResponseWriter, r *http.Request, h *resource
 		s.writeError(w, r, methodNotSupported(h.res.GroupResource(), ri.Verb))
 		return
 	}
-	body, err := readBody(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	var dryRunValues []string
+	if ri.Verb == "update" {
+		opts, err := parseUpdateOptions(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		dryRunValues = opts.DryRun
+	} else {
+		opts, err := parsePatchOptions(r, types.PatchType(trimParams(r.Header.Get("Content-Type"))))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		dryRunValues = opts.DryRun
 	}
-	dryRun, err := isDryRun(r)
+	dryRun := isDryRunAll(dryRunValues)
+	body, err := readBody(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -2,9 +2,9 @@ package apiserver
 
 import (
 	"fmt"
-	"net/http"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -47,21 +47,13 @@ func (f *filter) eventType(e *storage.Event) (watch.EventType, bool) {
 	return "", false
 }
 
-func (s *Server) parseFilter(r *http.Request, h *resourceHandler) (*filter, error) {
-	q := r.URL.Query()
+// parseFilter builds the filter of the selectors in opts (parsed by parseListOptions).
+func (s *Server) parseFilter(opts *metainternalversion.ListOptions, h *resourceHandler) (*filter, error) {
 	f := &filter{h: h, label: labels.Everything(), field: fields.Everything()}
-	if v := q.Get("labelSelector"); v != "" {
-		sel, err := labels.Parse(v)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
-		}
-		f.label = sel
+	if opts.LabelSelector != nil {
+		f.label = opts.LabelSelector
 	}
-	if v := q.Get("fieldSelector"); v != "" {
-		sel, err := fields.ParseSelector(v)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
-		}
+	if sel := opts.FieldSelector; sel != nil && !sel.Empty() {
 		// Only fields the kind supports may be used, as in Kubernetes.
 		sample := f.fields(h.res.New())
 		for _, req := range sel.Requirements() {

@@ -117,6 +117,11 @@ type Server struct {
 	openapi  *openapiDocs
 	ready    chan struct{}
 	addr     net.Addr
+	// kubelet is the client of node agents' kubelet servers (pods/log), set by Run.
+	kubelet *http.Client
+
+	// authz decides every request and access review (authz.go).
+	authz authorizer
 
 	reqMetrics     *requestMetrics
 	storageMetrics *storage.Metrics
@@ -133,7 +138,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("scheme: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, codecs: codecs, handlers: map[string]*resourceHandler{},
-		byGV: map[string][]*resourceHandler{}, ready: make(chan struct{})}
+		byGV: map[string][]*resourceHandler{}, ready: make(chan struct{}), authz: allowAuthenticated{}}
 	for _, res := range registry.All() {
 		h := &resourceHandler{res: res}
 		gv := res.Group + "/" + res.Version
@@ -218,6 +223,10 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		ln.Close()
 		return fmt.Errorf("serving certificate: %w", err)
 	}
+	if s.kubelet, err = newKubeletClient(files); err != nil {
+		ln.Close()
+		return err
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	tlsCfg := &tls.Config{
@@ -257,6 +266,12 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		ln.Close()
 		return err
 	}
+	// default/kubernetes and its endpoints are kept from now on (kubernetesservice.go).
+	kubeSvcDone := make(chan struct{})
+	go func() {
+		defer close(kubeSvcDone)
+		s.newKubernetesService(ln.Addr().(*net.TCPAddr).Port).run(runCtx)
+	}()
 
 	srv := &http.Server{
 		Handler:           s.withAuth(s.withMetrics(http.HandlerFunc(s.serveHTTP))),
@@ -274,6 +289,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	case <-ctx.Done():
 	case err := <-errc:
 		cancel()
+		<-kubeSvcDone
 		<-cacheDone
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -281,6 +297,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	defer stop()
 	cancel() // ends watches so Shutdown need not wait for them
 	_ = srv.Shutdown(shutdownCtx)
+	<-kubeSvcDone
 	<-cacheDone
 	return nil
 }

@@ -16,6 +16,12 @@ import (
 )
 
 func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo, status bool) {
+	opts, err := parseUpdateOptions(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	dryRun := isDryRunAll(opts.DryRun)
 	data, err := readBody(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -23,11 +29,6 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, h *resourc
 	}
 	obj := h.res.New()
 	if err := s.decodeInto(w, r, data, h.res.GVK(), obj); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	dryRun, err := isDryRun(r)
-	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -234,6 +235,10 @@ func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestIn
 	}
 	at.result = next
 	if dryRun {
+		// Nothing is written, so the answer carries the version the object still has
+		// (kube-apiserver's dry-run storage), and `kubectl diff` shows no
+		// resourceVersion change.
+		nm.ResourceVersion = om.ResourceVersion
 		txn.Abandon()
 		return nil, nil, errDryRun
 	}

@@ -5,18 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
-	metainternalversionscheme "k8s.io/apimachinery/pkg/apis/meta/internalversion/scheme"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/streaming"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/kubesvc/kubesvc/internal/storage"
@@ -26,8 +22,12 @@ import (
 const bookmarkInterval = time.Minute
 
 func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo) {
-	q := r.URL.Query()
-	f, err := s.parseFilter(r, h)
+	wo, err := parseListOptions(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f, err := s.parseFilter(wo, h)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -37,21 +37,9 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, h *resource
 		prefix = h.res.Key(ri.Namespace, ri.Name)
 		f.nameOnly = ri.Name
 	}
-	wo, err := parseWatchOptions(q)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	rv := wo.ResourceVersion
 	sendInitial := wo.SendInitialEvents != nil && *wo.SendInitialEvents
 	bookmarks := wo.AllowWatchBookmarks
-	if wo.SendInitialEvents != nil {
-		if !bookmarks || wo.ResourceVersionMatch != metav1.ResourceVersionMatchNotOlderThan {
-			s.writeError(w, r, apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "",
-				invalidWatchList(string(wo.ResourceVersionMatch), bookmarks)))
-			return
-		}
-	}
 	var fromRev int64
 	if rv != "" && rv != "0" {
 		if fromRev, err = strconv.ParseInt(rv, 10, 64); err != nil || fromRev < 0 {
@@ -138,7 +126,9 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, h *resource
 			return
 		}
 	}
-	if sendInitial {
+	// The end of the initial events is told by a bookmark when the client takes
+	// bookmarks (kube-apiserver's cacher).
+	if sendInitial && bookmarks {
 		if !send(watch.Bookmark, s.bookmarkObject(h, snapRev, true)) {
 			return
 		}
@@ -202,36 +192,6 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, h *resource
 			flush()
 		}
 	}
-}
-
-// parseWatchOptions reads a watch request's query parameters as kube-apiserver
-// does (its ListOptions parameter codec): an unparsable integer (timeoutSeconds,
-// limit) is a 400 BadRequest with the parser's message; booleans follow the codec
-// ("false" or "0" is false, anything else true). The label and field selectors
-// are left to parseFilter, which also checks the field names.
-func parseWatchOptions(q url.Values) (*metainternalversion.ListOptions, error) {
-	params := make(url.Values, len(q))
-	for k, v := range q {
-		if k != "labelSelector" && k != "fieldSelector" {
-			params[k] = v
-		}
-	}
-	opts := &metainternalversion.ListOptions{}
-	if err := metainternalversionscheme.ParameterCodec.DecodeParameters(params, metav1.SchemeGroupVersion, opts); err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
-	}
-	return opts, nil
-}
-
-func invalidWatchList(match string, bookmarks bool) field.ErrorList {
-	var errs field.ErrorList
-	if match != string(metav1.ResourceVersionMatchNotOlderThan) {
-		errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
-	}
-	if !bookmarks {
-		errs = append(errs, field.Forbidden(field.NewPath("allowWatchBookmarks"), "sendInitialEvents requires setting allowWatchBookmarks to true"))
-	}
-	return errs
 }
 
 // bookmarkObject is an empty object of the resource's kind carrying only a version.

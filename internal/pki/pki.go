@@ -1,6 +1,7 @@
 // Package pki generates and loads the certificates kubesvc needs: a cluster CA, the
-// API server's serving certificate and the admin client certificate, all kept in the
-// data directory and created on first start.
+// API server's serving certificate, the admin client certificate and the API
+// server's client certificate for kubelets (node agents), all kept in the data
+// directory and created on first start.
 package pki
 
 import (
@@ -34,6 +35,18 @@ func (f Files) ServingKey() string  { return filepath.Join(f.Dir, "apiserver.key
 func (f Files) AdminCert() string   { return filepath.Join(f.Dir, "admin.crt") }
 func (f Files) AdminKey() string    { return filepath.Join(f.Dir, "admin.key") }
 
+// KubeletClientCert and KubeletClientKey are the API server's client certificate
+// for kubelet servers (kubeadm's apiserver-kubelet-client.crt).
+func (f Files) KubeletClientCert() string { return filepath.Join(f.Dir, kubeletClient+".crt") }
+func (f Files) KubeletClientKey() string  { return filepath.Join(f.Dir, kubeletClient+".key") }
+
+const kubeletClient = "apiserver-kubelet-client"
+
+// KubeletClientUser is the identity (certificate CN) of the API server when it
+// calls a node agent's kubelet server, kubeadm's name for it; the kubelet server
+// serves no other client.
+const KubeletClientUser = "kube-apiserver-kubelet-client"
+
 // CA is a loaded certificate authority.
 type CA struct {
 	Cert    *x509.Certificate
@@ -42,8 +55,9 @@ type CA struct {
 }
 
 // Ensure creates whatever is missing: the CA, a serving certificate for hosts (names and
-// IPs), and the admin client certificate (CN admin, O system:masters). An existing
-// serving certificate that lacks one of hosts is reissued.
+// IPs), the admin client certificate (CN kubernetes-admin, O system:masters) and the
+// kubelet client certificate (CN KubeletClientUser). An existing serving certificate
+// that lacks one of hosts is reissued.
 func Ensure(f Files, hosts []string) (*CA, error) {
 	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pki dir: %w", err)
@@ -62,6 +76,11 @@ func Ensure(f Files, hosts []string) (*CA, error) {
 	}
 	if _, err := os.Stat(f.AdminCert()); errors.Is(err, os.ErrNotExist) {
 		if err := issue(f.AdminCert(), f.AdminKey(), ca, "kubernetes-admin", []string{"system:masters"}, nil, x509.ExtKeyUsageClientAuth); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(f.KubeletClientCert()); errors.Is(err, os.ErrNotExist) {
+		if err := issue(f.KubeletClientCert(), f.KubeletClientKey(), ca, KubeletClientUser, nil, nil, x509.ExtKeyUsageClientAuth); err != nil {
 			return nil, err
 		}
 	}

@@ -26,6 +26,10 @@ func All() []*Resource {
 		leaseResource(),
 		serviceCIDRResource(),
 		ipAddressResource(),
+		selfSubjectReviewResource(),
+		selfSubjectAccessReviewResource(),
+		selfSubjectRulesReviewResource(),
+		subjectAccessReviewResource(),
 	}
 }
 
