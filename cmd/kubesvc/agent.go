@@ -82,6 +82,11 @@ needs no root.`,
 				if err != nil {
 					return err
 				}
+				if !rf.disableDNS {
+					if err := withClusterDNS(cmd.Context(), &cfg); err != nil {
+						return err
+					}
+				}
 				a, err := agent.New(cfg)
 				if err != nil {
 					return err
@@ -90,6 +95,10 @@ needs no root.`,
 				if !rf.disableProxy {
 					sp := serviceProxy{flags: pf, client: cfg.Client, nodeName: cfg.NodeName, clusterCIDRs: cfg.ClusterCIDRs, log: cfg.Log.With("component", "proxy")}
 					runs = append(runs, sp.run)
+				}
+				if !rf.disableDNS {
+					nd := nodeDNS{client: cfg.Client, nodeName: cfg.NodeName, domain: cfg.ClusterDomain, log: cfg.Log.With("component", "dns")}
+					runs = append(runs, nd.run)
 				}
 				return runAll(cmd.Context(), runs...)
 			}

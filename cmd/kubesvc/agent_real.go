@@ -34,6 +34,7 @@ type realAgentFlags struct {
 	imageMaps     []string
 	readOnlyPort  int
 	disableProxy  bool
+	disableDNS    bool
 	// kubeletPort is the kubelet server's port (kubelet's --port).
 	kubeletPort int
 }
@@ -45,6 +46,7 @@ func (f *realAgentFlags) add(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.clusterCIDRs, "cluster-cidr", []string{"10.244.0.0/16"}, "the cluster's pod ranges (pod traffic leaving them is masqueraded)")
 	fs.StringSliceVar(&f.serviceCIDRs, "service-cluster-ip-range", []string{"10.96.0.0/12"}, "the Service ranges (not masqueraded by the pod network)")
 	fs.StringArrayVar(&f.imageMaps, "image-map", nil, "IMAGE=PROGRAM: containers of IMAGE run PROGRAM from this machine (repeatable)")
+	fs.BoolVar(&f.disableDNS, "disable-dns", false, "run no cluster DNS server on this node (its pods then use --cluster-dns, or the node's resolvers)")
 	fs.BoolVar(&f.disableProxy, "disable-proxy", false, "run no service proxy in the agent (run kubesvc proxy, or another kube-proxy, for this node)")
 	fs.IntVar(&f.readOnlyPort, "read-only-port", defaultReadOnlyPort, "port of kubelet's read-only endpoints /metrics and /healthz, unauthenticated, on every address (0: none)")
 	fs.IntVar(&f.kubeletPort, "kubelet-port", agent.DefaultKubeletPort, "port of the kubelet server (container logs for the API server), HTTPS on every address, advertised in the Node's status.daemonEndpoints; only the API server's kubelet client certificate is served")

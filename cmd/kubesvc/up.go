@@ -65,6 +65,7 @@ shows as the pod kube-system/kube-proxy-XXXXX: delete it to apply an edited Conf
 	cmd.Flags().StringVar(&o.nodeIP, "node-ip", "", "the node's InternalIP (default: the address of the default route's interface, else the first global address, else the pod network's gateway)")
 	cmd.Flags().StringArrayVar(&o.imageMaps, "image-map", nil, "IMAGE=PROGRAM: containers of IMAGE run PROGRAM from this machine (repeatable)")
 	cmd.Flags().BoolVar(&o.disableProxy, "disable-proxy", false, "run no service proxy on this machine's node")
+	cmd.Flags().BoolVar(&o.disableDNS, "disable-dns", false, "run no cluster DNS server on this machine's node")
 	o.proxy.add(cmd.Flags())
 	cmd.Flags().Lookup("data-dir").DefValue = defaultUpDataDir()
 	_ = cmd.Flags().Set("data-dir", defaultUpDataDir())
@@ -85,6 +86,7 @@ type upOptions struct {
 	// proxy configures the node's service proxy (nil or disableProxy: none).
 	proxy        *proxyFlags
 	disableProxy bool
+	disableDNS   bool
 }
 
 // upRunner is everything `kubesvc up` runs: the API server and the controllers
@@ -141,6 +143,11 @@ func (f *serverFlags) realNode(srv *apiserver.Server, o upOptions, log *slog.Log
 		if err != nil {
 			return err
 		}
+		if !o.disableDNS {
+			if err := withClusterDNS(ctx, &cfg); err != nil {
+				return err
+			}
+		}
 		a, err := agent.New(cfg)
 		if err != nil {
 			return err
@@ -149,6 +156,10 @@ func (f *serverFlags) realNode(srv *apiserver.Server, o upOptions, log *slog.Log
 		if o.proxy != nil && !o.disableProxy {
 			sp := serviceProxy{flags: o.proxy, client: cfg.Client, nodeName: cfg.NodeName, clusterCIDRs: cfg.ClusterCIDRs, log: log.With("component", "proxy")}
 			runs = append(runs, sp.run)
+		}
+		if !o.disableDNS {
+			nd := nodeDNS{client: cfg.Client, nodeName: cfg.NodeName, domain: cfg.ClusterDomain, log: log.With("component", "dns")}
+			runs = append(runs, nd.run)
 		}
 		return runAll(ctx, runs...)
 	}}

@@ -43,6 +43,7 @@ func (s *Server) bootstrap(ctx context.Context, port int) error {
 	if err := s.markServiceCIDRReady(ctx); err != nil {
 		return err
 	}
+	s.ensureKubeDNSService(ctx)
 	// The default/kubernetes Service and its endpoints: kept from now on by
 	// kubernetesService.run (kubernetesservice.go).
 	k := s.newKubernetesService(port)

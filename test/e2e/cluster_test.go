@@ -105,7 +105,9 @@ func TestCluster(t *testing.T) {
 
 	t.Run("cluster-info", func(t *testing.T) {
 		k := k.on(t)
+		// As on a kubeadm cluster: the kube-dns Service is a cluster service.
 		k.expectOut("Kubernetes control plane is running at "+s.URL+"\n"+
+			"CoreDNS is running at "+s.URL+"/api/v1/namespaces/kube-system/services/kube-dns:dns/proxy\n"+
 			"\n"+
 			"To further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.\n",
 			"cluster-info")
