@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -33,6 +34,16 @@ func Run(t *testing.T) (outer bool) {
 	if os.Getenv(envKey) == t.Name() {
 		if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 			t.Fatalf("ip link set lo up: %v: %s", err, out)
+		}
+		// `ip netns add` keeps its files in /run/netns, on the machine's /run
+		// even inside a mount namespace of our own: a tmpfs of this namespace's
+		// keeps tests that name their namespaces alike (run in parallel by
+		// different test binaries) apart, and leaves nothing on the machine.
+		if err := os.MkdirAll("/run/netns", 0o755); err != nil {
+			t.Fatalf("mkdir /run/netns: %v", err)
+		}
+		if err := syscall.Mount("tmpfs", "/run/netns", "tmpfs", 0, "mode=0755"); err != nil {
+			t.Fatalf("mount a tmpfs on /run/netns: %v", err)
 		}
 		return false
 	}
