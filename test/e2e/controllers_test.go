@@ -162,7 +162,9 @@ func TestControllersSeedFlow(t *testing.T) {
 	follow(1)
 
 	k.ok("delete", "deployment", "nginx")
-	eventually(t, "replicasets and pods gone", 30*time.Second, func() error {
+	// The pods take their 30 s grace period on the simulated nodes: a hang guard
+	// well beyond it (30 s raced it under load).
+	eventually(t, "replicasets and pods gone", 90*time.Second, func() error {
 		out := k.run("get", "rs,pods", "-l", "app=nginx", "--no-headers").stdout
 		if strings.TrimSpace(out) != "" {
 			return fmt.Errorf("still there:\n%s", out)
