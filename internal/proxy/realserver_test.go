@@ -56,9 +56,12 @@ func TestProxyAgainstAPIServer(t *testing.T) {
 
 	webHTTP := spn("default", "web", "http", corev1.ProtocolTCP)
 	apiServer := spn("default", "kubernetes", "https", corev1.ProtocolTCP)
+	// and the cluster DNS Service every cluster starts with
+	dnsPorts := []ServicePortName{spn("kube-system", "kube-dns", "dns", corev1.ProtocolUDP),
+		spn("kube-system", "kube-dns", "dns-tcp", corev1.ProtocolTCP), spn("kube-system", "kube-dns", "metrics", corev1.ProtocolTCP)}
 	first := b.next(t)
-	if !first.full || !slices.Equal(first.services, []ServicePortName{apiServer, webHTTP}) {
-		t.Errorf("first sync: full=%v services=%v, want only %v and %v", first.full, first.services, apiServer, webHTTP)
+	if want := append([]ServicePortName{apiServer, webHTTP}, dnsPorts...); !first.full || !slices.Equal(first.services, want) {
+		t.Errorf("first sync: full=%v services=%v, want only %v", first.full, first.services, want)
 	}
 	if diff := cmp.Diff([]string{"10.0.0.1:8080 local"}, first.endpoints[webHTTP]); diff != "" {
 		t.Errorf("first sync endpoints (-want +got):\n%s", diff)

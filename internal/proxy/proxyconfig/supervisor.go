@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -405,7 +406,17 @@ func (r *supervision) shutdown(ctx context.Context) {
 	st.running, st.stopped, st.started, st.stoppedAt = false, true, started, r.clock.Now()
 	p := r.pod.DeepCopy()
 	p.Status = st.status()
-	if _, err := r.Client.CoreV1().Pods(ConfigMapNamespace).UpdateStatus(wctx, p, metav1.UpdateOptions{}); err != nil {
+	_, err := r.Client.CoreV1().Pods(ConfigMapNamespace).UpdateStatus(wctx, p, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		// our copy is stale (a status write of ours raced it): once more on
+		// the newest
+		var fresh *corev1.Pod
+		if fresh, err = r.Client.CoreV1().Pods(ConfigMapNamespace).Get(wctx, p.Name, metav1.GetOptions{}); err == nil {
+			fresh.Status = st.status()
+			_, err = r.Client.CoreV1().Pods(ConfigMapNamespace).UpdateStatus(wctx, fresh, metav1.UpdateOptions{})
+		}
+	}
+	if err != nil {
 		r.log.Debug("marking the proxy's mirror pod stopped", "err", err)
 	}
 }
