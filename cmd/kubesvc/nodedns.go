@@ -10,15 +10,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/dns"
+	"github.com/kubesvc/kubesvc/internal/dns/dnspod"
 )
 
 // kubeDNS names the cluster DNS Service (made by the API server at bootstrap).
@@ -29,8 +28,9 @@ const (
 
 // nodeDNS is the cluster DNS server of one node, run by its agent: it answers on
 // the node's pod network gateway (the bridge address, port 53 over UDP and TCP,
-// metrics on 9153), which every pod of the node reaches, and publishes that
-// address as the node's endpoint of kube-system/kube-dns. That Service has
+// metrics on 9153), which every pod of the node reaches, and shows itself as the
+// mirror pod kube-system/kube-dns-NODE (package dnspod) at that address, which
+// the kube-system/kube-dns Service selects. That Service has
 // internalTrafficPolicy Local, so a lookup never leaves its node.
 type nodeDNS struct {
 	client   kubernetes.Interface
@@ -66,10 +66,22 @@ func (n nodeDNS) run(ctx context.Context) error {
 	case <-srv.Listening():
 	}
 	n.log.Info("cluster DNS answering", "address", listen)
-	if err := n.publish(ctx, gw); err != nil {
-		n.log.Warn("publishing the node's kube-dns endpoint", "err", err)
+	n.dropLegacySlice(ctx)
+	// The mirror pod is the node's endpoint of kube-dns (the Service selects
+	// it); it shows not ready once the server has stopped.
+	pctx, stopPod := context.WithCancel(context.WithoutCancel(ctx))
+	keeper := &dnspod.Keeper{Client: n.client, NodeName: n.nodeName, PodIP: gw, Log: n.log}
+	podDone := make(chan error, 1)
+	go func() { podDone <- keeper.Run(pctx) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		err = <-errc
 	}
-	err = <-errc
+	stopPod()
+	if perr := <-podDone; perr != nil {
+		n.log.Warn("the DNS mirror pod", "err", perr)
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -112,48 +124,18 @@ func isLocalAddr(ip netip.Addr) bool {
 	return false
 }
 
-// publish writes the EndpointSlice kube-system/kube-dns-NODE with the node's DNS
-// address, owned by the Node (it goes with it).
-func (n nodeDNS) publish(ctx context.Context, gw netip.Addr) error {
-	node, err := n.client.CoreV1().Nodes().Get(ctx, n.nodeName, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	addrType := discoveryv1.AddressTypeIPv4
-	if gw.Is6() {
-		addrType = discoveryv1.AddressTypeIPv6
-	}
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: kubeDNSName + "-" + n.nodeName, Namespace: kubeDNSNamespace,
-			Labels: map[string]string{
-				discoveryv1.LabelServiceName: kubeDNSName,
-				discoveryv1.LabelManagedBy:   "kubesvc-agent",
-			},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}},
-		},
-		AddressType: addrType,
-		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{gw.String()},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
-			NodeName:   ptr.To(n.nodeName),
-		}},
-		Ports: []discoveryv1.EndpointPort{
-			{Name: ptr.To("dns"), Port: ptr.To[int32](53), Protocol: ptr.To(corev1.ProtocolUDP)},
-			{Name: ptr.To("dns-tcp"), Port: ptr.To[int32](53), Protocol: ptr.To(corev1.ProtocolTCP)},
-			{Name: ptr.To("metrics"), Port: ptr.To[int32](9153), Protocol: ptr.To(corev1.ProtocolTCP)},
-		},
-	}
+// dropLegacySlice deletes the EndpointSlice kube-system/kube-dns-NODE that
+// agents before the DNS mirror pods published (kube-dns had no selector then);
+// the endpoint controllers now make kube-dns's slices from the pods.
+func (n nodeDNS) dropLegacySlice(ctx context.Context) {
 	slices := n.client.DiscoveryV1().EndpointSlices(kubeDNSNamespace)
-	cur, err := slices.Get(ctx, slice.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = slices.Create(ctx, slice, metav1.CreateOptions{})
-	case err == nil:
-		slice.ResourceVersion = cur.ResourceVersion
-		_, err = slices.Update(ctx, slice, metav1.UpdateOptions{})
+	s, err := slices.Get(ctx, kubeDNSName+"-"+n.nodeName, metav1.GetOptions{})
+	if err != nil || s.Labels[discoveryv1.LabelManagedBy] != "kubesvc-agent" {
+		return
 	}
-	return err
+	if err := slices.Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		n.log.Warn("deleting the node's old kube-dns EndpointSlice", "err", err)
+	}
 }
 
 // clusterDNSAddrs is the agent's --cluster-dns when none is given and the node

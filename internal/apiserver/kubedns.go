@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -19,12 +20,18 @@ func KubeDNSServiceIP(serviceCIDR netip.Prefix) netip.Addr {
 	return ip
 }
 
+// kubeDNSSelector selects the DNS pods: each node agent's DNS server shows as a
+// mirror pod with this label (kube-system/kube-dns-NODE), as CoreDNS's pods
+// have it on a kubeadm cluster.
+func kubeDNSSelector() map[string]string { return map[string]string{"k8s-app": "kube-dns"} }
+
 // ensureKubeDNSService creates the kube-system/kube-dns Service of a new cluster
-// at the first Service range's 10th address: no selector (each node agent
-// publishes its own node-local DNS server as an endpoint) and
-// internalTrafficPolicy Local (a pod's lookup never leaves its node). It is made
-// at bootstrap, before any client can take the address. An existing kube-dns
-// Service, or a failure, is left alone: it is logged, never fatal.
+// at the first Service range's 10th address, selecting the nodes' DNS pods,
+// with internalTrafficPolicy Local (a pod's lookup never leaves its node). It is
+// made at bootstrap, before any client can take the address. An existing
+// kube-dns Service is left alone, but for one that kubesvc made without a
+// selector (clusters made before the DNS pods existed), which gets it. A failure
+// is logged, never fatal.
 func (s *Server) ensureKubeDNSService(ctx context.Context) {
 	if len(s.cidrs) == 0 {
 		return
@@ -38,6 +45,7 @@ func (s *Server) ensureKubeDNSService(ctx context.Context) {
 		Spec: corev1.ServiceSpec{
 			ClusterIP:             KubeDNSServiceIP(s.cidrs[0]).String(),
 			InternalTrafficPolicy: &local,
+			Selector:              kubeDNSSelector(),
 			Ports: []corev1.ServicePort{
 				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(53)},
 				{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(53)},
@@ -47,5 +55,18 @@ func (s *Server) ensureKubeDNSService(ctx context.Context) {
 	}
 	if err := s.ensure(ctx, "/v1/services", metav1.NamespaceSystem, svc); err != nil {
 		s.log.Warn("the cluster DNS Service kube-system/kube-dns could not be created", "err", err)
+		return
+	}
+	_, _, err := s.update(ctx, s.handlers["/v1/services"], requestInfo{Namespace: metav1.NamespaceSystem, Name: "kube-dns"},
+		func(_ context.Context, cur runtime.Object) (runtime.Object, error) {
+			old := cur.(*corev1.Service)
+			if old.Spec.Selector != nil || old.Spec.Type != corev1.ServiceTypeClusterIP || old.Labels["kubernetes.io/name"] != "CoreDNS" {
+				return old, nil
+			}
+			old.Spec.Selector = kubeDNSSelector()
+			return old, nil
+		}, updateOptions{})
+	if err != nil {
+		s.log.Warn("the cluster DNS Service kube-system/kube-dns could not be given its selector", "err", err)
 	}
 }

@@ -36,6 +36,40 @@ func TestClusterDNS(t *testing.T) {
 		}
 		return nil
 	})
+	// As on a kubeadm cluster: the DNS server shows as a pod per node with the
+	// k8s-app=kube-dns label, and kube-dns's Endpoints list it.
+	node, _ := jsonpath(k, "{.items[0].metadata.name}", "nodes")
+	eventually(t, "the node's DNS pod ready and in kube-dns's endpoints", 30*time.Second, func() error {
+		pods, err := jsonpath(k, `{range .items[*]}{.metadata.name} {.status.phase} {.status.podIP} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`,
+			"pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")
+		if err != nil {
+			return err
+		}
+		f := strings.Fields(pods)
+		if len(f) != 4 || f[0] != "kube-dns-"+node || f[1] != "Running" || f[3] != "True" {
+			return fmt.Errorf("kube-dns pods: %q", pods)
+		}
+		eps, err := jsonpath(k, "{.subsets[0].addresses[0].ip} {.subsets[0].addresses[0].targetRef.name}", "endpoints", "-n", "kube-system", "kube-dns")
+		if err != nil || eps != f[2]+" kube-dns-"+node {
+			return fmt.Errorf("kube-dns endpoints %q (%v), want the pod's %s", eps, err, f[2])
+		}
+		return nil
+	})
+	k.ok("delete", "pod", "-n", "kube-system", "kube-dns-"+node)
+	eventually(t, "the deleted DNS pod made again", 30*time.Second, func() error {
+		st, err := jsonpath(k, `{.status.phase} {.status.conditions[?(@.type=="Ready")].status} {.metadata.deletionTimestamp}`, "pod", "-n", "kube-system", "kube-dns-"+node)
+		if err != nil || strings.TrimSpace(st) != "Running True" {
+			return fmt.Errorf("pod %q (%v)", st, err)
+		}
+		return nil
+	})
+	eventually(t, "the cluster DNS answering after its pod was made again", 30*time.Second, func() error {
+		if out, err := dig("kubernetes.default.svc.cluster.local"); err != nil || out != "10.96.0.1" {
+			return fmt.Errorf("dig = %q (%v)", out, err)
+		}
+		return nil
+	})
+
 	k.ok("create", "service", "clusterip", "my-service", "--tcp=80")
 	created := time.Now()
 	ip, _ := jsonpath(k, "{.spec.clusterIP}", "svc", "my-service")
