@@ -35,7 +35,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newUpCommand(), newAgentCommand(), newProxyCommand(), newDNSCommand())
+	root.AddCommand(newServerCommand(), newUpCommand(), newAgentCommand(), newProxyCommand(), newDNSCommand(), newResetCommand())
 	root.AddCommand(newContainerInitCommand())
 	root.AddCommand(newBuiltinImageCommand())
 	if err := root.ExecuteContext(ctx); err != nil {

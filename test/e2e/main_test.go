@@ -108,8 +108,12 @@ func requireKubectl(t *testing.T) {
 type server struct {
 	URL        string // https://127.0.0.1:PORT
 	Kubeconfig string
-	cmd        *exec.Cmd
-	log        *syncBuffer
+	// DataDir is the data directory of a `kubesvc up` (startUp).
+	DataDir string
+	cmd     *exec.Cmd
+	log     *syncBuffer
+	// stop ends a `kubesvc up` before the test does (startUp), checking its exit.
+	stop func(t *testing.T)
 }
 
 // readyLine is the slog line `kubesvc server` logs when it serves requests; slog quotes

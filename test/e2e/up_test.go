@@ -37,7 +37,7 @@ func startUp(t *testing.T, extraArgs ...string) *server {
 	args := append([]string{"up", "--data-dir", dataDir, "--secure-port", "0"}, extraArgs...)
 	cmd := exec.Command(kubesvcBin, args...)
 	cmd.Dir = dataDir
-	s := &server{cmd: cmd, log: &syncBuffer{}, Kubeconfig: filepath.Join(dataDir, "admin.kubeconfig")}
+	s := &server{cmd: cmd, log: &syncBuffer{}, Kubeconfig: filepath.Join(dataDir, "admin.kubeconfig"), DataDir: dataDir}
 	cmd.Stderr = s.log
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -60,22 +60,33 @@ func startUp(t *testing.T, extraArgs ...string) *server {
 		_ = cmd.Wait()
 		close(waitDone)
 	}()
+	stopped := false
+	s.stop = func(t *testing.T) {
+		t.Helper()
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-waitDone:
+			if code := cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("kubesvc up exited with %v after SIGTERM, want 0", cmd.ProcessState)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("kubesvc up (pid %d) did not stop within 30s of SIGTERM; killing it", cmd.Process.Pid)
+			_ = cmd.Process.Kill()
+			<-waitDone
+		}
+	}
 	t.Cleanup(func() {
 		select {
 		case <-waitDone:
-			t.Errorf("kubesvc up exited during the test (%v)", cmd.ProcessState)
-		default:
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-waitDone:
-				if code := cmd.ProcessState.ExitCode(); code != 0 {
-					t.Errorf("kubesvc up exited with %v after SIGTERM, want 0", cmd.ProcessState)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("kubesvc up (pid %d) did not stop within 30s of SIGTERM; killing it", cmd.Process.Pid)
-				_ = cmd.Process.Kill()
-				<-waitDone
+			if !stopped {
+				t.Errorf("kubesvc up exited during the test (%v)", cmd.ProcessState)
 			}
+		default:
+			s.stop(t)
 		}
 		if t.Failed() {
 			t.Logf("kubesvc up log (last 8 KiB):\n%s", tail(s.log.String(), 8192))
