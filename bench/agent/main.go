@@ -19,7 +19,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -110,7 +109,7 @@ func main() {
 }
 
 func run(o options) error {
-	if err := requireSealedNetwork(); err != nil {
+	if err := benchproc.RequireSealedNetwork("the agent"); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp("", "kubesvc-bench-agent-")
@@ -156,7 +155,7 @@ func run(o options) error {
 	defer agent.stop()
 	nodeReady, err := waitNodeReady(ctx, client, "node-a")
 	if err != nil {
-		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.tail())
+		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.Tail())
 	}
 	res.NodeReady = nodeReady.Round(time.Millisecond).String()
 	time.Sleep(o.idle)
@@ -169,7 +168,7 @@ func run(o options) error {
 
 	startup, allReady, err := createPods(ctx, client, o)
 	if err != nil {
-		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.tail())
+		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.Tail())
 	}
 	res.Startup = summarize(startup)
 	res.AllReady = allReady.Round(time.Millisecond).String()
@@ -185,16 +184,16 @@ func run(o options) error {
 
 	deleted, err := deletePods(ctx, client)
 	if err != nil {
-		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.tail())
+		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.Tail())
 	}
 	res.Deleted = deleted.Round(time.Millisecond).String()
 	res.Cycles = max(o.cycles, 1)
 	for i := 1; i < o.cycles; i++ {
 		if _, _, err := createPods(ctx, client, o); err != nil {
-			return fmt.Errorf("cycle %d: %w\nagent log:\n%s", i+1, err, agent.log.tail())
+			return fmt.Errorf("cycle %d: %w\nagent log:\n%s", i+1, err, agent.log.Tail())
 		}
 		if _, err := deletePods(ctx, client); err != nil {
-			return fmt.Errorf("cycle %d: %w\nagent log:\n%s", i+1, err, agent.log.tail())
+			return fmt.Errorf("cycle %d: %w\nagent log:\n%s", i+1, err, agent.log.Tail())
 		}
 	}
 	// The API forgets a pod before its agent has removed everything: give it time.
@@ -225,26 +224,10 @@ func run(o options) error {
 	return nil
 }
 
-// requireSealedNetwork refuses to run where the agent would program a real
-// network: the namespace must have loopback only (what ../shared/tools/isolated
-// gives; its PID namespace also ends every pod process with this command).
-func requireSealedNetwork() error {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return err
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagLoopback == 0 {
-			return errors.New("run me under ../shared/tools/isolated: this network namespace has " + i.Name + " (the agent programs the network it runs in)")
-		}
-	}
-	return nil
-}
-
 // agentProc is the `kubesvc agent` process.
 type agentProc struct {
 	cmd  *exec.Cmd
-	log  *lineTail
+	log  *benchproc.LineTail
 	done chan struct{}
 }
 
@@ -259,7 +242,7 @@ func startAgent(bin, kubeconfig, root, logFile string) (*agentProc, error) {
 		level, logTo = "info", f
 	}
 	cmd := exec.Command(bin, "agent", "--kubeconfig", kubeconfig, "--node-name", "node-a", "--root-dir", root, "--log-level="+level)
-	a := &agentProc{cmd: cmd, log: &lineTail{}, done: make(chan struct{})}
+	a := &agentProc{cmd: cmd, log: &benchproc.LineTail{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = io.Discard, io.MultiWriter(a.log, logTo)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start agent: %w", err)
@@ -276,31 +259,6 @@ func (a *agentProc) stop() {
 		_ = a.cmd.Process.Kill()
 		<-a.done
 	}
-}
-
-// lineTail keeps the last lines written to it.
-type lineTail struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *lineTail) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	sc := bufio.NewScanner(strings.NewReader(string(p)))
-	for sc.Scan() {
-		l.lines = append(l.lines, sc.Text())
-	}
-	if len(l.lines) > 50 {
-		l.lines = l.lines[len(l.lines)-50:]
-	}
-	return len(p), nil
-}
-
-func (l *lineTail) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
 }
 
 func waitNodeReady(ctx context.Context, client kubernetes.Interface, name string) (time.Duration, error) {

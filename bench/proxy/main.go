@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -100,14 +99,8 @@ func main() {
 }
 
 func run(o options) error {
-	ifs, err := net.Interfaces()
-	if err != nil {
+	if err := benchproc.RequireSealedNetwork("the proxy"); err != nil {
 		return err
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagLoopback == 0 {
-			return errors.New("run me under ../shared/tools/isolated: this network namespace has " + i.Name + " (the proxy programs the network it runs in)")
-		}
 	}
 	tmp, err := os.MkdirTemp("", "kubesvc-bench-proxy-")
 	if err != nil {
@@ -155,7 +148,7 @@ func run(o options) error {
 	const metricsAddr = "127.0.0.1:10249"
 	cmd := exec.Command(bin, "proxy", "--kubeconfig", srv.Kubeconfig(), "--hostname-override", "node-a",
 		"--proxy-mode", o.mode, "--metrics-bind-address", metricsAddr, "--healthz-bind-address", "", "--log-level", "warn")
-	tail := &lineTail{}
+	tail := &benchproc.LineTail{}
 	cmd.Stdout, cmd.Stderr = io.Discard, tail
 	exec0 := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -177,7 +170,7 @@ func run(o options) error {
 	for {
 		select {
 		case <-done:
-			return fmt.Errorf("the proxy exited:\n%s", tail.tail())
+			return fmt.Errorf("the proxy exited:\n%s", tail.Tail())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
@@ -208,7 +201,7 @@ func run(o options) error {
 			return v["kubeproxy_network_programming_duration_seconds_count"] > before["kubeproxy_network_programming_duration_seconds_count"]
 		})
 		if err != nil {
-			return fmt.Errorf("change %d: %w\n%s", i, err, tail.tail())
+			return fmt.Errorf("change %d: %w\n%s", i, err, tail.Tail())
 		}
 		lat = append(lat, after["kubeproxy_network_programming_duration_seconds_sum"]-before["kubeproxy_network_programming_duration_seconds_sum"])
 		partialSum += after["kubeproxy_sync_partial_proxy_rules_duration_seconds_sum"] - before["kubeproxy_sync_partial_proxy_rules_duration_seconds_sum"]
@@ -393,28 +386,6 @@ func (m metricsReader) waitFor(ctx context.Context, cond func(map[string]float64
 		}
 	}
 	return nil, errors.New("the proxy's metrics never showed the change")
-}
-
-// lineTail keeps the last lines written to it.
-type lineTail struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *lineTail) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, strings.Split(strings.TrimRight(string(p), "\n"), "\n")...)
-	if len(l.lines) > 40 {
-		l.lines = l.lines[len(l.lines)-40:]
-	}
-	return len(p), nil
-}
-
-func (l *lineTail) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
 }
 
 func secs(s float64) string {

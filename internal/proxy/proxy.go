@@ -30,6 +30,8 @@ import (
 const (
 	DefaultSyncPeriod    = 30 * time.Second
 	DefaultMinSyncPeriod = 1 * time.Second
+	// syncBurst is how many syncs may run back to back (see runner.SetBurst).
+	syncBurst = 2
 	// FullSyncPeriod is how often a sync is Full even without a failure or a
 	// node change (kube-proxy's proxyutil.FullSyncPeriod): it repairs rules
 	// someone else changed.
@@ -151,6 +153,11 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
+	// Two syncs may follow each other at once, as kube-proxy's iptables mode
+	// allowed (its burstSyncs): what changed during a sync (on a new node, the
+	// cluster DNS's endpoints during the first one) is programmed right after
+	// it instead of a minSyncPeriod later.
+	p.runner.SetBurst(syncBurst)
 	return p, nil
 }
 

@@ -27,6 +27,14 @@ import (
 //     min(retryInterval, maxInterval) after it ended (but not before
 //     minInterval), unless a request comes first;
 //   - calls never overlap; the first call waits for a request (or maxInterval).
+//
+// With a burst of n (SetBurst; 1 by default), up to n-1 calls may follow the
+// previous one without the minInterval wait, as kube-proxy's runner allowed two
+// syncs in a burst: the credit is spent by calls that follow each other and
+// comes back once the runner has been idle for minInterval after its last gate.
+// So a change that arrives during a sync (the cluster DNS endpoints while the
+// first sync runs) is programmed right after it, and a steady stream of changes
+// still runs at most one call per minInterval.
 type BoundedFrequencyRunner struct {
 	name                                    string
 	fn                                      func(context.Context) error
@@ -34,6 +42,14 @@ type BoundedFrequencyRunner struct {
 	clock                                   clock.WithTicker
 	// requests is the one-slot trigger: a pending request, coalesced.
 	requests chan struct{}
+	// burst is the number of calls that may run back to back (at least 1).
+	burst int
+}
+
+// SetBurst lets up to n calls run back to back (see the type's doc); n < 1 is
+// taken as 1. Call it before Run.
+func (r *BoundedFrequencyRunner) SetBurst(n int) {
+	r.burst = max(n, 1)
 }
 
 // New returns a runner for fn; nothing runs until Run. name only labels
@@ -61,6 +77,7 @@ func New(name string, fn func(ctx context.Context) error, minInterval, maxInterv
 		retryInterval: retryInterval,
 		clock:         clk,
 		requests:      make(chan struct{}, 1),
+		burst:         1,
 	}, nil
 }
 
@@ -88,6 +105,10 @@ func (r *BoundedFrequencyRunner) Run(ctx context.Context) {
 			gate.Stop()
 		}
 	}()
+	// credits are the calls that may still skip the gate; gateEnd is when the
+	// last gate (or skipped gate) ended.
+	credits := r.burst - 1
+	var gateEnd time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -109,6 +130,10 @@ func (r *BoundedFrequencyRunner) Run(ctx context.Context) {
 		default:
 		}
 
+		if r.burst > 1 && !gateEnd.IsZero() && r.clock.Since(gateEnd) >= r.minInterval {
+			credits = r.burst - 1 // idle for minInterval: the burst is back
+		}
+
 		err := r.fn(ctx)
 
 		wait := r.maxInterval
@@ -119,11 +144,17 @@ func (r *BoundedFrequencyRunner) Run(ctx context.Context) {
 		if r.minInterval <= 0 {
 			continue
 		}
+		if credits > 0 {
+			credits--
+			gateEnd = r.clock.Now()
+			continue
+		}
 		if gate == nil {
 			gate = r.clock.NewTimer(r.minInterval)
 		} else {
 			gate.Reset(r.minInterval)
 		}
+		gateEnd = r.clock.Now().Add(r.minInterval) // when the gate opens
 		select {
 		case <-ctx.Done():
 			return

@@ -30,6 +30,12 @@ type harness struct {
 
 func newHarness(t *testing.T, minI, maxI, retryI time.Duration) *harness {
 	t.Helper()
+	return newBurstHarness(t, minI, maxI, retryI, 1)
+}
+
+// newBurstHarness is newHarness with SetBurst(burst).
+func newBurstHarness(t *testing.T, minI, maxI, retryI time.Duration, burst int) *harness {
+	t.Helper()
 	h := &harness{
 		t:       t,
 		clock:   clocktesting.NewFakeClock(time.Unix(1000, 0)),
@@ -58,6 +64,7 @@ func newHarness(t *testing.T, minI, maxI, retryI time.Duration) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.SetBurst(burst)
 	h.r = r
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
@@ -380,5 +387,42 @@ func TestNewRejectsBadIntervals(t *testing.T) {
 	}
 	if _, err := New("x", fn, 0, time.Second, time.Second, nil); err == nil {
 		t.Error("New with nil clock: no error")
+	}
+}
+
+// With a burst of 2, a call may follow the previous one at once; then the gate
+// holds the next for minInterval, and the credit comes back only after the
+// runner was idle for minInterval.
+func TestRunnerBurst(t *testing.T) {
+	const minI, maxI, retryI = time.Second, 10 * time.Second, 3 * time.Second
+	h := newBurstHarness(t, minI, maxI, retryI, 2)
+	start := h.clock.Now()
+	call := func(armed int) time.Duration {
+		t.Helper()
+		h.armed = armed
+		return h.expectCall(nil).Sub(start)
+	}
+	at := []time.Duration{}
+	h.r.Request()
+	at = append(at, call(1)) // the burst's credit: no gate after it
+	h.r.Request()
+	at = append(at, call(2)) // at once; now the gate
+	h.r.Request()
+	h.clock.Step(minI - 1)
+	h.expectNoCall()
+	h.clock.Step(1)
+	at = append(at, call(2)) // a steady stream: once per minInterval
+	h.r.Request()
+	h.clock.Step(minI)
+	at = append(at, call(2)) // gated again: the credit is not back
+	h.clock.Step(minI)       // the gate ends
+	h.clock.Step(minI)       // idle for minInterval: the credit is back
+	h.r.Request()
+	at = append(at, call(1))
+	h.r.Request()
+	at = append(at, call(2))
+	want := []time.Duration{0, 0, minI, 2 * minI, 4 * minI, 4 * minI}
+	if !slices.Equal(at, want) {
+		t.Errorf("calls at %v, want %v", at, want)
 	}
 }

@@ -1,0 +1,231 @@
+// Command up measures how long `kubesvc up` takes to make a working one-node
+// cluster from nothing: a fresh data directory each run, from the exec of
+// `kubesvc up` to (a) its "kubesvc is up" line, (b) the Node Ready, (c) the
+// cluster DNS answering kubernetes.default.svc.cluster.local at the kube-dns
+// Service's address from the node (through the proxy), and (d) all of these.
+// Between runs `kubesvc reset --yes` removes what the run made, so every start
+// is a first one. It runs the node agent, so it refuses a network namespace with
+// more than loopback: run it under ../shared/tools/isolated. It reports; it never
+// fails because of a number. See docs/benchmarks.md.
+//
+//	go build -o /tmp/kubesvc ./cmd/kubesvc
+//	../shared/tools/isolated go run ./bench/up -bin /tmp/kubesvc -runs 10
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
+)
+
+type options struct {
+	bin     string
+	runs    int
+	dnsAddr string
+	timeout time.Duration
+	out     string
+}
+
+// sample is one start.
+type sample struct {
+	UpLine    time.Duration
+	NodeReady time.Duration
+	DNS       time.Duration
+	All       time.Duration
+}
+
+// summary is the distribution of one measure.
+type summary struct {
+	Median string `json:"median"`
+	Min    string `json:"min"`
+	Max    string `json:"max"`
+}
+
+type result struct {
+	Host      benchproc.Host `json:"host"`
+	Commit    string         `json:"commit,omitempty"`
+	LoadAvg   string         `json:"loadavg_before"`
+	Runs      int            `json:"runs"`
+	UpLine    summary        `json:"up_line"`
+	NodeReady summary        `json:"node_ready"`
+	DNS       summary        `json:"dns_answers"`
+	All       summary        `json:"ready_and_dns"`
+	Samples   []string       `json:"samples"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "", "the kubesvc binary (required; go build -o /tmp/kubesvc ./cmd/kubesvc)")
+	flag.IntVar(&o.runs, "runs", 10, "fresh starts to measure")
+	flag.StringVar(&o.dnsAddr, "dns", "10.96.0.10:53", "the kube-dns Service's address")
+	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up on a start after this long")
+	flag.StringVar(&o.out, "out", "", "also write the result as JSON to this file")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/up:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	if o.bin == "" {
+		return errors.New("-bin is required")
+	}
+	if err := benchproc.RequireSealedNetwork("kubesvc up"); err != nil {
+		return err
+	}
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		return err
+	}
+	res := result{Host: benchproc.ReadHost(), Commit: benchproc.GitCommit(), LoadAvg: benchproc.LoadAvg(), Runs: o.runs}
+	var samples []sample
+	for i := range o.runs {
+		s, err := once(bin, o)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
+		}
+		samples = append(samples, s)
+		line := fmt.Sprintf("up line %v, node Ready %v, DNS answers %v, both %v", ms(s.UpLine), ms(s.NodeReady), ms(s.DNS), ms(s.All))
+		res.Samples = append(res.Samples, line)
+		fmt.Printf("run %d: %s\n", i+1, line)
+	}
+	pick := func(f func(sample) time.Duration) summary {
+		var v []time.Duration
+		for _, s := range samples {
+			v = append(v, f(s))
+		}
+		slices.Sort(v)
+		med := v[len(v)/2]
+		if len(v)%2 == 0 {
+			med = (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		return summary{Median: ms(med), Min: ms(v[0]), Max: ms(v[len(v)-1])}
+	}
+	res.UpLine = pick(func(s sample) time.Duration { return s.UpLine })
+	res.NodeReady = pick(func(s sample) time.Duration { return s.NodeReady })
+	res.DNS = pick(func(s sample) time.Duration { return s.DNS })
+	res.All = pick(func(s sample) time.Duration { return s.All })
+	fmt.Printf("\n%d fresh starts of kubesvc up (median [min, max]):\n", o.runs)
+	for _, m := range []struct {
+		name string
+		s    summary
+	}{{"\"kubesvc is up\" line", res.UpLine}, {"node Ready", res.NodeReady}, {"kube-dns answers", res.DNS}, {"Ready and DNS", res.All}} {
+		fmt.Printf("  %-22s %s [%s, %s]\n", m.name, m.s.Median, m.s.Min, m.s.Max)
+	}
+	if o.out != "" {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// once measures one fresh start, then stops kubesvc up and resets the machine.
+func once(bin string, o options) (sample, error) {
+	var s sample
+	dir, err := os.MkdirTemp("", "kubesvc-bench-up-")
+	if err != nil {
+		return s, err
+	}
+	defer os.RemoveAll(dir)
+	data := filepath.Join(dir, "data")
+	log := &benchproc.LineTail{}
+	cmd := exec.Command(bin, "up", "--data-dir", data, "--secure-port", "0")
+	cmd.Stderr = log
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return s, err
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return s, err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		out, err := exec.Command(bin, "reset", "--data-dir", data, "--yes").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kubesvc reset: %v\n%s", err, out)
+		}
+	}()
+	upc := make(chan time.Duration, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "kubesvc is up at ") {
+				upc <- time.Since(start)
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	select {
+	case s.UpLine = <-upc:
+	case <-ctx.Done():
+		return s, fmt.Errorf("no \"kubesvc is up\" line after %v:\n%s", o.timeout, log.Tail())
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(data, "admin.kubeconfig"))
+	if err != nil {
+		return s, err
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return s, err
+	}
+	dc := &dns.Client{Net: "udp", Timeout: 100 * time.Millisecond}
+	q := new(dns.Msg).SetQuestion("kubernetes.default.svc.cluster.local.", dns.TypeA)
+	for s.NodeReady == 0 || s.DNS == 0 {
+		if s.NodeReady == 0 && nodeReady(ctx, client) {
+			s.NodeReady = time.Since(start)
+		}
+		if s.DNS == 0 {
+			if r, _, err := dc.ExchangeContext(ctx, q, o.dnsAddr); err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
+				s.DNS = time.Since(start)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return s, fmt.Errorf("after %v: node Ready %v, DNS %v:\n%s", o.timeout, s.NodeReady, s.DNS, log.Tail())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	s.All = max(s.NodeReady, s.DNS)
+	return s, nil
+}
+
+func nodeReady(ctx context.Context, client kubernetes.Interface) bool {
+	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil || len(nodes.Items) == 0 {
+		return false
+	}
+	for _, c := range nodes.Items[0].Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
