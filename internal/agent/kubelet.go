@@ -43,6 +43,7 @@ func (a *Agent) newKubeletServer() (*kubeletserver.Server, error) {
 		AllowedUsers: []string{pki.KubeletClientUser},
 		Hosts:        hosts,
 		Logs:         containerLogs{a},
+		Streams:      containerStreams{a},
 		Log:          a.log.With("component", "kubelet-server"),
 		Now:          a.clock.Now,
 	})

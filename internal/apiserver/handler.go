@@ -51,6 +51,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFoundPath())
 		return
 	}
+	if isProxyRequest(ri) {
+		s.handleProxy(w, r, h, ri)
+		return
+	}
 	if ri.Subresource != "" {
 		if !h.res.HasSubresource(ri.Subresource) || len(ri.Parts) > 3+boolInt(ri.Namespace != "" && ri.Resource != "namespaces")*2 {
 			s.writeError(w, r, notFoundPath())
@@ -106,6 +110,10 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, h *res
 		s.handleScale(w, r, h, ri)
 	case "log":
 		s.handleLog(w, r, h, ri)
+	case "exec":
+		s.handleExec(w, r, h, ri)
+	case "portforward":
+		s.handlePortForward(w, r, h, ri)
 	case "binding":
 		if ri.Verb != "create" {
 			s.writeError(w, r, methodNotSupported(h.res.GroupResource(), ri.Verb))

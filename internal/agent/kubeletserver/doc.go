@@ -29,5 +29,15 @@
 // `container "app" in pod "web" is waiting to start: ContainerCreating`); the API
 // server turns these into Status objects.
 //
-// Not here yet: exec, attach, port-forward and pod proxying (issue 9's rest).
+// It also serves kubelet's exec and port-forward,
+//
+//	GET|POST /exec/{namespace}/{pod}[/{uid}]/{container}?command=...&input=1&output=1&error=1&tty=1
+//	GET|POST /portForward/{namespace}/{pod}[/{uid}]
+//
+// with the streaming servers Kubernetes publishes (k8s.io/cri-streaming:
+// remotecommand over SPDY v1 to v4 and WebSocket channel.k8s.io up to v4,
+// portforward.k8s.io over SPDY and WebSocket), the commands run and the ports
+// reached by the Streamer (the agent: its runtime's Exec and ExecTTY, and a
+// connection to localhost in the pod's network namespace); and GET /healthz.
+// Not here: attach (the process runtime keeps no stdin of a container).
 package kubeletserver

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 )
 
 // LogLocator finds the log of a container instance on this node.
@@ -43,3 +46,32 @@ func IsNotFound(err error) bool {
 	var nf *NotFoundError
 	return errors.As(err, &nf)
 }
+
+// Streamer finds the running containers and the pods of this node that exec,
+// attach and port-forward reach (what kubelet asks its container runtime).
+type Streamer interface {
+	// Executor returns what runs commands in the running container of the pod
+	// namespace/pod. Errors: a *NotFoundError when the node has no such pod (404,
+	// kubelet's "pod does not exist"); any other error, such as kubelet's
+	// `container not found ("app")` for a container that is not running, is
+	// answered 500 with its text.
+	Executor(ctx context.Context, namespace, pod, container string) (Executor, error)
+	// PortForwarder returns what connects to ports of the pod namespace/pod, with
+	// Executor's errors.
+	PortForwarder(ctx context.Context, namespace, pod string) (PortForwarder, error)
+}
+
+// Executor runs cmd in one container until it exits or ctx ends, wiring the
+// streams (nil: not asked for). With tty the command runs on a terminal whose
+// input is stdin and whose output goes to stdout (stderr is nil), sized by what
+// resize brings. A command that exits non-zero returns a
+// k8s.io/utils/exec.CodeExitError (by value) with its code; any other error is
+// one of running it, which the client sees as
+// "error executing command in container: ...".
+type Executor func(ctx context.Context, cmd []string, stdin io.Reader, stdout, stderr io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error
+
+// PortForwarder copies between stream and a new connection to port in the pod
+// (its localhost, as kubelet's runtimes connect) until either side ends or ctx
+// does; it closes stream. An error (connection refused) reaches the client on the
+// port's error stream.
+type PortForwarder func(ctx context.Context, port int32, stream io.ReadWriteCloser) error

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +31,8 @@ type Config struct {
 	Hosts       []string
 	// Logs finds container logs.
 	Logs LogLocator
+	// Streams finds what exec and port-forward reach; nil answers them 501.
+	Streams Streamer
 	// Log receives the server's log; nil discards it.
 	Log *slog.Logger
 	// Now is the clock of sinceSeconds; nil is time.Now.
@@ -139,6 +142,13 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveContainerLogs)
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{container}", s.serveExec)
+		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{uid}/{container}", s.serveExec)
+		mux.HandleFunc(m+" /portForward/{namespace}/{pod}", s.servePortForward)
+		mux.HandleFunc(m+" /portForward/{namespace}/{pod}/{uid}", s.servePortForward)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	return s.withAuth(mux)
 }
 

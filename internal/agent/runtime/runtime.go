@@ -118,6 +118,11 @@ type ExecResult struct {
 	ExitCode int32
 }
 
+// TerminalSize is the size of a terminal in characters.
+type TerminalSize struct {
+	Width, Height uint16
+}
+
 // Runtime starts, stops and lists containers. Implementations are safe for
 // concurrent use.
 type Runtime interface {
@@ -146,4 +151,12 @@ type Runtime interface {
 	// error; ErrNotRunning when the container is not running; a command that is
 	// not found is an error, as with runc.
 	Exec(ctx context.Context, id ContainerID, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (ExecResult, error)
+	// ExecTTY is Exec on a new pseudo-terminal (kubectl exec -t): the command's
+	// stdin, stdout and stderr are the terminal, which it has as its controlling
+	// terminal in a session of its own; what stdin (nil: nothing) gives is typed
+	// into it and everything it prints goes to stdout. Each size received from
+	// resize (nil: none) is set on the terminal (SIGWINCH), the ones already
+	// queued before the command starts. TERM is xterm unless the container's
+	// environment sets it. Results and errors are Exec's.
+	ExecTTY(ctx context.Context, id ContainerID, cmd []string, stdin io.Reader, stdout io.Writer, resize <-chan TerminalSize) (ExecResult, error)
 }

@@ -26,7 +26,7 @@ const DefaultStopExitCode = 143
 
 // Call is one recorded call.
 type Call struct {
-	// Op is "Start", "Stop", "Remove" or "Exec".
+	// Op is "Start", "Stop", "Remove", "Exec" or "ExecTTY".
 	Op string
 	// ID is the container (for Start: the one it created; "" when it failed).
 	ID runtime.ContainerID
@@ -34,8 +34,10 @@ type Call struct {
 	Spec runtime.ContainerSpec
 	// Grace is Stop's grace period.
 	Grace time.Duration
-	// Cmd is Exec's command.
+	// Cmd is Exec's and ExecTTY's command.
 	Cmd []string
+	// Sizes are the terminal sizes ExecTTY received while the command ran.
+	Sizes []runtime.TerminalSize
 }
 
 // ExecFunc answers an Exec in place of a process.
@@ -200,6 +202,52 @@ func (f *Fake) Exec(_ context.Context, id runtime.ContainerID, cmd []string, std
 		return runtime.ExecResult{}, nil
 	}
 	return fn(id, cmd, stdin, stdout, stderr)
+}
+
+// ExecTTY implements runtime.Runtime: as Exec, the ExecFunc (SetExec) getting
+// stdout as its stdout and stderr (a terminal has one output). The sizes received
+// from resize until it returns are recorded in the call.
+func (f *Fake) ExecTTY(_ context.Context, id runtime.ContainerID, cmd []string, stdin io.Reader, stdout io.Writer, resize <-chan runtime.TerminalSize) (runtime.ExecResult, error) {
+	f.mu.Lock()
+	c, ok := f.containers[id]
+	fn := f.exec
+	f.mu.Unlock()
+	call := Call{Op: "ExecTTY", ID: id, Cmd: slices.Clone(cmd)}
+	defer func() {
+		f.mu.Lock()
+		f.calls = append(f.calls, call)
+		f.mu.Unlock()
+	}()
+	if !ok {
+		return runtime.ExecResult{}, fmt.Errorf("exec: container %s: %w", id, runtime.ErrNotFound)
+	}
+	if c.status.State != runtime.StateRunning {
+		return runtime.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, runtime.ErrNotRunning)
+	}
+	stop, collected := make(chan struct{}), make(chan []runtime.TerminalSize)
+	go func() {
+		var sizes []runtime.TerminalSize
+		defer func() { collected <- sizes }()
+		for {
+			select {
+			case sz, ok := <-resize:
+				if !ok {
+					<-stop
+					return
+				}
+				sizes = append(sizes, sz)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	res, err := runtime.ExecResult{}, error(nil)
+	if fn != nil {
+		res, err = fn(id, cmd, stdin, stdout, stdout)
+	}
+	close(stop)
+	call.Sizes = <-collected
+	return res, err
 }
 
 // Exit makes a running container exit with code, as if its program had ended.

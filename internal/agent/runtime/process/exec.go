@@ -29,48 +29,11 @@ const execWaitDelay = time.Second
 // output has been copied, for at most execWaitDelay more); a stdin still open then
 // is read on until it ends, which is up to the caller.
 func (r *Runtime) Exec(ctx context.Context, id runtime.ContainerID, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (runtime.ExecResult, error) {
-	if len(cmd) == 0 || cmd[0] == "" {
-		return runtime.ExecResult{}, errors.New("exec: no command")
-	}
-	if !validID(id) {
-		return runtime.ExecResult{}, fmt.Errorf("exec: container %q: %w", id, runtime.ErrNotFound)
-	}
-	st, err := r.loadState(id)
+	c, err := r.execCommand(ctx, id, cmd)
 	if err != nil {
-		return runtime.ExecResult{}, fmt.Errorf("exec: %w", err)
-	}
-	cs, err := r.statusOf(st)
-	if err != nil {
-		return runtime.ExecResult{}, fmt.Errorf("exec: %w", err)
-	}
-	if cs.State != runtime.StateRunning || cs.Pid == 0 {
-		return runtime.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, runtime.ErrNotRunning)
-	}
-	nsenter, err := exec.LookPath("nsenter")
-	if err != nil {
-		return runtime.ExecResult{}, fmt.Errorf("exec needs nsenter(1) from util-linux: %w", err)
-	}
-	spec := st.Spec
-	// What the container sees is under /proc/PID/root: its root, through its mounts.
-	root := filepath.Join("/proc", strconv.Itoa(cs.Pid), "root")
-	wd := spec.WorkingDir
-	if wd == "" {
-		wd = "/"
-	}
-	if err := findInContainer(root, wd, cmd[0], spec.Env); err != nil {
 		return runtime.ExecResult{}, err
 	}
-	uid, gid := containerUser(spec, filepath.Join(root, "etc/passwd"))
-	args := []string{
-		"--target", strconv.Itoa(cs.Pid), "--net", "--mount", "--uts",
-		"--setuid", strconv.FormatInt(uid, 10), "--setgid", strconv.FormatInt(gid, 10),
-		"--wdns=" + wd, "--",
-	}
-	c := exec.CommandContext(ctx, nsenter, append(args, cmd...)...)
-	c.Env = spec.Env
-	c.Dir = "/"
 	c.Stdout, c.Stderr = stdout, stderr
-	c.WaitDelay = execWaitDelay
 	// Its own process group: a signal to the agent's group (Ctrl-C) is not for it.
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if stdin != nil {
@@ -95,6 +58,60 @@ func (r *Runtime) Exec(ctx context.Context, id runtime.ContainerID, cmd []string
 	if err == nil {
 		err = c.Wait()
 	}
+	return execResult(ctx, id, c, err)
+}
+
+// execCommand prepares cmd to run in the running container id: `nsenter --target
+// PID --net --mount --uts --setuid U --setgid G --wdns DIR -- CMD` with the
+// container's environment, ended by ctx. The streams and process attributes are
+// the caller's.
+func (r *Runtime) execCommand(ctx context.Context, id runtime.ContainerID, cmd []string) (*exec.Cmd, error) {
+	if len(cmd) == 0 || cmd[0] == "" {
+		return nil, errors.New("exec: no command")
+	}
+	if !validID(id) {
+		return nil, fmt.Errorf("exec: container %q: %w", id, runtime.ErrNotFound)
+	}
+	st, err := r.loadState(id)
+	if err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	cs, err := r.statusOf(st)
+	if err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	if cs.State != runtime.StateRunning || cs.Pid == 0 {
+		return nil, fmt.Errorf("exec in container %s: %w", id, runtime.ErrNotRunning)
+	}
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return nil, fmt.Errorf("exec needs nsenter(1) from util-linux: %w", err)
+	}
+	spec := st.Spec
+	// What the container sees is under /proc/PID/root: its root, through its mounts.
+	root := filepath.Join("/proc", strconv.Itoa(cs.Pid), "root")
+	wd := spec.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
+	if err := findInContainer(root, wd, cmd[0], spec.Env); err != nil {
+		return nil, err
+	}
+	uid, gid := containerUser(spec, filepath.Join(root, "etc/passwd"))
+	args := []string{
+		"--target", strconv.Itoa(cs.Pid), "--net", "--mount", "--uts",
+		"--setuid", strconv.FormatInt(uid, 10), "--setgid", strconv.FormatInt(gid, 10),
+		"--wdns=" + wd, "--",
+	}
+	c := exec.CommandContext(ctx, nsenter, append(args, cmd...)...)
+	c.Env = spec.Env
+	c.Dir = "/"
+	c.WaitDelay = execWaitDelay
+	return c, nil
+}
+
+// execResult is the outcome of c, which ran (or failed to start) with err.
+func execResult(ctx context.Context, id runtime.ContainerID, c *exec.Cmd, err error) (runtime.ExecResult, error) {
 	if ctx.Err() != nil {
 		return runtime.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, ctx.Err())
 	}

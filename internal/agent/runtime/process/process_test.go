@@ -558,6 +558,23 @@ func TestExec(t *testing.T) {
 			}
 		})
 	}
+	t.Run("tty", func(t *testing.T) {
+		// A terminal of the size sent, as the command's controlling terminal,
+		// TERM=xterm; what is typed is echoed and read; the exit code comes back.
+		resize := make(chan runtime.TerminalSize, 1)
+		resize <- runtime.TerminalSize{Width: 123, Height: 45}
+		var out bytes.Buffer
+		res, err := r.ExecTTY(t.Context(), cs.ID, []string{"sh", "-c", "stty size; tty; echo $TERM; read x; echo got $x; exit 4"},
+			strings.NewReader("typed\n"), &out, resize)
+		if err != nil {
+			t.Fatalf("ExecTTY: %v", err)
+		}
+		text := strings.ReplaceAll(out.String(), "\r", "")
+		if res.ExitCode != 4 || !strings.Contains(text, "45 123\n") || !strings.Contains(text, "/dev/pts/") ||
+			!strings.Contains(text, "xterm\n") || !strings.Contains(text, "got typed\n") {
+			t.Errorf("exit %d, output %q; want exit 4, the size 45 123, a /dev/pts terminal, xterm, got typed", res.ExitCode, text)
+		}
+	})
 	// A stdin that stays open (an interactive stream) does not hold Exec up.
 	openStdin, w := io.Pipe()
 	t.Cleanup(func() { _ = w.Close() })

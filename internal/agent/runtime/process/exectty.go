@@ -1,0 +1,148 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kubesvc/kubesvc/internal/agent/runtime"
+)
+
+// ExecTTY implements runtime.Runtime: Exec's nsenter command with a new
+// pseudo-terminal from /dev/ptmx as its stdin, stdout and stderr and as the
+// controlling terminal of a session of its own (setsid, TIOCSCTTY), which is what
+// runc gives an exec with a terminal. The terminal's output is copied to stdout
+// until the command has exited and every holder of the terminal has closed it
+// (at most execWaitDelay more); a stdin still open then is read on until it ends.
+func (r *Runtime) ExecTTY(ctx context.Context, id runtime.ContainerID, cmd []string, stdin io.Reader, stdout io.Writer, resize <-chan runtime.TerminalSize) (runtime.ExecResult, error) {
+	c, err := r.execCommand(ctx, id, cmd)
+	if err != nil {
+		return runtime.ExecResult{}, err
+	}
+	if envValue(c.Env, "TERM") == "" {
+		c.Env = append(slices.Clone(c.Env), "TERM=xterm")
+	}
+	ptmx, pts, err := openPTY()
+	if err != nil {
+		return runtime.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	defer ptmx.Close()
+	// The size the client has already sent, before the command reads it.
+	for queued := true; queued && resize != nil; {
+		select {
+		case sz, ok := <-resize:
+			if !ok {
+				resize = nil
+				break
+			}
+			_ = setTerminalSize(ptmx, sz)
+		default:
+			queued = false
+		}
+	}
+	c.Stdin, c.Stdout, c.Stderr = pts, pts, pts
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	err = c.Start()
+	// The command has the terminal; ours would keep it open after it exits (and
+	// the end of its output would never come).
+	_ = pts.Close()
+	if err != nil {
+		return execResult(ctx, id, c, err)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case sz, ok := <-resize:
+				if !ok {
+					return
+				}
+				_ = setTerminalSize(ptmx, sz)
+			case <-done:
+				return
+			}
+		}
+	}()
+	if stdin != nil {
+		go func() { _, _ = io.Copy(ptmx, stdin) }()
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		// It ends with EIO once no process holds the terminal, or when ptmx closes.
+		_, _ = io.Copy(stdout, ptmx)
+	}()
+	err = c.Wait()
+	select {
+	case <-copied:
+	case <-time.After(execWaitDelay):
+		_ = ptmx.Close()
+		<-copied
+	}
+	return execResult(ctx, id, c, err)
+}
+
+// openPTY opens a new pseudo-terminal pair: the master (ptmx, read and written
+// through the runtime's poller) and its slave (pts), neither becoming the agent's
+// controlling terminal.
+func openPTY() (ptmx, pts *os.File, err error) {
+	ptmx, err = os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open pseudo-terminal: %w", err)
+	}
+	rc, err := ptmx.SyscallConn()
+	if err != nil {
+		ptmx.Close()
+		return nil, nil, fmt.Errorf("open pseudo-terminal: %w", err)
+	}
+	var n uint32
+	var ioctlErr error
+	if err := rc.Control(func(fd uintptr) {
+		if ioctlErr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ioctlErr != nil {
+			return
+		}
+		n, ioctlErr = unix.IoctlGetUint32(int(fd), unix.TIOCGPTN)
+	}); err != nil || ioctlErr != nil {
+		ptmx.Close()
+		return nil, nil, fmt.Errorf("unlock pseudo-terminal: %w", firstErr(err, ioctlErr))
+	}
+	pts, err = os.OpenFile("/dev/pts/"+strconv.FormatUint(uint64(n), 10), os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		ptmx.Close()
+		return nil, nil, fmt.Errorf("open pseudo-terminal: %w", err)
+	}
+	return ptmx, pts, nil
+}
+
+// setTerminalSize sets the terminal's size (TIOCSWINSZ; the kernel signals
+// SIGWINCH to its foreground process group).
+func setTerminalSize(ptmx *os.File, sz runtime.TerminalSize) error {
+	rc, err := ptmx.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ioctlErr error
+	if err := rc.Control(func(fd uintptr) {
+		ioctlErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+	}); err != nil {
+		return err
+	}
+	return ioctlErr
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
