@@ -19,9 +19,10 @@ import (
 // runs each `$ COMMAND` of the page's console blocks from the repository's root
 // (sudo dropped: the test is root), and each `<!-- wait: COMMAND -->` (a step a
 // reader does by waiting). Every command must succeed and print as many lines
-// on stdout as the page shows, with the same table header; a `cat` prints the
-// page's text exactly. Names, addresses and ages differ from run to run and are
-// not compared; nor are warnings on stderr (kubectl's differ by version).
+// as the page shows, with the same table header (a command the page shows
+// failing must fail); a `cat` prints the page's text exactly. Names, addresses
+// and ages differ from run to run and are not compared; nor are "Warning:"
+// lines (kubectl's differ by version).
 func TestWalkthroughs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs kubesvc up with a real node")
@@ -60,17 +61,22 @@ func TestWalkthroughs(t *testing.T) {
 				}
 			}()
 			k := s.kubectl(t)
+			// A reader starts typing a second or more after kubesvc up: by
+			// then the node is Ready and the cluster DNS answers.
+			k.ok("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+			eventually(t, "the cluster DNS answering", 30*time.Second, func() error {
+				return exec.Command("dig", "+short", "+time=1", "+tries=1", "@10.96.0.10", "kubernetes.default.svc.cluster.local").Run()
+			})
 			root := filepath.Join(pkgDir, "..", "..")
 			for _, st := range steps {
 				ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 				cmd := exec.CommandContext(ctx, "sh", "-c", st.command)
 				cmd.Dir, cmd.Env = root, k.environ()
-				var stderr strings.Builder
-				cmd.Stderr = &stderr
-				out, err := cmd.Output()
+				out, err := cmd.CombinedOutput()
 				cancel()
-				if err != nil {
-					t.Fatalf("%s:%d: %s: %v\n%s%s", filepath.Base(page), st.line, st.command, err, out, stderr.String())
+				if fails := st.expectsFailure(); err != nil && !fails || err == nil && fails {
+					t.Fatalf("%s:%d: %s: exit %v (the page shows it %s)\n%s", filepath.Base(page), st.line, st.command, err,
+						map[bool]string{true: "failing", false: "succeeding"}[fails], out)
 				}
 				if st.wait {
 					continue
@@ -127,6 +133,22 @@ func parseWalkthrough(path string) ([]walkStep, []string, error) {
 	return steps, up, sc.Err()
 }
 
+// expectsFailure reports whether the page shows the command failing (an API
+// error or kubectl's).
+func (st walkStep) expectsFailure() bool {
+	for _, l := range st.want {
+		if strings.HasPrefix(l, "Error from server") || strings.HasPrefix(l, "error: ") || strings.Contains(l, " is invalid: ") {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutWarnings drops "Warning:" lines.
+func withoutWarnings(lines []string) []string {
+	return slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.HasPrefix(l, "Warning: ") })
+}
+
 // compareOutput checks out against what the page shows: a cat exactly, others
 // by their line count and table header. "" when it matches.
 func compareOutput(st walkStep, out string) string {
@@ -140,10 +162,11 @@ func compareOutput(st walkStep, out string) string {
 		}
 		return ""
 	}
-	if len(got) != len(st.want) {
+	got, want := withoutWarnings(got), withoutWarnings(st.want)
+	if len(got) != len(want) {
 		return "line count differs"
 	}
-	if len(got) > 0 && strings.HasPrefix(st.want[0], "NAME") && strings.Join(strings.Fields(got[0]), " ") != strings.Join(strings.Fields(st.want[0]), " ") {
+	if len(got) > 0 && strings.HasPrefix(want[0], "NAME") && strings.Join(strings.Fields(got[0]), " ") != strings.Join(strings.Fields(want[0]), " ") {
 		return "table header differs"
 	}
 	return ""
