@@ -83,7 +83,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 	image := k.image(ctx)
 	backoff := 200 * time.Millisecond
 	for {
-		err := k.sync(ctx, image, started)
+		rv, err := k.sync(ctx, image, started)
 		if err != nil && ctx.Err() == nil {
 			k.log().Warn("keeping the DNS mirror pod", "pod", Namespace+"/"+Name(k.NodeName), "err", err)
 		}
@@ -93,48 +93,50 @@ func (k *Keeper) Run(ctx context.Context) error {
 		} else {
 			backoff = 200 * time.Millisecond
 		}
-		if !k.waitChange(ctx, wait) {
+		if !k.waitChange(ctx, rv, wait) {
 			k.markStopped(started)
 			return nil
 		}
 	}
 }
 
-// waitChange waits for a change of the pod (a watch event) or d, whichever is
-// first; false when ctx ended.
-func (k *Keeper) waitChange(ctx context.Context, d time.Duration) bool {
+// waitChange waits for a change of the pod after resourceVersion rv (a watch
+// event) or d, whichever is first; false when ctx ended. Watching from the
+// version the keeper last saw, not from now, keeps a change made in between
+// (the node lifecycle controller marking the pods of a node that was not
+// ready yet) from going unnoticed until the next resync. Without rv, or when
+// the watch cannot start there, it returns at once: the caller syncs again.
+func (k *Keeper) waitChange(ctx context.Context, rv string, d time.Duration) bool {
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	w, err := k.Client.CoreV1().Pods(Namespace).Watch(wctx, metav1.ListOptions{
-		FieldSelector: fields.OneTermEqualSelector("metadata.name", Name(k.NodeName)).String(),
-	})
-	if err == nil {
-		defer w.Stop()
-		first := true
-		for {
+	if rv != "" {
+		w, err := k.Client.CoreV1().Pods(Namespace).Watch(wctx, metav1.ListOptions{
+			FieldSelector:   fields.OneTermEqualSelector("metadata.name", Name(k.NodeName)).String(),
+			ResourceVersion: rv,
+		})
+		if err == nil {
+			defer w.Stop()
 			select {
-			case ev, ok := <-w.ResultChan():
-				if !ok {
-					return ctx.Err() == nil
-				}
-				// The watch starts with the pod as it is (an ADDED event): that is
-				// no change.
-				if first && ev.Type == "ADDED" {
-					first = false
-					continue
-				}
-				return ctx.Err() == nil
+			case <-w.ResultChan():
 			case <-wctx.Done():
-				return ctx.Err() == nil
 			}
+			return ctx.Err() == nil
+		}
+		if ctx.Err() == nil && !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+			k.log().Debug("watching the DNS mirror pod", "err", err)
 		}
 	}
-	<-wctx.Done()
+	// No watch: a short wait, then a sync (which reads the pod again).
+	select {
+	case <-ctx.Done():
+	case <-time.After(min(d, time.Second)):
+	}
 	return ctx.Err() == nil
 }
 
-// sync makes the pod exist with the status it is to show.
-func (k *Keeper) sync(ctx context.Context, image string, started time.Time) error {
+// sync makes the pod exist with the status it is to show. It returns the pod's
+// resourceVersion as it left it.
+func (k *Keeper) sync(ctx context.Context, image string, started time.Time) (string, error) {
 	pods := k.Client.CoreV1().Pods(Namespace)
 	name := Name(k.NodeName)
 	cur, err := pods.Get(ctx, name, metav1.GetOptions{})
@@ -142,7 +144,7 @@ func (k *Keeper) sync(ctx context.Context, image string, started time.Time) erro
 	case apierrors.IsNotFound(err):
 		cur = nil
 	case err != nil:
-		return fmt.Errorf("reading the pod: %w", err)
+		return "", fmt.Errorf("reading the pod: %w", err)
 	}
 	if cur != nil && (cur.DeletionTimestamp != nil || !k.isOurs(cur)) {
 		// Deleted by someone (nobody else finishes a mirror pod's deletion), or
@@ -151,7 +153,7 @@ func (k *Keeper) sync(ctx context.Context, image string, started time.Time) erro
 			GracePeriodSeconds: ptr.To(int64(0)), Preconditions: metav1.NewUIDPreconditions(string(cur.UID)),
 		})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("finishing the pod's deletion: %w", err)
+			return "", fmt.Errorf("finishing the pod's deletion: %w", err)
 		}
 		k.log().Info("the DNS mirror pod was deleted: making it again", "pod", Namespace+"/"+name)
 		cur = nil
@@ -159,7 +161,7 @@ func (k *Keeper) sync(ctx context.Context, image string, started time.Time) erro
 	var node *corev1.Node
 	if cur == nil || k.hostIPs == nil {
 		if node, err = k.Client.CoreV1().Nodes().Get(ctx, k.NodeName, metav1.GetOptions{}); err != nil {
-			return fmt.Errorf("node %s: %w", k.NodeName, err)
+			return "", fmt.Errorf("node %s: %w", k.NodeName, err)
 		}
 		k.hostIPs = []string{}
 		for _, a := range node.Status.Addresses {
@@ -171,20 +173,21 @@ func (k *Keeper) sync(ctx context.Context, image string, started time.Time) erro
 	if cur == nil {
 		cur, err = pods.Create(ctx, k.pod(node, image), metav1.CreateOptions{})
 		if err != nil {
-			return fmt.Errorf("creating the pod: %w", err)
+			return "", fmt.Errorf("creating the pod: %w", err)
 		}
 		k.log().Info("created the DNS mirror pod", "pod", Namespace+"/"+name)
 	}
 	want := k.status(cur, started, false)
 	if sameStatus(cur.Status, want) {
-		return nil
+		return cur.ResourceVersion, nil
 	}
 	p := cur.DeepCopy()
 	p.Status = want
-	if _, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("writing the pod's status: %w", err)
+	updated, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("writing the pod's status: %w", err)
 	}
-	return nil
+	return updated.ResourceVersion, nil
 }
 
 // markStopped writes the pod's status as stopped (not ready), on a context of

@@ -152,3 +152,38 @@ func TestKeeperWaitsForNode(t *testing.T) {
 	}
 	eventually(t, "the pod made", func() error { _, err := getPod(client); return err })
 }
+
+// Without resyncs, a change someone else makes (the node lifecycle controller
+// marking the pod not ready) reaches the keeper through its watch, which starts
+// at the version the keeper wrote.
+func TestKeeperWatchesFromItsWrite(t *testing.T) {
+	client := fake.NewClientset(node("n1"))
+	k := &Keeper{Client: client, NodeName: "n1", PodIP: netip.MustParseAddr("10.244.0.1"), Image: "i", Resync: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	ready := func() error {
+		p, err := getPod(client)
+		if err != nil {
+			return err
+		}
+		if !podReady(p) {
+			return fmt.Errorf("not ready")
+		}
+		return nil
+	}
+	eventually(t, "the pod ready", ready)
+	for range 3 {
+		p, _ := getPod(client)
+		for i, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				p.Status.Conditions[i].Status = corev1.ConditionFalse
+			}
+		}
+		if _, err := client.CoreV1().Pods(Namespace).UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the pod ready again", ready)
+	}
+}
