@@ -94,7 +94,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 			backoff = 200 * time.Millisecond
 		}
 		if !k.waitChange(ctx, rv, wait) {
-			k.markStopped(started)
+			k.markStopped(ctx, started)
 			return nil
 		}
 	}
@@ -190,10 +190,10 @@ func (k *Keeper) sync(ctx context.Context, image string, started time.Time) (str
 	return updated.ResourceVersion, nil
 }
 
-// markStopped writes the pod's status as stopped (not ready), on a context of
-// its own: the one Run got has ended.
-func (k *Keeper) markStopped(started time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// markStopped writes the pod's status as stopped (not ready), within 2 s and
+// past the end of ctx (which has ended: that is why it is called).
+func (k *Keeper) markStopped(parent context.Context, started time.Time) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 2*time.Second)
 	defer cancel()
 	pods := k.Client.CoreV1().Pods(Namespace)
 	for range 2 { // once more after a conflict
