@@ -246,7 +246,9 @@ func child(o options) error {
 		m.Queries = o.queries
 		slices.Sort(lat)
 		if len(lat) > 0 {
-			pct := func(p float64) string { return lat[min(len(lat)-1, int(float64(len(lat))*p))].Round(time.Microsecond).String() }
+			pct := func(p float64) string {
+				return lat[min(len(lat)-1, int(float64(len(lat))*p))].Round(time.Microsecond).String()
+			}
 			m.P50, m.P90, m.P99, m.Max = pct(0.5), pct(0.9), pct(0.99), lat[len(lat)-1].Round(time.Microsecond).String()
 		}
 		var wg sync.WaitGroup

@@ -17,6 +17,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/component"
 	"github.com/kubesvc/kubesvc/internal/controller"
 	"github.com/kubesvc/kubesvc/internal/controller/manager"
+	"github.com/kubesvc/kubesvc/internal/controller/servicelb"
 )
 
 // serverFlags are the flags of `kubesvc server` (the names are a contract).
@@ -54,6 +55,7 @@ func (f *serverFlags) add(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.ctrl.NodeMonitorGracePeriod, "node-monitor-grace-period", d.NodeMonitorGracePeriod, "a node whose Lease is older than this is marked Ready=Unknown")
 	fs.DurationVar(&f.ctrl.PodEvictionTimeout, "pod-eviction-timeout", d.PodEvictionTimeout, "pods on an unreachable node are deleted after this (unless they tolerate longer)")
 	fs.IntVar(&f.ctrl.Workers, "concurrent-syncs", d.Workers, "concurrent syncs per controller")
+	fs.StringArrayVar(&f.ctrl.LoadBalancerIPRanges, "loadbalancer-ip-range", nil, "address pool of LoadBalancer Services, a CIDR or FIRST-LAST, IPv4 or IPv6 (repeatable); without it LoadBalancer Services get the ready nodes' InternalIPs")
 }
 
 // runner builds the API server and a component runner holding it ("server") and the
@@ -63,6 +65,9 @@ func (f *serverFlags) add(fs *pflag.FlagSet) {
 func (f *serverFlags) runner(onReady func(*apiserver.Server)) (*apiserver.Server, *component.Runner, error) {
 	log, err := f.logger()
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := servicelb.ValidateRanges(f.ctrl.LoadBalancerIPRanges); err != nil {
 		return nil, nil, err
 	}
 	reg, err := newMetricsRegistry()

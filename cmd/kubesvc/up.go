@@ -93,6 +93,9 @@ type upOptions struct {
 // (see runner), the real node agent when o.agent, then the simulated nodes. Once
 // the server answers, it tells out where it is.
 func (f *serverFlags) upRunner(o upOptions, out io.Writer) (*component.Runner, error) {
+	// One node that proxies, this machine: its node-mode LoadBalancer Services are
+	// reachable on localhost too, as on Docker Desktop.
+	f.ctrl.LoadBalancerLocalhost = o.agent && !o.disableProxy && o.simulated == 0
 	cfg := f.config()
 	kubeconfig := cfg.KubeconfigPath()
 	log, err := f.logger()

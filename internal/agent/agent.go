@@ -25,6 +25,9 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/clock"
+
+	"github.com/kubesvc/kubesvc/internal/agent/lbannounce"
+	"github.com/kubesvc/kubesvc/internal/agent/podnet"
 )
 
 // Component is the event source of the agent, as the kubelet's.
@@ -125,6 +128,27 @@ func New(cfg Config) (*Agent, error) {
 	return a, nil
 }
 
+// startLBAnnouncer answers ARP for the pool-mode load-balancer addresses this
+// node owns (package lbannounce). Only on the real pod network (never with the
+// fakes of tests, in the machine's own network namespace) and with an address
+// of the node's own, whose interface is the uplink.
+func (a *Agent) startLBAnnouncer(run func(func(context.Context))) {
+	if _, real := a.cfg.Network.(*podnet.Netlink); !real || !a.cfg.NodeIP.IsValid() {
+		return
+	}
+	ann, err := lbannounce.New(lbannounce.Config{Client: a.client, NodeName: a.cfg.NodeName, NodeIP: a.cfg.NodeIP,
+		Log: a.log.With("component", "lbannounce")})
+	if err != nil {
+		a.log.Error("load-balancer addresses are not announced", "err", err)
+		return
+	}
+	run(func(ctx context.Context) {
+		if err := ann.Run(ctx); err != nil {
+			a.log.Error("load-balancer addresses are not announced", "err", err)
+		}
+	})
+}
+
 // Run registers the Node and runs the node until ctx ends, then returns nil (or the
 // error that kept it from starting). Like the kubelet it leaves the Node and every
 // pod running when it stops: a restarted agent adopts them. Run may be called once.
@@ -205,6 +229,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.routesLoop)
 	run(a.relistLoop)
 	run(a.dispatchLoop)
+	a.startLBAnnouncer(run)
 	<-ctx.Done()
 	loops.Wait()
 	a.wg.Wait()

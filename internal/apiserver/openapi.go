@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"net/http"
+	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -9,33 +10,46 @@ import (
 	"github.com/kubesvc/kubesvc/internal/apiserver/openapi"
 )
 
-// openapiDocs are the OpenAPI v3 documents, generated once at start.
+// openapiDocs are the OpenAPI documents: the v3 documents, generated once at
+// start, and the v2 document, generated on its first request (openapiv2.go).
 type openapiDocs struct {
 	index []byte
 	docs  map[string][]byte // "api/v1" -> document
 	hash  map[string]string
+	v2    *openapiV2
 }
 
-func buildOpenAPI(s *Server) (*openapiDocs, error) {
-	d := &openapiDocs{docs: map[string][]byte{}, hash: map[string]string{}}
-	// One generator for all group-versions: they share most component schemas.
-	gen := openapi.NewGenerator()
+// openapiResources lists the served resources of every group-version, sorted
+// by group-version, as the openapi package describes them.
+func openapiResources(s *Server) []openapi.GroupVersionResources {
+	out := make([]openapi.GroupVersionResources, 0, len(s.byGV))
 	for gvKey, hs := range s.byGV {
 		group, version, _ := strings.Cut(gvKey, "/")
-		var rs []openapi.Resource
+		gr := openapi.GroupVersionResources{GroupVersion: schema.GroupVersion{Group: group, Version: version}}
 		for _, h := range hs {
-			rs = append(rs, openapi.Resource{
+			gr.Resources = append(gr.Resources, openapi.Resource{
 				Name: h.res.Name, Kind: h.res.Kind, Namespaced: h.res.Namespaced,
 				Object: h.res.New(), List: h.res.NewList(),
 				Subresources: h.res.Subresources, Verbs: h.res.Verbs,
 			})
 		}
-		gv := schema.GroupVersion{Group: group, Version: version}
-		doc, err := gen.Document(gv, rs)
+		out = append(out, gr)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GroupVersion.String() < out[j].GroupVersion.String() })
+	return out
+}
+
+func buildOpenAPI(s *Server) (*openapiDocs, error) {
+	d := &openapiDocs{docs: map[string][]byte{}, hash: map[string]string{}}
+	groups := openapiResources(s)
+	// One generator for all group-versions: they share most component schemas.
+	gen := openapi.NewGenerator()
+	for _, gr := range groups {
+		doc, err := gen.Document(gr.GroupVersion, gr.Resources)
 		if err != nil {
 			return nil, err
 		}
-		p := openapi.GroupVersionPath(gv)
+		p := openapi.GroupVersionPath(gr.GroupVersion)
 		d.docs[p] = doc
 		d.hash[p] = openapi.Hash(doc)
 	}
@@ -44,11 +58,20 @@ func buildOpenAPI(s *Server) (*openapiDocs, error) {
 		return nil, err
 	}
 	d.index = idx
+	// The v2 document gets a generator of its own when it is first asked for,
+	// so that the v3 generator's cache is not kept for it.
+	d.v2 = newOpenAPIV2(func() ([]byte, error) {
+		return openapi.NewGenerator().SwaggerDocument(groups)
+	})
 	return d, nil
 }
 
 func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimSuffix(r.URL.Path, "/")
+	if p == "/openapi/v2" {
+		s.serveOpenAPIV2(w, r)
+		return
+	}
 	if p == "/openapi/v3" {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(s.openapi.index)
@@ -57,7 +80,6 @@ func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	key := strings.TrimPrefix(p, "/openapi/v3/")
 	doc, ok := s.openapi.docs[key]
 	if !ok || !strings.HasPrefix(p, "/openapi/v3/") {
-		// /openapi/v2 would have to be gnostic protobuf; kubectl falls back fine on 404.
 		s.writeError(w, r, notFoundPath())
 		return
 	}

@@ -19,7 +19,7 @@ func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveRootPaths(w http.ResponseWriter, r *http.Request) {
-	paths := []string{"/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v3", "/readyz", "/version"}
+	paths := []string{"/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3", "/readyz", "/version"}
 	for gv := range s.byGV {
 		if gv[0] != '/' {
 			paths = append(paths, "/apis/"+gv)

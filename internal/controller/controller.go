@@ -51,6 +51,14 @@ type Options struct {
 	PodEvictionTimeout time.Duration
 	// Workers is the number of concurrent syncs per controller.
 	Workers int
+	// LoadBalancerIPRanges is the service-lb-controller's address pool
+	// (--loadbalancer-ip-range, each a CIDR or FIRST-LAST); empty means node
+	// mode: LoadBalancer Services get the ready nodes' InternalIPs.
+	LoadBalancerIPRanges []string
+	// LoadBalancerLocalhost lists "localhost" as an ingress hostname of every
+	// node-mode LoadBalancer Service (a one-node kubesvc up, whose proxy then
+	// serves the Service on 127.0.0.1).
+	LoadBalancerLocalhost bool
 }
 
 // DefaultOptions are kube-controller-manager's defaults.

@@ -79,9 +79,13 @@ func slimService(s *corev1.Service) *corev1.Service {
 		}
 	}
 	for _, ing := range s.Status.LoadBalancer.Ingress {
-		if ing.IP != "" {
+		switch {
+		case ing.IP != "":
 			out.Status.LoadBalancer.Ingress = append(out.Status.LoadBalancer.Ingress,
 				corev1.LoadBalancerIngress{IP: ing.IP, IPMode: ing.IPMode})
+		case ing.Hostname == LocalhostIngressHostname:
+			out.Status.LoadBalancer.Ingress = append(out.Status.LoadBalancer.Ingress,
+				corev1.LoadBalancerIngress{Hostname: ing.Hostname})
 		}
 	}
 	return out

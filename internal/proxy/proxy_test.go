@@ -453,6 +453,15 @@ func TestSlimObjects(t *testing.T) {
 	if !servicePortsEqual(buildServicePorts(full), buildServicePorts(slim)) {
 		t.Error("slimming a Service changed its ServicePorts")
 	}
+	full.Status.LoadBalancer.Ingress = append(full.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{Hostname: LocalhostIngressHostname})
+	delete(full.Labels, LabelServiceProxyName) // proxied, so that it has ServicePorts
+	got, err = slimObject(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp := buildServicePorts(got.(*corev1.Service)); len(sp) != 1 || !sp[0].LocalhostLoadBalancer {
+		t.Errorf("slim Service lost the localhost ingress: %+v", got.(*corev1.Service).Status)
+	}
 	again, _ := slimObject(slim)
 	if diff := cmp.Diff(slim, again); diff != "" {
 		t.Errorf("slimObject is not idempotent:\n%s", diff)

@@ -166,7 +166,12 @@ func buildServicePorts(svc *corev1.Service) servicePorts {
 	}
 	externalIPs := parseAddrs(svc.Spec.ExternalIPs)
 	var lbIPs []netip.Addr
+	localhostLB := false
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ing.IP == "" && ing.Hostname == LocalhostIngressHostname {
+			localhostLB = typ == corev1.ServiceTypeLoadBalancer
+			continue
+		}
 		// ipMode Proxy: the load balancer delivers to the node with its own
 		// destination address, so the VIP must not be short-circuited here.
 		if ing.IP == "" || (ing.IPMode != nil && *ing.IPMode == corev1.LoadBalancerIPModeProxy) {
@@ -217,6 +222,7 @@ func buildServicePorts(svc *corev1.Service) servicePorts {
 			Protocol:                 proto,
 			ExternalIPs:              externalIPs,
 			LoadBalancerIPs:          lbIPs,
+			LocalhostLoadBalancer:    localhostLB,
 			LoadBalancerSourceRanges: ranges,
 			AffinityTimeout:          affinity,
 			ExternalPolicyLocal:      externalLocal,
@@ -300,6 +306,7 @@ func (p *ServicePort) equal(o *ServicePort) bool {
 		p.NodePort == o.NodePort &&
 		slices.Equal(p.ExternalIPs, o.ExternalIPs) &&
 		slices.Equal(p.LoadBalancerIPs, o.LoadBalancerIPs) &&
+		p.LocalhostLoadBalancer == o.LocalhostLoadBalancer &&
 		slices.Equal(p.LoadBalancerSourceRanges, o.LoadBalancerSourceRanges) &&
 		p.AffinityTimeout == o.AffinityTimeout &&
 		p.ExternalPolicyLocal == o.ExternalPolicyLocal &&

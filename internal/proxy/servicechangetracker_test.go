@@ -125,6 +125,20 @@ func TestBuildServicePorts(t *testing.T) {
 			}),
 		},
 		{
+			name: "LoadBalancer ingress: hostname localhost asks for the node's loopback",
+			svc: svc("ns", "web", withType(corev1.ServiceTypeLoadBalancer), withPorts(port("", corev1.ProtocolTCP, 80, 30080)),
+				lbIngress(
+					corev1.LoadBalancerIngress{IP: "192.0.2.11", IPMode: ptr.To(corev1.LoadBalancerIPModeVIP)},
+					corev1.LoadBalancerIngress{Hostname: "localhost"},
+				)),
+			want: base(func(p *ServicePort) {
+				p.Type = corev1.ServiceTypeLoadBalancer
+				p.NodePort = 30080
+				p.LoadBalancerIPs = addrs("192.0.2.11")
+				p.LocalhostLoadBalancer = true
+			}),
+		},
+		{
 			name: "source ranges trimmed and masked",
 			svc: svc("ns", "web", func(s *corev1.Service) {
 				s.Spec.LoadBalancerSourceRanges = []string{" 192.0.2.7/24 ", "2001:db8::/32", "junk"}

@@ -84,6 +84,13 @@ type ServicePort struct {
 	// LoadBalancerIPs are status.loadBalancer.ingress[].ip (those whose ipMode is
 	// not Proxy).
 	LoadBalancerIPs []netip.Addr
+	// LocalhostLoadBalancer is an ingress of hostname "localhost" (and no IP)
+	// on a LoadBalancer Service: the service-lb-controller's way of saying, on
+	// a one-node cluster, that the node itself reaches the Service on
+	// localhost:PORT. The backends program it as they program localhost
+	// NodePorts (127.0.0.1 from the node itself, route_localnet), and only where
+	// those are on (IPv4; IPv6 cannot route ::1 off the loopback device).
+	LocalhostLoadBalancer bool
 	// LoadBalancerSourceRanges is spec.loadBalancerSourceRanges (empty: any source).
 	LoadBalancerSourceRanges []netip.Prefix
 	// AffinityTimeout is the ClientIP session affinity timeout; 0 is affinity None.
@@ -103,8 +110,12 @@ type ServicePort struct {
 // ExternallyAccessible reports whether the port takes traffic from outside the
 // cluster (a node port, an external IP or a load-balancer IP).
 func (p *ServicePort) ExternallyAccessible() bool {
-	return p.NodePort != 0 || len(p.ExternalIPs) > 0 || len(p.LoadBalancerIPs) > 0
+	return p.NodePort != 0 || len(p.ExternalIPs) > 0 || len(p.LoadBalancerIPs) > 0 || p.LocalhostLoadBalancer
 }
+
+// LocalhostIngressHostname is the ingress hostname that asks the proxy to serve
+// a LoadBalancer Service on localhost (see ServicePort.LocalhostLoadBalancer).
+const LocalhostIngressHostname = "localhost"
 
 // Endpoint is one backend address of a ServicePort, from an EndpointSlice.
 type Endpoint struct {

@@ -378,6 +378,8 @@ metadata:
   name: lb
 spec:
   type: LoadBalancer
+  # a class of its own: the test writes the status, not kubesvc's service-lb-controller
+  loadBalancerClass: example.com/manual
   selector:
     app: web
   ports:

@@ -271,14 +271,6 @@ func (b *docBuilder) addResource(r Resource) error {
 	gv := b.gv
 	gvk := &gvkExtension{Group: gv.Group, Version: gv.Version, Kind: kind}
 	objRef := b.root(t, *gvk)
-	var listRef *jsonSchema
-	if r.List != nil {
-		lt, err := structType(r.List)
-		if err != nil {
-			return err
-		}
-		listRef = b.root(lt, gvkExtension{Group: gv.Group, Version: gv.Version, Kind: kind + "List"})
-	}
 
 	verbs := map[string]bool{}
 	vs := r.Verbs
@@ -287,6 +279,18 @@ func (b *docBuilder) addResource(r Resource) error {
 	}
 	for _, v := range vs {
 		verbs[v] = true
+	}
+
+	// The list kind exists only where the resource can be listed (a
+	// create-only resource such as bindings or the access reviews has none,
+	// even if its registry entry names a list type).
+	var listRef *jsonSchema
+	if r.List != nil && verbs["list"] {
+		lt, err := structType(r.List)
+		if err != nil {
+			return err
+		}
+		listRef = b.root(lt, gvkExtension{Group: gv.Group, Version: gv.Version, Kind: kind + "List"})
 	}
 
 	var statusRef, deleteOptionsRef, patchRef *jsonSchema

@@ -14,6 +14,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controller/rootcacert"
 	"github.com/kubesvc/kubesvc/internal/controller/scheduler"
 	"github.com/kubesvc/kubesvc/internal/controller/serviceaccount"
+	"github.com/kubesvc/kubesvc/internal/controller/servicelb"
 )
 
 // All lists every controller kubesvc has (kube-controller-manager's names), in start
@@ -32,5 +33,6 @@ func All() []Descriptor {
 		{Name: "endpoint", New: func(cc *controller.Context) (Runner, error) { return endpoints.New(cc) }},
 		{Name: "endpointslice", New: func(cc *controller.Context) (Runner, error) { return endpointslice.New(cc) }},
 		{Name: "endpointslicemirroring", New: func(cc *controller.Context) (Runner, error) { return endpointslicemirroring.New(cc) }},
+		{Name: servicelb.Name, New: func(cc *controller.Context) (Runner, error) { return servicelb.New(cc) }},
 	}
 }

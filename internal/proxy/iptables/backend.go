@@ -341,6 +341,9 @@ func (b *Backend) familyAddrs(addrs []netip.Addr) []netip.Addr {
 	return slices.Compact(out)
 }
 
+// localhostV4 is where a "localhost" load-balancer ingress is served.
+var localhostV4 = netip.MustParseAddr("127.0.0.1")
+
 func (b *Backend) loopback() netip.Prefix {
 	if b.ipv6 {
 		return loopbackV6

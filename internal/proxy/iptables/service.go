@@ -105,6 +105,12 @@ func (b *Backend) plan(name proxy.ServicePortName, svc *proxy.ServicePort, eps [
 	}
 	p.externalIPs = b.familyAddrs(svc.ExternalIPs)
 	p.lbIPs = b.familyAddrs(svc.LoadBalancerIPs)
+	if svc.LocalhostLoadBalancer && b.nodePorts.localhost {
+		// A "localhost" ingress is served like a localhost NodePort
+		// (route_localnet and KUBE-FIREWALL's martian guard are in place), as an
+		// external IP: no loadBalancerSourceRanges for the node itself.
+		p.externalIPs = append(p.externalIPs, localhostV4)
+	}
 	p.sourceRanges = familyPrefixes(svc.LoadBalancerSourceRanges, b.ipv6)
 	if svc.NodePort != 0 && b.nodePorts.enabled {
 		p.nodePort = strconv.Itoa(int(svc.NodePort))

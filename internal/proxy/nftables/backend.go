@@ -312,6 +312,19 @@ func (b *Backend) familyAddrs(addrs []netip.Addr) []netip.Addr {
 
 func (b *Backend) localhostNodePorts() bool { return len(b.nodePorts.loopback) > 0 }
 
+// localhostV4 is where a "localhost" load-balancer ingress is served.
+var localhostV4 = netip.MustParseAddr("127.0.0.1")
+
+// localhostLB reports whether "localhost" load-balancer ingresses are served:
+// where localhost NodePorts are (IPv4, 127.0.0.1 accepted, route_localnet set and
+// the martian guard in place). 127.0.0.1:PORT then goes in service-ips like an
+// external IP, so it is matched in nat-prerouting as well as nat-output: a
+// neighbour that sends to 127.0.0.1 on our link reaches no more than it does on
+// the node's own addresses, where node mode serves the same port.
+func (b *Backend) localhostLB() bool {
+	return slices.ContainsFunc(b.nodePorts.loopback, func(p netip.Prefix) bool { return p.Contains(localhostV4) })
+}
+
 // nodePortIPElements are the elements of nodeport-ips: the node's addresses
 // (when "primary"; loopback ones excepted) and the configured CIDRs not
 // containing one another.

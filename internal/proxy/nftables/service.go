@@ -114,6 +114,10 @@ func (b *Backend) plan(name proxy.ServicePortName, svc *proxy.ServicePort, eps [
 	}
 	p.externalIPs = b.familyAddrs(svc.ExternalIPs)
 	p.lbIPs = b.familyAddrs(svc.LoadBalancerIPs)
+	if svc.LocalhostLoadBalancer && b.localhostLB() {
+		// As an external IP: no loadBalancerSourceRanges for the node itself.
+		p.externalIPs = append(p.externalIPs, localhostV4)
+	}
 	var famEps []proxy.Endpoint
 	for _, ep := range eps {
 		if ep.IP.Unmap().Is6() == b.ipv6 && ep.Port > 0 {
