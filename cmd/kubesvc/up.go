@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -103,7 +104,7 @@ func (f *serverFlags) upRunner(o upOptions, out io.Writer) (*component.Runner, e
 		return nil, err
 	}
 	srv, r, err := f.runner(func(srv *apiserver.Server) {
-		printUp(out, srv, kubeconfig, o)
+		printUp(out, srv, kubeconfig, o, clusterSummary(f, o))
 	})
 	if err != nil {
 		return nil, err
@@ -179,8 +180,32 @@ func splitList(s string) []string {
 	return out
 }
 
+// clusterSummary tells the cluster's ranges and where its DNS and load balancer
+// addresses are (for printUp).
+func clusterSummary(f *serverFlags, o upOptions) string {
+	var w strings.Builder
+	fmt.Fprintf(&w, "Services:       %s\n", strings.Join(splitList(f.serviceCIDR), ", "))
+	fmt.Fprintf(&w, "Pods:           %s (each node gets a range of it)\n", strings.Join(splitList(f.ctrl.ClusterCIDR), ", "))
+	if o.agent && !o.disableDNS {
+		if cidrs := splitList(f.serviceCIDR); len(cidrs) > 0 {
+			if p, err := netip.ParsePrefix(cidrs[0]); err == nil {
+				fmt.Fprintf(&w, "Cluster DNS:    %s (kube-system/kube-dns, domain %s)\n", apiserver.KubeDNSServiceIP(p), agent.DefaultClusterDomain)
+			}
+		}
+	}
+	switch {
+	case len(f.ctrl.LoadBalancerIPRanges) > 0:
+		fmt.Fprintf(&w, "LoadBalancers:  an address each from %s\n", strings.Join(f.ctrl.LoadBalancerIPRanges, ", "))
+	case f.ctrl.LoadBalancerLocalhost:
+		fmt.Fprintln(&w, "LoadBalancers:  on the node's address and on localhost")
+	default:
+		fmt.Fprintln(&w, "LoadBalancers:  on the nodes' addresses")
+	}
+	return w.String()
+}
+
 // printUp tells the user where the cluster is and how to reach it.
-func printUp(w io.Writer, srv *apiserver.Server, kubeconfig string, o upOptions) {
+func printUp(w io.Writer, srv *apiserver.Server, kubeconfig string, o upOptions, summary string) {
 	var nodes []string
 	switch {
 	case o.agent:
@@ -198,8 +223,8 @@ func printUp(w io.Writer, srv *apiserver.Server, kubeconfig string, o upOptions)
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1" // listening on every address; the kubeconfig uses loopback
 	}
-	fmt.Fprintf(w, "kubesvc is up at https://%s (%s)\n\nTo use it:\n  export KUBECONFIG=%s\n  kubectl get nodes\n\nStop it with Ctrl-C.\n",
-		net.JoinHostPort(host, strconv.Itoa(addr.Port)), strings.Join(nodes, "; "), kubeconfig)
+	fmt.Fprintf(w, "kubesvc is up at https://%s (%s)\n\n%s\nTo use it:\n  export KUBECONFIG=%s\n  kubectl get nodes\n\nStop it with Ctrl-C.\n",
+		net.JoinHostPort(host, strconv.Itoa(addr.Port)), strings.Join(nodes, "; "), summary, kubeconfig)
 }
 
 // simulatedNode is a simulated node agent ("agent/NAME") in this process, with its
