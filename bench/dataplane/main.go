@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,20 +23,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
 )
@@ -239,53 +233,23 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "kubesvc-bench-dataplane-")
+	u, err := benchproc.StartUp(o.bin, "--proxy-mode", o.mode)
 	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	data := filepath.Join(dir, "data")
-	log := &benchproc.LineTail{}
-	cmd := exec.Command(o.bin, "up", "--data-dir", data, "--secure-port", "0", "--proxy-mode", o.mode)
-	cmd.Stderr = log
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
 		return err
 	}
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if out, err := exec.Command(o.bin, "reset", "--data-dir", data, "--yes").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "kubesvc reset: %v\n%s", err, out)
+		if err := u.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-	up := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "kubesvc is up at ") {
-				close(up)
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case <-up:
-	case <-time.After(60 * time.Second):
-		return fmt.Errorf("kubesvc up not up:\n%s", log.Tail())
+	if _, err := u.WaitUp(60 * time.Second); err != nil {
+		return err
 	}
-	kubeconfig := filepath.Join(data, "admin.kubeconfig")
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	cs, err := u.Client()
 	if err != nil {
 		return err
 	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return err
-	}
+	log := u.Log
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	pods := cs.CoreV1().Pods("default")
@@ -345,12 +309,9 @@ func run(o options) error {
 	args := []string{"exec", "client", "--", self, "-client", targets,
 		"-bytes", fmt.Sprint(o.bytes), "-duration", o.duration.String(),
 		"-parallel", fmt.Sprint(o.parallel), "-rounds", fmt.Sprint(o.rounds)}
-	kc := exec.CommandContext(ctx, "kubectl", args...)
-	kc.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	kc.Stderr = os.Stderr
-	out, err := kc.Output()
+	out, err := u.Kubectl(args...)
 	if err != nil {
-		return fmt.Errorf("kubectl exec: %w", err)
+		return err
 	}
 	var fs []figures
 	if err := json.Unmarshal(out, &fs); err != nil || len(fs) != 2 {

@@ -14,27 +14,20 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
 )
@@ -95,53 +88,23 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "kubesvc-bench-dns-")
+	u, err := benchproc.StartUp(o.bin)
 	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	data := filepath.Join(dir, "data")
-	log := &benchproc.LineTail{}
-	cmd := exec.Command(o.bin, "up", "--data-dir", data, "--secure-port", "0")
-	cmd.Stderr = log
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
 		return err
 	}
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if out, err := exec.Command(o.bin, "reset", "--data-dir", data, "--yes").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "kubesvc reset: %v\n%s", err, out)
+		if err := u.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-	up := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "kubesvc is up at ") {
-				close(up)
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case <-up:
-	case <-time.After(60 * time.Second):
-		return fmt.Errorf("kubesvc up not up:\n%s", log.Tail())
+	if _, err := u.WaitUp(60 * time.Second); err != nil {
+		return err
 	}
-	kubeconfig := filepath.Join(data, "admin.kubeconfig")
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	client, err := u.Client()
 	if err != nil {
 		return err
 	}
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return err
-	}
+	log := u.Log
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for i := range o.services {
@@ -195,12 +158,9 @@ func run(o options) error {
 		"-servers", "10.96.0.10:53," + gateway + ":53",
 		"-services", fmt.Sprint(o.services), "-queries", fmt.Sprint(o.queries),
 		"-concurrency", fmt.Sprint(o.concurrency), "-duration", o.duration.String()}
-	kc := exec.CommandContext(ctx, "kubectl", args...)
-	kc.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	kc.Stderr = os.Stderr
-	out, err := kc.Output()
+	out, err := u.Kubectl(args...)
 	if err != nil {
-		return fmt.Errorf("kubectl exec: %w", err)
+		return err
 	}
 	var ms []measure
 	if err := json.Unmarshal(out, &ms); err != nil {

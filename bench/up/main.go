@@ -13,26 +13,20 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
 )
@@ -144,56 +138,25 @@ func run(o options) error {
 // once measures one fresh start, then stops kubesvc up and resets the machine.
 func once(bin string, o options) (sample, error) {
 	var s sample
-	dir, err := os.MkdirTemp("", "kubesvc-bench-up-")
+	u, err := benchproc.StartUp(bin)
 	if err != nil {
-		return s, err
-	}
-	defer os.RemoveAll(dir)
-	data := filepath.Join(dir, "data")
-	log := &benchproc.LineTail{}
-	cmd := exec.Command(bin, "up", "--data-dir", data, "--secure-port", "0")
-	cmd.Stderr = log
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return s, err
-	}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
 		return s, err
 	}
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		out, err := exec.Command(bin, "reset", "--data-dir", data, "--yes").CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "kubesvc reset: %v\n%s", err, out)
+		if err := u.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-	upc := make(chan time.Duration, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "kubesvc is up at ") {
-				upc <- time.Since(start)
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
+	if s.UpLine, err = u.WaitUp(o.timeout); err != nil {
+		return s, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	select {
-	case s.UpLine = <-upc:
-	case <-ctx.Done():
-		return s, fmt.Errorf("no \"kubesvc is up\" line after %v:\n%s", o.timeout, log.Tail())
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(data, "admin.kubeconfig"))
+	client, err := u.Client()
 	if err != nil {
 		return s, err
 	}
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return s, err
-	}
+	start := u.Started()
 	dc := &dns.Client{Net: "udp", Timeout: 100 * time.Millisecond}
 	q := new(dns.Msg).SetQuestion("kubernetes.default.svc.cluster.local.", dns.TypeA)
 	for s.NodeReady == 0 || s.DNS == 0 {
@@ -207,7 +170,7 @@ func once(bin string, o options) (sample, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return s, fmt.Errorf("after %v: node Ready %v, DNS %v:\n%s", o.timeout, s.NodeReady, s.DNS, log.Tail())
+			return s, fmt.Errorf("after %v: node Ready %v, DNS %v:\n%s", o.timeout, s.NodeReady, s.DNS, u.Log.Tail())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -1,8 +1,10 @@
 // Package benchproc holds the process helpers shared by the benchmark commands
-// bench/apiserver and bench/controllers: start a kubesvc server on 127.0.0.1, stop
+// bench/apiserver and bench/controllers (start a kubesvc server on 127.0.0.1, stop
 // only the PIDs started through a Procs value, wait for readiness (ready log line
 // or /readyz), sample the server's memory and CPU from /proc, wait for it to go
-// idle, and fetch pprof data from bench/pprofserver.
+// idle, and fetch pprof data from bench/pprofserver), and those of the benches that
+// run a whole `kubesvc up` under ../shared/tools/isolated (StartUp, a sealed-network
+// check, a log tail).
 package benchproc
 
 import (
