@@ -129,6 +129,19 @@ func TestLogs(t *testing.T) {
 		cancel()
 		_ = cmd.Wait()
 	})
+	t.Run("two containers: -c, --all-containers, --since-time", func(t *testing.T) {
+		k := k.on(t)
+		eventually(t, "both containers' lines", 60*time.Second, func() error {
+			if r := k.run("logs", "two", "--all-containers"); r.code != 0 || r.stdout != "from-a\nfrom-b\n" {
+				return fmt.Errorf("%s", r)
+			}
+			return nil
+		})
+		k.expectOut("from-b\n", "logs", "two", "-c", "b")
+		k.expectOut("[pod/two/a] from-a\n[pod/two/b] from-b\n", "logs", "two", "--all-containers", "--prefix")
+		k.expectOut("from-a\n", "logs", "two", "-c", "a", "--since-time=2020-01-01T00:00:00Z")
+		k.expectOut("", "logs", "two", "-c", "a", "--since-time="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	})
 	t.Run("--previous after a crash", func(t *testing.T) {
 		k := k.on(t)
 		eventually(t, "the crash pod restarted", 60*time.Second, func() error {
@@ -218,10 +231,10 @@ spec:
   containers:
   - name: a
     image: busybox
-    command: ["sleep", "3600"]
+    command: ["sh", "-c", "echo from-a; exec sleep 3600"]
   - name: b
     image: busybox
-    command: ["sleep", "3600"]
+    command: ["sh", "-c", "echo from-b; exec sleep 3600"]
 ---
 apiVersion: v1
 kind: Node
