@@ -31,7 +31,7 @@ const (
 	DefaultSyncPeriod    = 30 * time.Second
 	DefaultMinSyncPeriod = 1 * time.Second
 	// syncBurst is how many syncs may run back to back (see runner.SetBurst).
-	syncBurst = 2
+	syncBurst = 3
 	// FullSyncPeriod is how often a sync is Full even without a failure or a
 	// node change (kube-proxy's proxyutil.FullSyncPeriod): it repairs rules
 	// someone else changed.
@@ -153,10 +153,12 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	// Two syncs may follow each other at once, as kube-proxy's iptables mode
-	// allowed (its burstSyncs): what changed during a sync (on a new node, the
-	// cluster DNS's endpoints during the first one) is programmed right after
-	// it instead of a minSyncPeriod later.
+	// Up to three syncs may follow each other at once (kube-proxy's iptables
+	// mode allowed two, its burstSyncs): what changed during a sync is
+	// programmed right after it instead of a minSyncPeriod later. On a new node
+	// the first sync is often followed by one for the Node's final addresses
+	// and then one for the cluster DNS's endpoints; with two, the DNS waited a
+	// second in about one start of three.
 	p.runner.SetBurst(syncBurst)
 	return p, nil
 }
