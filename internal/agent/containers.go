@@ -57,6 +57,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *corev1.Pod, st *podStat
 		PodUID: string(pod.UID), PodNamespace: pod.Namespace, PodName: pod.Name,
 		Name: c.Name, Image: c.Image, Program: prog, Env: envStrings(env), WorkingDir: c.WorkingDir,
 		Mounts: mounts, LogPath: a.containerLogPath(pod, c.Name, attempt), Attempt: attempt,
+		Stdin: c.Stdin, StdinOnce: c.StdinOnce, TTY: c.TTY,
 	}
 	if st.network != nil {
 		spec.NetNSPath = st.network.NetNSPath

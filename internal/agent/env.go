@@ -20,10 +20,12 @@ import (
 // envFrom first, then env (whose values may refer to earlier variables and to the
 // Service variables with $(VAR)), then the Service variables of the pod's namespace
 // (enableServiceLinks) and of the kubernetes Service in default.
-
-// defaultPath is the PATH of a container whose environment sets none: an image's
-// configuration normally provides one, and the process runtime has no image.
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+//
+// PATH is not set here: as kubelet leaves it to the image's configuration, the
+// agent leaves it to the runtime, which plays the image. A container whose env
+// names no PATH gets the runtime's default (the process runtime: its
+// package-manager shims first, so that a shell in the pod finds `apk`, then
+// Docker's default PATH); a PATH the pod sets is kept exactly as it is.
 
 // isMasterService: the Service's variables are in every pod, whatever
 // enableServiceLinks says (the kubelet's masterServices).
@@ -108,12 +110,9 @@ func makeEnvironment(in envInput) ([]envVar, error) {
 		}
 	}
 
-	// What container runtimes add: PATH from the image (here a default) and
-	// HOSTNAME; the pod's own variables win.
-	out := make([]envVar, 0, len(tmp.names)+len(serviceEnv)+2)
-	if !tmp.has("PATH") {
-		out = append(out, envVar{Name: "PATH", Value: defaultPath})
-	}
+	// What container runtimes add: HOSTNAME (PATH is the runtime's, see above);
+	// the pod's own variables win.
+	out := make([]envVar, 0, len(tmp.names)+len(serviceEnv)+1)
 	if !tmp.has("HOSTNAME") && in.Hostname != "" {
 		out = append(out, envVar{Name: "HOSTNAME", Value: in.Hostname})
 	}

@@ -194,7 +194,8 @@ func TestMakeEnvironment(t *testing.T) {
 			}},
 			want: map[string]string{"A": "a", "B": "a-b", "C": "$(A)", "D": "$(LATER)", "LATER": "later",
 				"E": "http://10.96.0.10:80", "NGINX_SERVICE_HOST": "10.96.0.10", "KUBERNETES_SERVICE_HOST": "10.96.0.1",
-				"HOSTNAME": "web-1", "PATH": defaultPath}},
+				"HOSTNAME": "web-1"},
+			absent: []string{"PATH"}}, // the runtime's, as an image's config gives it
 		{line: getLine(), name: "downward API fields",
 			c: corev1.Container{Env: []corev1.EnvVar{
 				field("NAME", "metadata.name"), field("NS", "metadata.namespace"), field("UID", "metadata.uid"),

@@ -22,11 +22,12 @@ import (
 	"github.com/kubesvc/kubesvc/internal/agent/runtime"
 )
 
-// The kubelet server's exec and port-forward (kubeletserver.Streamer): the agent
-// finds the running container from the pod's status as it wrote it, runs the
-// command with the runtime's Exec or ExecTTY, and connects to a pod's port from
-// inside the pod's network namespace (the one of a running container's process),
-// on localhost, as containerd's port-forward does.
+// The kubelet server's exec, attach and port-forward (kubeletserver.Streamer):
+// the agent finds the running container from the pod's status as it wrote it,
+// runs the command with the runtime's Exec or ExecTTY, attaches with its Attach,
+// and connects to a pod's port from inside the pod's network namespace (the one
+// of a running container's process), on localhost, as containerd's port-forward
+// does.
 
 // containerStreams is the agent's kubeletserver.Streamer.
 type containerStreams struct{ a *Agent }
@@ -77,6 +78,30 @@ func (s containerStreams) Executor(_ context.Context, namespace, name, container
 			}
 		}
 		return nil
+	}, nil
+}
+
+// Attacher implements kubeletserver.Streamer with the runtime's Attach: the
+// running instance of the container, kubelet's `container not found ("NAME")`
+// otherwise.
+func (s containerStreams) Attacher(_ context.Context, namespace, name, container string) (kubeletserver.Attacher, error) {
+	pod, err := s.podOnNode(namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	id, ok := runningContainerID(pod, container)
+	if !ok {
+		return nil, fmt.Errorf("container not found (%q)", container)
+	}
+	rt := s.a.cfg.Runtime
+	return func(ctx context.Context, stdin io.Reader, stdout, stderr io.WriteCloser, resize <-chan remotecommand.TerminalSize) error {
+		var sizes <-chan runtime.TerminalSize
+		if resize != nil {
+			var stop func()
+			sizes, stop = terminalSizes(resize)
+			defer stop()
+		}
+		return rt.Attach(ctx, id, stdin, writerOrNil(stdout), writerOrNil(stderr), sizes)
 	}, nil
 }
 

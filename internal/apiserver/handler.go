@@ -112,6 +112,8 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, h *res
 		s.handleLog(w, r, h, ri)
 	case "exec":
 		s.handleExec(w, r, h, ri)
+	case "attach":
+		s.handleAttach(w, r, h, ri)
 	case "portforward":
 		s.handlePortForward(w, r, h, ri)
 	case "binding":

@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -42,7 +44,7 @@ func TestExec(t *testing.T) {
 	k.ok("expose", "deployment", "nginx", "--port=80")
 	applyYAML(t, k, execManifests)
 	k.ok("rollout", "status", "deployment/nginx", "--timeout=90s")
-	k.ok("wait", "--for=condition=Ready", "pod/box", "pod/two", "--timeout=60s")
+	k.ok("wait", "--for=condition=Ready", "pod/box", "pod/two", "pod/files", "--timeout=60s")
 	out := k.ok("get", "pod", "-l", "app=nginx", "-o", "jsonpath={.items[0].metadata.name} {.items[0].status.podIP}")
 	nginxPod, nginxIP, _ := strings.Cut(out, " ")
 
@@ -58,6 +60,16 @@ func TestExec(t *testing.T) {
 				checkPortForward(t, k, nginxPod)
 			})
 		}
+	}
+	for _, transport := range []string{"websocket", "spdy"} {
+		t.Run("seed shell/"+transport, func(t *testing.T) {
+			k := k.on(t)
+			if transport == "spdy" {
+				k = k.withEnv("KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false")
+			}
+			checkSeedShell(t, k, nginxIP)
+			checkCp(t, k, transport)
+		})
 	}
 	t.Run("proxy", func(t *testing.T) {
 		checkAPIProxy(t, k.on(t), nginxPod)
@@ -142,6 +154,145 @@ func checkExecTTY(t *testing.T, k *kubectl) {
 		if !strings.Contains(text, want) {
 			t.Errorf("kubectl exec -it box -- sh -c 'hostname; stty size; tty': no %q in\n%s", want, text)
 		}
+	}
+}
+
+// checkSeedShell is the seeds' debugging session, typed on a terminal:
+// `kubectl exec -it POD -- sh`, then `apk add curl` (the package-manager shim,
+// first in the pod's PATH, says the machine has curl), then `curl -s
+// http://NGINX_POD_IP:80` (the welcome page), then `exit`.
+func checkSeedShell(t *testing.T, k *kubectl, nginxIP string) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) is not installed")
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed on this machine: a pod runs the machine's programs")
+	}
+	term := startTerminal(t, k, k.bin+" exec -it box -- sh")
+	term.expect("# ", 30*time.Second)
+	term.typeLine("apk add curl")
+	term.expect("curl is available from this machine", 30*time.Second)
+	term.expect("# ", 10*time.Second)
+	term.typeLine("curl -s http://" + nginxIP + ":80")
+	term.expect("Welcome to nginx!", 30*time.Second)
+	term.expect("# ", 10*time.Second)
+	term.typeLine("exit")
+	if code := term.wait(30 * time.Second); code != 0 {
+		t.Errorf("kubectl exec -it box -- sh: exit %d after `exit`, want 0\n%s", code, term.output())
+	}
+}
+
+// checkCp is `kubectl cp` both ways: tar through exec (the machine's tar, which
+// the pod runs), into and out of the emptyDir of pod files.
+func checkCp(t *testing.T, k *kubectl, name string) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip("tar is not installed on this machine: a pod runs the machine's programs")
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.txt")
+	content := strings.Repeat("kubectl cp over "+name+"\n", 10000)
+	if err := os.WriteFile(in, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k.ok("cp", in, "files:/tmp/"+name+".txt")
+	if got := k.ok("exec", "files", "--", "cat", "/tmp/"+name+".txt"); got != content {
+		t.Errorf("kubectl cp into the pod: the pod has %d bytes, want %d", len(got), len(content))
+	}
+	out := filepath.Join(dir, "out.txt")
+	k.ok("cp", "files:/tmp/"+name+".txt", out)
+	if got, err := os.ReadFile(out); err != nil || string(got) != content {
+		t.Errorf("kubectl cp out of the pod: %d bytes (%v), want %d", len(got), err, len(content))
+	}
+}
+
+// terminal is a command line run under script(1)'s pseudo-terminal, typed into
+// by the test: what interactive kubectl sessions need.
+type terminal struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *syncBuffer
+	done chan struct{}
+	// seen is how much of the output earlier expects have consumed.
+	seen int
+}
+
+// startTerminal runs `script -qec LINE /dev/null` with kubectl's environment, on
+// an 80x24 terminal; it is killed by the end of the test.
+func startTerminal(t *testing.T, k *kubectl, line string) *terminal {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	cmd := exec.CommandContext(ctx, "script", "-qec", "stty cols 80 rows 24; "+line, "/dev/null")
+	cmd.Dir, cmd.Env = pkgDir, k.environ()
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := &terminal{t: t, cmd: cmd, in: in, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = term.out, term.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(term.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		_ = in.Close()
+		<-term.done
+	})
+	return term
+}
+
+// output is everything printed so far, without carriage returns.
+func (tm *terminal) output() string {
+	return strings.ReplaceAll(tm.out.String(), "\r", "")
+}
+
+// expect waits until want is printed after what earlier expects matched, and
+// fails the test (fatally) when it is not within timeout.
+func (tm *terminal) expect(want string, timeout time.Duration) {
+	tm.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		exited := false
+		select {
+		case <-tm.done:
+			exited = true // all its output is in
+		default:
+		}
+		out := tm.output()
+		if i := strings.Index(out[tm.seen:], want); i >= 0 {
+			tm.seen += i + len(want)
+			return
+		}
+		if exited {
+			tm.t.Fatalf("%q: exited before printing %q:\n%s", tm.cmd.Args[2], want, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("%q: no %q within %v:\n%s", tm.cmd.Args[2], want, timeout, out)
+		}
+	}
+}
+
+// typeLine types s and Enter.
+func (tm *terminal) typeLine(s string) {
+	tm.t.Helper()
+	if _, err := io.WriteString(tm.in, s+"\n"); err != nil {
+		tm.t.Fatalf("typing %q: %v", s, err)
+	}
+}
+
+// wait waits for the command line to end and returns its exit code (-1 when it
+// did not end within timeout).
+func (tm *terminal) wait(timeout time.Duration) int {
+	select {
+	case <-tm.done:
+		return tm.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		return -1
 	}
 }
 
@@ -314,8 +465,10 @@ func checkAPIProxy(t *testing.T, k *kubectl, nginxPod string) {
 	})
 }
 
-// execManifests: a pod to exec in, and one with two containers whose default is
-// b (each prints its name from $NAME).
+// execManifests: a pod to exec in, one with an emptyDir on /tmp (a folder the
+// machine has: a pod's missing mount target would be made on the machine) for
+// kubectl cp, and one with two containers whose default is b (each prints its
+// name from $NAME).
 const execManifests = `apiVersion: v1
 kind: Pod
 metadata:
@@ -326,6 +479,23 @@ spec:
   - name: app
     image: busybox
     command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: files
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox
+    command: ["sleep", "3600"]
+    volumeMounts:
+    - name: scratch
+      mountPath: /tmp
+  volumes:
+  - name: scratch
+    emptyDir: {}
 ---
 apiVersion: v1
 kind: Pod

@@ -49,6 +49,32 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 		streamIdleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 }
 
+// serveAttach serves GET and POST /attach/{namespace}/{pod}[/{uid}]/{container}
+// ?input=1&output=1&error=1&tty=1 as the kubelet does: exec's answers and
+// protocols, no command. The streams are the ones the client asked for; the
+// container's spec decides whether its program has a terminal (kubectl asks
+// for one only when the container has it).
+func (s *Server) serveAttach(w http.ResponseWriter, r *http.Request) {
+	namespace, pod, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
+	opts, err := remotecommand.NewOptions(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if s.cfg.Streams == nil {
+		http.Error(w, "attach is not served by this node", http.StatusNotImplemented)
+		return
+	}
+	attach, err := s.cfg.Streams.Attacher(r.Context(), namespace, pod, container)
+	if err != nil {
+		s.streamError(w, err)
+		return
+	}
+	s.cfg.Log.Debug("attach", "pod", namespace+"/"+pod, "container", container, "stdin", opts.Stdin, "tty", opts.TTY)
+	remotecommand.ServeAttach(w, r, attacherAdapter(attach), pod, r.PathValue("uid"), container, opts,
+		streamIdleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
+}
+
 // servePortForward serves GET and POST /portForward/{namespace}/{pod}[/{uid}] as
 // the kubelet does: SPDY (portforward.k8s.io: a data and an error stream per
 // connection, the port in their headers) or WebSocket (v4.channel.k8s.io, the
@@ -91,6 +117,15 @@ var _ remotecommand.Executor = executorAdapter(nil)
 
 func (e executorAdapter) ExecInContainer(ctx context.Context, _, _, _ string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
 	return e(ctx, cmd, in, out, errOut, tty, resize)
+}
+
+// attacherAdapter is an Attacher as the streaming package calls it.
+type attacherAdapter Attacher
+
+var _ remotecommand.Attacher = attacherAdapter(nil)
+
+func (a attacherAdapter) AttachContainer(ctx context.Context, _, _, _ string, in io.Reader, out, errOut io.WriteCloser, _ bool, resize <-chan remotecommand.TerminalSize) error {
+	return a(ctx, in, out, errOut, resize)
 }
 
 // portForwarderAdapter is a PortForwarder as the streaming package calls it.

@@ -71,6 +71,37 @@ func (f *fakeStreams) Executor(_ context.Context, ns, pod, container string) (Ex
 	}, nil
 }
 
+// Attacher attaches to app, whose program prints "attached" (on stderr too,
+// unless the session has a terminal), then what it reads, and exits; to
+// "broken", which fails.
+func (f *fakeStreams) Attacher(_ context.Context, ns, pod, container string) (Attacher, error) {
+	if ns+"/"+pod != "default/web" {
+		return nil, NotFound("pod does not exist")
+	}
+	switch container {
+	case "app":
+	case "broken":
+		return func(context.Context, io.Reader, io.WriteCloser, io.WriteCloser, <-chan remotecommand.TerminalSize) error {
+			return errors.New("boom")
+		}, nil
+	default:
+		return nil, fmt.Errorf("container not found (%q)", container)
+	}
+	return func(_ context.Context, stdin io.Reader, stdout, stderr io.WriteCloser, _ <-chan remotecommand.TerminalSize) error {
+		if _, err := fmt.Fprintln(stdout, "attached"); err != nil {
+			return err
+		}
+		if stderr != nil {
+			fmt.Fprintln(stderr, "attached")
+		}
+		if stdin != nil {
+			_, err := io.Copy(stdout, stdin)
+			return err
+		}
+		return nil
+	}, nil
+}
+
 func (f *fakeStreams) PortForwarder(_ context.Context, ns, pod string) (PortForwarder, error) {
 	if ns+"/"+pod != "default/web" {
 		return nil, NotFound("pod does not exist")
@@ -227,6 +258,65 @@ func TestServerExec(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestServerAttach(t *testing.T) {
+	p := newTestPKI(t)
+	base := startStreamServer(t, p, &fakeStreams{})
+	cfg := restConfig(t, base, p)
+	for _, tc := range []struct {
+		name, path, stdin   string
+		tty                 bool
+		wantOut, wantErrOut string
+		wantErr             string
+	}{
+		{name: "output", path: "/attach/default/web/app", wantOut: "attached\n", wantErrOut: "attached\n"},
+		{name: "uid in the path", path: "/attach/default/web/uid-1/app", wantOut: "attached\n", wantErrOut: "attached\n"},
+		{name: "stdin", path: "/attach/default/web/app", stdin: "typed\n", wantOut: "attached\ntyped\n", wantErrOut: "attached\n"},
+		{name: "tty", path: "/attach/default/web/app", tty: true, wantOut: "attached\n"},
+		{name: "fails", path: "/attach/default/web/broken", wantErr: "error attaching to container: boom"},
+		{name: "no such pod", path: "/attach/default/nope/app", wantErr: "pod does not exist"},
+		{name: "container not running", path: "/attach/default/web/stopped", wantErr: `container not found ("stopped")`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := url.Values{"output": {"1"}}
+			if tc.tty {
+				q.Set("tty", "1")
+			} else {
+				q.Set("error", "1")
+			}
+			if tc.stdin != "" {
+				q.Set("input", "1")
+			}
+			u, _ := url.Parse(base + tc.path + "?" + q.Encode())
+			ex, err := clientremotecommand.NewSPDYExecutor(cfg, http.MethodPost, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			opts := clientremotecommand.StreamOptions{Stdout: &stdout, Tty: tc.tty}
+			if tc.tty {
+				opts.TerminalSizeQueue = &sizes{}
+			} else {
+				opts.Stderr = &stderr
+			}
+			if tc.stdin != "" {
+				opts.Stdin = strings.NewReader(tc.stdin)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			err = ex.StreamWithContext(ctx, opts)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("error %v, want one with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || stdout.String() != tc.wantOut || stderr.String() != tc.wantErrOut {
+				t.Errorf("%v, stdout %q stderr %q; want nil, %q %q", err, stdout.String(), stderr.String(), tc.wantOut, tc.wantErrOut)
+			}
+		})
 	}
 }
 

@@ -59,7 +59,18 @@ type Streamer interface {
 	// PortForwarder returns what connects to ports of the pod namespace/pod, with
 	// Executor's errors.
 	PortForwarder(ctx context.Context, namespace, pod string) (PortForwarder, error)
+	// Attacher returns what attaches to the running container of the pod
+	// namespace/pod, with Executor's errors.
+	Attacher(ctx context.Context, namespace, pod, container string) (Attacher, error)
 }
+
+// Attacher connects to a container's program until it exits, the client
+// detaches, or ctx ends: its live output to stdout and stderr (nil: not asked
+// for; a container with a terminal has only stdout, whatever the client asked),
+// stdin (nil: none) to its input when the container has stdin, the sizes from
+// resize to its terminal. An error
+// reaches the client as "error attaching to container: ...".
+type Attacher func(ctx context.Context, stdin io.Reader, stdout, stderr io.WriteCloser, resize <-chan remotecommand.TerminalSize) error
 
 // Executor runs cmd in one container until it exits or ctx ends, wiring the
 // streams (nil: not asked for). With tty the command runs on a terminal whose

@@ -31,7 +31,8 @@ type Config struct {
 	Hosts       []string
 	// Logs finds container logs.
 	Logs LogLocator
-	// Streams finds what exec and port-forward reach; nil answers them 501.
+	// Streams finds what exec, attach and port-forward reach; nil answers them
+	// 501.
 	Streams Streamer
 	// Log receives the server's log; nil discards it.
 	Log *slog.Logger
@@ -145,6 +146,8 @@ func (s *Server) Handler() http.Handler {
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{container}", s.serveExec)
 		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{uid}/{container}", s.serveExec)
+		mux.HandleFunc(m+" /attach/{namespace}/{pod}/{container}", s.serveAttach)
+		mux.HandleFunc(m+" /attach/{namespace}/{pod}/{uid}/{container}", s.serveAttach)
 		mux.HandleFunc(m+" /portForward/{namespace}/{pod}", s.servePortForward)
 		mux.HandleFunc(m+" /portForward/{namespace}/{pod}/{uid}", s.servePortForward)
 	}

@@ -77,6 +77,14 @@ type ContainerSpec struct {
 	LogPath string
 	// Attempt is the restart count of this container (kept in its state).
 	Attempt int32
+	// Stdin keeps the program's stdin open for Attach (the container's stdin:
+	// true); StdinOnce closes it when the first attached client's stdin ends
+	// (stdinOnce). Without Stdin the program's stdin is /dev/null.
+	Stdin, StdinOnce bool
+	// TTY runs the program on a pseudo-terminal of its own, its controlling
+	// terminal (the container's tty: true): its output is then one stream
+	// (stdout), and Attach can resize the terminal.
+	TTY bool
 }
 
 // State is a container's state.
@@ -159,4 +167,16 @@ type Runtime interface {
 	// queued before the command starts. TERM is xterm unless the container's
 	// environment sets it. Results and errors are Exec's.
 	ExecTTY(ctx context.Context, id ContainerID, cmd []string, stdin io.Reader, stdout io.Writer, resize <-chan TerminalSize) (ExecResult, error)
+	// Attach connects to the running container's program, as kubelet's attach
+	// does: its live output (from now on, not what it printed before) goes to
+	// stdout and stderr (nil: discarded; with TTY all of it is stdout) until it
+	// exits, or until ctx ends (the client detached). When the container has
+	// Stdin, what stdin gives is the program's input (nil: no input from this
+	// client); the end of stdin closes the program's stdin when the container
+	// has StdinOnce and no TTY (the output still comes until the program exits),
+	// and otherwise detaches this client (Attach returns nil), as containerd does.
+	// Sizes from resize are set on the terminal of a TTY container. Attach
+	// returns nil when the program has exited or the client detached, ctx's error
+	// when ctx ended, ErrNotRunning when the container is not running.
+	Attach(ctx context.Context, id ContainerID, stdin io.Reader, stdout, stderr io.Writer, resize <-chan TerminalSize) error
 }

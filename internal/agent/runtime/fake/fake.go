@@ -1,7 +1,8 @@
 // Package fake is an in-memory runtime.Runtime for the agent's unit tests: no
 // process runs. It records the calls that change something (Start, Stop, Remove,
-// Exec), lets a test make a container exit with a code (Exit), fail its start
-// (SetStartError) or answer an exec (SetExec), and prints its containers (Dump).
+// Exec) and attaches, lets a test make a container exit with a code (Exit), fail
+// its start (SetStartError) or answer an exec (SetExec) or an attach (SetAttach),
+// and prints its containers (Dump).
 // It keeps the real runtime's contract: the same errors (runtime.ErrNotFound,
 // ErrRunning, ErrNotRunning) and the same reasons (Completed, Error).
 package fake
@@ -26,7 +27,7 @@ const DefaultStopExitCode = 143
 
 // Call is one recorded call.
 type Call struct {
-	// Op is "Start", "Stop", "Remove", "Exec" or "ExecTTY".
+	// Op is "Start", "Stop", "Remove", "Exec", "ExecTTY" or "Attach".
 	Op string
 	// ID is the container (for Start: the one it created; "" when it failed).
 	ID runtime.ContainerID
@@ -53,6 +54,7 @@ type Fake struct {
 	calls      []Call
 	startErr   func(runtime.ContainerSpec) error
 	exec       ExecFunc
+	attach     AttachFunc
 	stopCode   int32
 }
 
@@ -248,6 +250,57 @@ func (f *Fake) ExecTTY(_ context.Context, id runtime.ContainerID, cmd []string, 
 	close(stop)
 	call.Sizes = <-collected
 	return res, err
+}
+
+// AttachFunc answers an Attach in place of a program: it is the program's side of
+// the session (what it prints, what it reads), with the container's spec.
+type AttachFunc func(id runtime.ContainerID, spec runtime.ContainerSpec, stdin io.Reader, stdout, stderr io.Writer) error
+
+// SetAttach makes Attach call fn; without it Attach waits for ctx to end (a
+// program that prints nothing and never exits) and returns its error.
+func (f *Fake) SetAttach(fn AttachFunc) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attach = fn
+}
+
+// Attach implements runtime.Runtime with the function of SetAttach; with a TTY
+// container, stdout is also the program's stderr. Sizes from resize are dropped.
+func (f *Fake) Attach(ctx context.Context, id runtime.ContainerID, stdin io.Reader, stdout, stderr io.Writer, resize <-chan runtime.TerminalSize) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, Call{Op: "Attach", ID: id})
+	c, ok := f.containers[id]
+	fn := f.attach
+	var spec runtime.ContainerSpec
+	var state runtime.State
+	if ok {
+		spec, state = c.spec, c.status.State
+	}
+	f.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("attach: container %s: %w", id, runtime.ErrNotFound)
+	}
+	if state != runtime.StateRunning {
+		return fmt.Errorf("attach to container %s: %w", id, runtime.ErrNotRunning)
+	}
+	if resize != nil {
+		go func() {
+			// Drained, so that a sender does not block.
+			for range resize {
+			}
+		}()
+	}
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil || spec.TTY {
+		stderr = stdout
+	}
+	if fn == nil {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return fn(id, spec, stdin, stdout, stderr)
 }
 
 // Exit makes a running container exit with code, as if its program had ended.

@@ -124,3 +124,32 @@ func TestStartErrorAndExec(t *testing.T) {
 		t.Errorf("calls = %+v", calls)
 	}
 }
+
+func TestAttach(t *testing.T) {
+	ctx := t.Context()
+	f := New(nil)
+	s := spec("a", "sh")
+	s.Stdin, s.TTY = true, true
+	c, err := f.Start(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SetAttach(func(_ runtime.ContainerID, spec runtime.ContainerSpec, stdin io.Reader, stdout, stderr io.Writer) error {
+		fmt.Fprintf(stderr, "tty=%v ", spec.TTY)
+		_, err := io.Copy(stdout, stdin)
+		return err
+	})
+	var out bytes.Buffer
+	if err := f.Attach(ctx, c.ID, bytes.NewBufferString("typed"), &out, nil, nil); err != nil || out.String() != "tty=true typed" {
+		t.Errorf("Attach = %v, output %q; want the terminal's one stream", err, out.String())
+	}
+	if err := f.Stop(ctx, c.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Attach(ctx, c.ID, nil, &out, nil, nil); !errors.Is(err, runtime.ErrNotRunning) {
+		t.Errorf("Attach to a stopped container = %v, want ErrNotRunning", err)
+	}
+	if err := f.Attach(ctx, "nope", nil, &out, nil, nil); !errors.Is(err, runtime.ErrNotFound) {
+		t.Errorf("Attach to an unknown container = %v, want ErrNotFound", err)
+	}
+}

@@ -20,6 +20,12 @@
 //	                              └─▶ init (CLONE_NEWNS|CLONE_NEWUTS, setpgid;
 //	                                   setns net, mounts, hostname, uid) ─exec─▶ program
 //
+// A container with stdin or a terminal (ContainerSpec.Stdin, TTY) has its shim
+// hold its stdin pipe or its pseudo-terminal and serve a unix socket in its folder
+// through which Attach reaches the program (attach.go, attachserver.go); Attach to
+// any other container follows its log. New writes the package-manager shims
+// (images.Shims) to ROOT/bin, first in the PATH of a container that sets none.
+//
 // Everything a Runtime knows is on disk under Config.RootDir, so a new Runtime on
 // the same directory (the agent restarted, even after SIGKILL) adopts the running
 // containers: ROOT/containers/ID/state.json (the spec, written by the agent),

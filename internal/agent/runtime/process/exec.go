@@ -10,14 +10,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/kubesvc/kubesvc/internal/agent/runtime"
 )
 
-// execWaitDelay bounds how long Exec waits for the command's output after ctx
-// ended and the command was killed.
+// execWaitDelay is how long Exec waits, once the command has exited, for more
+// output that does not come (a process the command left behind holds its output
+// open); a client that is slow to take the output does not count. It also bounds
+// the wait for a command killed because ctx ended.
 const execWaitDelay = time.Second
 
 // Exec implements runtime.Runtime with nsenter(1) from util-linux: `nsenter
@@ -33,7 +37,47 @@ func (r *Runtime) Exec(ctx context.Context, id runtime.ContainerID, cmd []string
 	if err != nil {
 		return runtime.ExecResult{}, err
 	}
-	c.Stdout, c.Stderr = stdout, stderr
+	// The output goes through pipes of our own (not os/exec's copying, whose
+	// WaitDelay would cut a slow client's output short): copied until the
+	// command's ends are closed, or until they stay idle for execWaitDelay
+	// after it exited (a process it left behind holds them).
+	exited := make(chan struct{})
+	var copies sync.WaitGroup
+	var ours []*os.File // the command's ends, closed here once it has them
+	outPipe := func(w io.Writer) (*os.File, error) {
+		if w == nil {
+			return nil, nil
+		}
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("exec: %w", err)
+		}
+		ours = append(ours, pw)
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			defer pr.Close()
+			idleCopy(w, pr, exited)
+		}()
+		return pw, nil
+	}
+	finish := func() {
+		for _, f := range ours {
+			_ = f.Close()
+		}
+		close(exited)
+		copies.Wait()
+	}
+	if c.Stdout, err = outPipe(stdout); err != nil {
+		finish()
+		return runtime.ExecResult{}, err
+	}
+	if stderr != nil && stderr == stdout {
+		c.Stderr = c.Stdout // one stream, in order, as os/exec does
+	} else if c.Stderr, err = outPipe(stderr); err != nil {
+		finish()
+		return runtime.ExecResult{}, err
+	}
 	// Its own process group: a signal to the agent's group (Ctrl-C) is not for it.
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if stdin != nil {
@@ -42,6 +86,7 @@ func (r *Runtime) Exec(ctx context.Context, id runtime.ContainerID, cmd []string
 		// stdin ends or the command's end of the pipe is gone.
 		pr, pw, err := os.Pipe()
 		if err != nil {
+			finish()
 			return runtime.ExecResult{}, fmt.Errorf("exec: %w", err)
 		}
 		go func() {
@@ -55,10 +100,48 @@ func (r *Runtime) Exec(ctx context.Context, id runtime.ContainerID, cmd []string
 		// The command has its copy; ours would keep the pipe open after it exits.
 		_ = c.Stdin.(*os.File).Close()
 	}
+	for _, f := range ours {
+		_ = f.Close()
+	}
+	ours = nil
 	if err == nil {
 		err = c.Wait()
 	}
+	finish()
 	return execResult(ctx, id, c, err)
+}
+
+// idleCopy copies src to dst until src ends, dst fails, or — once exited is
+// closed — src has nothing to read for execWaitDelay. Time spent writing to a
+// slow dst does not count: only a pipe left open and silent by a process the
+// command left behind ends the copy early.
+func idleCopy(dst io.Writer, src *os.File, exited <-chan struct{}) {
+	var gone atomic.Bool
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-exited:
+			gone.Store(true)
+			_ = src.SetReadDeadline(time.Now().Add(execWaitDelay))
+		case <-stop:
+		}
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+			if gone.Load() {
+				_ = src.SetReadDeadline(time.Now().Add(execWaitDelay))
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // execCommand prepares cmd to run in the running container id: `nsenter --target

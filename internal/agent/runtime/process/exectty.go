@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -75,18 +74,16 @@ func (r *Runtime) ExecTTY(ctx context.Context, id runtime.ContainerID, cmd []str
 		go func() { _, _ = io.Copy(ptmx, stdin) }()
 	}
 	copied := make(chan struct{})
+	exited := make(chan struct{})
 	go func() {
 		defer close(copied)
-		// It ends with EIO once no process holds the terminal, or when ptmx closes.
-		_, _ = io.Copy(stdout, ptmx)
+		// It ends with EIO once no process holds the terminal, or once the
+		// terminal stays silent for execWaitDelay after the command exited.
+		idleCopy(stdout, ptmx, exited)
 	}()
 	err = c.Wait()
-	select {
-	case <-copied:
-	case <-time.After(execWaitDelay):
-		_ = ptmx.Close()
-		<-copied
-	}
+	close(exited)
+	<-copied
 	return execResult(ctx, id, c, err)
 }
 

@@ -92,11 +92,30 @@ func initAndExec(dir string, beforeExec func(runtime.ContainerSpec)) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return fmt.Errorf("make mounts slaves of the machine's: %w", err)
 	}
+	// Every source is opened before anything is mounted: a mount may cover the
+	// folder of a later one's source (an emptyDir on /tmp over an agent root under
+	// /tmp), and the sources are the machine's paths, as runc takes them.
+	sources := make([]int, 0, len(spec.Mounts))
+	closeSources := func() {
+		for _, fd := range sources {
+			_ = unix.Close(fd)
+		}
+		sources = nil
+	}
+	defer closeSources()
 	for _, m := range spec.Mounts {
-		if err := bindMount(m); err != nil {
+		fd, err := unix.Open(m.HostPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("mount %s: %s: %w", m.ContainerPath, m.HostPath, err)
+		}
+		sources = append(sources, fd)
+	}
+	for i, m := range spec.Mounts {
+		if err := bindMount(m, "/proc/self/fd/"+strconv.Itoa(sources[i])); err != nil {
 			return err
 		}
 	}
+	closeSources()
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			return fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
@@ -141,15 +160,15 @@ func joinNetNS(path string) error {
 // target is created (an empty folder or file, on the machine's filesystem: a pod
 // has no root filesystem of its own); an existing file such as /etc/resolv.conf
 // is covered, and a symlink target is followed.
-func bindMount(m runtime.Mount) error {
-	fi, err := os.Stat(m.HostPath)
+func bindMount(m runtime.Mount, source string) error {
+	fi, err := os.Stat(source)
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", m.ContainerPath, err)
 	}
 	if err := ensureMountTarget(m.ContainerPath, fi.IsDir()); err != nil {
 		return fmt.Errorf("mount %s: %w", m.ContainerPath, err)
 	}
-	if err := unix.Mount(m.HostPath, m.ContainerPath, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := unix.Mount(source, m.ContainerPath, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", m.HostPath, m.ContainerPath, err)
 	}
 	if !m.ReadOnly {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
+
+	"github.com/kubesvc/kubesvc/internal/agent/images"
 )
 
 // agentRootEnv makes the test binary a stand-in agent (testAgent) that starts one
@@ -20,6 +23,11 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "containerinit:", err)
 			os.Exit(1)
 		}
+		os.Exit(0)
+	}
+	if len(os.Args) > 1 && os.Args[1] == images.SubcommandBuiltinImage {
+		// What the package-manager shims run: a stand-in that prints its arguments.
+		fmt.Println(strings.Join(os.Args[1:], " "))
 		os.Exit(0)
 	}
 	if root := os.Getenv(agentRootEnv); root != "" {

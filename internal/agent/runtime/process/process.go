@@ -24,8 +24,9 @@ import (
 	"github.com/kubesvc/kubesvc/internal/agent/runtime"
 )
 
-// DefaultPath is the PATH a container gets when its env sets none, as an image's
-// config would give it (Docker's default).
+// DefaultPath is the PATH an image's config gives (Docker's default). A container
+// whose env sets no PATH gets the runtime's package-manager shims (ShimsDir) first,
+// then this.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Defaults of Config.
@@ -94,6 +95,9 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("process runtime: the kubesvc binary: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Join(root, containersDir), 0o700); err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
+	if err := writeShims(filepath.Join(root, shimsDirName), self); err != nil {
 		return nil, fmt.Errorf("process runtime: %w", err)
 	}
 	r := &Runtime{
@@ -209,11 +213,13 @@ func validateSpec(spec runtime.ContainerSpec) error {
 	return nil
 }
 
-// complete fills in what the runtime defaults: PATH and the log path.
+// complete fills in what the runtime defaults: PATH, as an image's config gives
+// it, with the package-manager shims first (a PATH of the spec is kept as it is),
+// and the log path.
 func (r *Runtime) complete(spec runtime.ContainerSpec) runtime.ContainerSpec {
 	spec.Env = slices.Clone(spec.Env)
 	if !slices.ContainsFunc(spec.Env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
-		spec.Env = append(spec.Env, "PATH="+DefaultPath)
+		spec.Env = append(spec.Env, "PATH="+r.defaultPath())
 	}
 	if spec.LogPath == "" {
 		spec.LogPath = filepath.Join(r.root, "pods",

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -416,7 +417,7 @@ func TestRunAsUser(t *testing.T) {
 }
 
 // TestEnvAndWorkingDir: the program gets the spec's env only (plus the default
-// PATH), and starts in its working dir.
+// PATH, the package-manager shims first), and starts in its working dir.
 func TestEnvAndWorkingDir(t *testing.T) {
 	if isolate.Run(t) {
 		return
@@ -426,7 +427,7 @@ func TestEnvAndWorkingDir(t *testing.T) {
 	spec := baseSpec("env", "env")
 	spec.Env = []string{"FOO=bar", "EMPTY="}
 	cs := waitExited(t, r, start(t, r, spec).ID)
-	if diff := cmp.Diff([]string{"FOO=bar", "EMPTY=", "PATH=" + DefaultPath}, logByStream(t, cs.LogPath)["stdout"]); diff != "" {
+	if diff := cmp.Diff([]string{"FOO=bar", "EMPTY=", "PATH=" + r.ShimsDir() + ":" + DefaultPath}, logByStream(t, cs.LogPath)["stdout"]); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
 	}
 	spec = baseSpec("pwd", "pwd")
@@ -471,6 +472,32 @@ func TestMounts(t *testing.T) {
 	}
 	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mounts, []byte(target)) {
 		t.Error("the container's mount is visible in the test's mount namespace")
+	}
+}
+
+// TestMountCoversLaterSource: a mount over the folder of a later mount's source
+// (an emptyDir on /tmp, the pod's files under /tmp) does not hide that source:
+// sources are the machine's paths.
+func TestMountCoversLaterSource(t *testing.T) {
+	if isolate.Run(t) {
+		return
+	}
+	tmp := t.TempDir()
+	r := newTestRuntime(t, filepath.Join(tmp, "root"))
+	parent := filepath.Join(tmp, "parent")
+	hosts := writeFile(t, filepath.Join(parent, "hosts"), "10.244.0.5\tpod-a\n")
+	empty := filepath.Join(tmp, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := baseSpec("c", "sh", "-c", "cat /etc/hosts; ls -A "+parent+"; echo end")
+	spec.Mounts = []runtime.Mount{
+		{HostPath: empty, ContainerPath: parent},
+		{HostPath: hosts, ContainerPath: "/etc/hosts"},
+	}
+	cs := waitExited(t, r, start(t, r, spec).ID)
+	if diff := cmp.Diff([]string{"10.244.0.5\tpod-a", "end"}, logByStream(t, cs.LogPath)["stdout"]); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
 	}
 }
 
@@ -558,6 +585,36 @@ func TestExec(t *testing.T) {
 			}
 		})
 	}
+	t.Run("slow client", func(t *testing.T) {
+		// A client that takes longer than execWaitDelay to take the output
+		// still gets all of it (the bound is for output nobody writes).
+		for _, tty := range []bool{false, true} {
+			out := &slowWriter{delay: 3 * execWaitDelay / 2}
+			cmd := []string{"sh", "-c", "echo one; echo two"}
+			var err error
+			if tty {
+				_, err = r.ExecTTY(t.Context(), cs.ID, cmd, nil, out, nil)
+			} else {
+				_, err = r.Exec(t.Context(), cs.ID, cmd, nil, out, out)
+			}
+			if got := strings.ReplaceAll(out.String(), "\r", ""); err != nil || got != "one\ntwo\n" {
+				t.Errorf("tty %v: output %q (%v), want one, two", tty, got, err)
+			}
+		}
+	})
+	t.Run("a process left behind", func(t *testing.T) {
+		// A background process that keeps the output open does not hold
+		// Exec up for longer than execWaitDelay once the command exited.
+		var stdout bytes.Buffer
+		start := time.Now()
+		res, err := r.Exec(t.Context(), cs.ID, []string{"sh", "-c", "sleep 30 & echo started"}, nil, &stdout, nil)
+		if err != nil || res.ExitCode != 0 || stdout.String() != "started\n" {
+			t.Fatalf("exit %d, stdout %q, err %v", res.ExitCode, stdout.String(), err)
+		}
+		if d := time.Since(start); d > 10*execWaitDelay {
+			t.Errorf("Exec returned after %v", d)
+		}
+	})
 	t.Run("tty", func(t *testing.T) {
 		// A terminal of the size sent, as the command's controlling terminal,
 		// TERM=xterm; what is typed is echoed and read; the exit code comes back.
@@ -678,4 +735,27 @@ func TestSurvivesAgentKill(t *testing.T) {
 	if cs, err := r.Status(t.Context(), id); err != nil || cs.State != runtime.StateExited || cs.ExitCode != 143 {
 		t.Errorf("after Stop: %+v, %v", cs, err)
 	}
+}
+
+// slowWriter is a client that takes delay to take its first write.
+type slowWriter struct {
+	mu    sync.Mutex
+	delay time.Duration
+	buf   bytes.Buffer
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.delay > 0 {
+		time.Sleep(w.delay)
+		w.delay = 0
+	}
+	return w.buf.Write(p)
+}
+
+func (w *slowWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,9 +53,33 @@ func runShim(dir string) error {
 		return s.startFailed(report, err)
 	}
 	defer s.log.Close()
+	spec := s.state.Spec
+	var attachLn net.Listener
+	if spec.Stdin || spec.TTY {
+		// Listening before the program starts: Attach works as soon as Start
+		// has returned.
+		if attachLn, err = listenAttach(dir); err != nil {
+			return s.startFailed(report, err)
+		}
+	}
 	cmd, err := s.startInit()
 	if err != nil {
+		if attachLn != nil {
+			_ = attachLn.Close()
+			_ = os.Remove(attachSocketPath(dir))
+		}
 		return s.startFailed(report, err)
+	}
+	if attachLn != nil {
+		var stdin io.WriteCloser
+		switch {
+		case spec.Stdin && spec.TTY:
+			stdin = s.tty
+		case spec.Stdin:
+			stdin = s.stdin
+		}
+		s.hub = newAttachHub(attachLn, spec, stdin, s.tty)
+		go s.hub.serve()
 	}
 	pid := cmd.Process.Pid
 	rec, err := s.recordPid(pid)
@@ -63,6 +88,9 @@ func runShim(dir string) error {
 		_ = unix.Kill(-pid, unix.SIGKILL)
 		_ = cmd.Wait()
 		s.closeStreams()
+		if s.hub != nil {
+			_ = s.hub.close(dir)
+		}
 		return s.startFailed(report, err)
 	}
 	sendReport(report, startReport{Pid: pid, StartedAt: rec.StartedAt})
@@ -80,8 +108,10 @@ func runShim(dir string) error {
 // program's exit record.
 func (s *shim) supervise(pid int) exitRecord {
 	var copying sync.WaitGroup
-	copying.Go(func() { s.copy(s.stdout, streamStdout) })
-	copying.Go(func() { s.copy(s.stderr, streamStderr) })
+	copying.Go(func() { s.copy(s.output(s.stdout, frameStdout), streamStdout) })
+	if s.stderr != nil { // none with a terminal
+		copying.Go(func() { s.copy(s.output(s.stderr, frameStderr), streamStderr) })
+	}
 	status := make(chan unix.WaitStatus, 1)
 	reaped := make(chan struct{})
 	go func() {
@@ -119,7 +149,38 @@ func (s *shim) supervise(pid int) exitRecord {
 		copying.Wait()
 	}
 	s.closeStreams()
+	if s.hub != nil {
+		// The clients get the output to its end, then the end of the session.
+		if err := s.hub.close(s.dir); err != nil {
+			fmt.Fprintf(os.Stderr, "shim: attach: %v\n", err)
+		}
+	}
 	return ex
+}
+
+// output is a stream of the program's output as the log copier reads it: from a
+// terminal, the end (EIO once no process holds it) reads as EOF; with attach
+// clients, what is read goes to them too, as it comes.
+func (s *shim) output(f *os.File, typ byte) io.Reader {
+	var r io.Reader = f
+	if f == s.tty {
+		r = terminalReader{f}
+	}
+	if s.hub != nil {
+		r = io.TeeReader(r, hubWriter{h: s.hub, typ: typ})
+	}
+	return r
+}
+
+// terminalReader reads a terminal's master, whose end is EIO.
+type terminalReader struct{ f *os.File }
+
+func (t terminalReader) Read(p []byte) (int, error) {
+	n, err := t.f.Read(p)
+	if errors.Is(err, unix.EIO) {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // shim is the state of runShim.
@@ -127,7 +188,13 @@ type shim struct {
 	dir            string
 	state          containerState
 	log            *criLog
-	stdout, stderr *os.File // read ends of the program's output pipes
+	stdout, stderr *os.File // read ends of the program's output pipes (a terminal: its master, no stderr)
+	// stdin is the write end of the program's stdin pipe (Stdin without TTY).
+	stdin *os.File
+	// tty is the program's terminal's master (TTY), also stdout.
+	tty *os.File
+	// hub serves attach (Stdin or TTY).
+	hub *attachHub
 }
 
 func newShim(dir string) (*shim, error) {
@@ -144,46 +211,81 @@ func newShim(dir string) (*shim, error) {
 }
 
 // startInit starts `containerinit init DIR` in new mount and UTS namespaces and a
-// process group of its own, with its output into pipes, and returns once init has
-// executed the program (or with what init said went wrong).
+// process group of its own, with its output into pipes (or, for a TTY
+// container, on a new terminal of which it is the session leader), and returns
+// once init has executed the program (or with what init said went wrong).
 func (s *shim) startInit() (*exec.Cmd, error) {
-	outR, outW, err := os.Pipe()
-	if err != nil {
+	spec := s.state.Spec
+	var childEnds []*os.File // closed once the child has its copies
+	closeAll := func(fs []*os.File) {
+		for _, f := range fs {
+			_ = f.Close()
+		}
+	}
+	fail := func(err error) (*exec.Cmd, error) {
+		closeAll(childEnds)
+		s.closeStreams()
+		if s.stdin != nil {
+			_ = s.stdin.Close()
+		}
 		return nil, err
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return nil, err
-	}
-	failR, failW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		errR.Close()
-		errW.Close()
-		return nil, err
-	}
-	defer failR.Close()
-	s.stdout, s.stderr = outR, errR
 	// /proc/self/exe is this very binary, even if the file was replaced since.
 	cmd := exec.Command("/proc/self/exe", SubcommandName, modeInit, s.dir)
 	cmd.Env = []string{} // init executes the program with the container's env
 	cmd.Dir = "/"
-	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.ExtraFiles = []*os.File{failW} // initErrFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
 		Setpgid:    true,
 	}
-	err = startIn(s.state.Spec.NetNSPath, cmd)
-	outW.Close()
-	errW.Close()
-	failW.Close()
+	if spec.TTY {
+		ptmx, pts, err := openPTY()
+		if err != nil {
+			return fail(err)
+		}
+		s.stdout, s.tty = ptmx, ptmx
+		childEnds = append(childEnds, pts)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+		// A session of its own (its process group is its pid, as with
+		// Setpgid) with the terminal as its controlling terminal.
+		cmd.SysProcAttr.Setpgid = false
+		cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, true, 0
+	} else {
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		s.stdout = outR
+		childEnds = append(childEnds, outW)
+		errR, errW, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		s.stderr = errR
+		childEnds = append(childEnds, errW)
+		cmd.Stdout, cmd.Stderr = outW, errW
+		if spec.Stdin {
+			inR, inW, err := os.Pipe()
+			if err != nil {
+				return fail(err)
+			}
+			s.stdin = inW
+			childEnds = append(childEnds, inR)
+			cmd.Stdin = inR
+		}
+	}
+	failR, failW, err := os.Pipe()
 	if err != nil {
-		s.closeStreams()
-		return nil, fmt.Errorf("start container init: %w", err)
+		return fail(err)
+	}
+	defer failR.Close()
+	childEnds = append(childEnds, failW)
+	cmd.ExtraFiles = []*os.File{failW} // initErrFD
+	err = startIn(spec.NetNSPath, cmd)
+	closeAll(childEnds)
+	childEnds = nil
+	if err != nil {
+		return fail(fmt.Errorf("start container init: %w", err))
 	}
 	msg, err := io.ReadAll(io.LimitReader(failR, 64<<10))
 	if err == nil && len(msg) == 0 {
@@ -191,11 +293,10 @@ func (s *shim) startInit() (*exec.Cmd, error) {
 	}
 	_ = unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
 	_ = cmd.Wait()
-	s.closeStreams()
 	if err != nil {
-		return nil, fmt.Errorf("read container init's report: %w", err)
+		return fail(fmt.Errorf("read container init's report: %w", err))
 	}
-	return nil, errors.New(string(msg))
+	return fail(errors.New(string(msg)))
 }
 
 // startIn starts cmd from a thread that has joined the network namespace at
