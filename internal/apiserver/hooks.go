@@ -2,13 +2,16 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/kubesvc/kubesvc/internal/registry"
 	"github.com/kubesvc/kubesvc/internal/registry/service"
 	"github.com/kubesvc/kubesvc/internal/storage"
 )
@@ -68,10 +71,47 @@ func (h serviceHooks) warnings(obj, old runtime.Object) []string {
 	return service.Warnings(asService(obj), o)
 }
 
+// ingressHooks is kube-apiserver's DefaultIngressClass admission plugin for
+// Ingresses: on create, before validation, an Ingress that names no class gets
+// the default IngressClass (registry.DefaultIngressClass), read, as the
+// plugin's informer does, from the watch cache, brought up to date first.
+// Nothing is allocated or released.
+type ingressHooks struct{ s *Server }
+
+var _ kindHooks = ingressHooks{}
+
+func (ingressHooks) prepare(obj, old runtime.Object) field.ErrorList { return nil }
+
+func (h ingressHooks) allocate(ctx context.Context, obj, old runtime.Object, dryRun bool) (*storage.Txn, error) {
+	ing, ok := obj.(*networkingv1.Ingress)
+	if old != nil || !ok {
+		return nil, nil
+	}
+	classes := h.s.handlers["networking.k8s.io/v1/ingressclasses"]
+	if classes == nil {
+		return nil, nil
+	}
+	if _, err := h.s.cache.WaitFresh(ctx); err != nil {
+		return nil, fmt.Errorf("default ingress class: reading ingressclasses: %w", err)
+	}
+	list, _ := h.s.cache.List(classes.res.KeyPrefix())
+	registry.DefaultIngressClass(ing, list)
+	return nil, nil
+}
+
+func (ingressHooks) recheck(ctx context.Context, obj runtime.Object) {}
+
+func (ingressHooks) release(obj runtime.Object) []clientv3.Op { return nil }
+
+func (ingressHooks) warnings(obj, old runtime.Object) []string { return nil }
+
 // hooksFor returns the hooks of a kind, or nil.
 func (s *Server) hooksFor(h *resourceHandler) kindHooks {
-	if h.res.Kind == "Service" && h.res.Group == "" && s.services != nil {
+	switch {
+	case h.res.Kind == "Service" && h.res.Group == "" && s.services != nil:
 		return serviceHooks{reg: s.services}
+	case h.res.Kind == "Ingress" && h.res.Group == "networking.k8s.io":
+		return ingressHooks{s: s}
 	}
 	return nil
 }

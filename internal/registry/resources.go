@@ -26,6 +26,8 @@ func All() []*Resource {
 		leaseResource(),
 		serviceCIDRResource(),
 		ipAddressResource(),
+		ingressResource(),
+		ingressClassResource(),
 		selfSubjectReviewResource(),
 		selfSubjectAccessReviewResource(),
 		selfSubjectRulesReviewResource(),

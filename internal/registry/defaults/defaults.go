@@ -63,8 +63,10 @@ func Default(obj runtime.Object) {
 		EndpointSlice(o)
 	case *eventsv1.Event, *coordinationv1.Lease, *autoscalingv1.Scale:
 		// no defaults
-	case *networkingv1.ServiceCIDR, *networkingv1.IPAddress:
+	case *networkingv1.ServiceCIDR, *networkingv1.IPAddress, *networkingv1.Ingress:
 		// no defaults
+	case *networkingv1.IngressClass:
+		IngressClass(o)
 	case *corev1.NamespaceList:
 		for i := range o.Items {
 			defaultNamespace(&o.Items[i])

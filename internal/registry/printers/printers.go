@@ -75,6 +75,12 @@ func ServiceCIDR() Printer { return serviceCIDRPrinter() }
 // IPAddress prints ipaddresses.
 func IPAddress() Printer { return ipAddressPrinter() }
 
+// Ingress prints ingresses.
+func Ingress() Printer { return ingressPrinter() }
+
+// IngressClass prints ingressclasses.
+func IngressClass() Printer { return ingressClassPrinter() }
+
 // ForResource returns the printer for a group-resource (e.g. {Group:"", Resource:"services"}).
 // Unknown resources get the default printer of kube-apiserver (columns Name and
 // "Created At", the creation timestamp in RFC 3339, UTC) and ok=false.
@@ -126,6 +132,10 @@ func ForResource(gr schema.GroupResource) (Printer, bool) {
 			return ServiceCIDR(), true
 		case "ipaddresses":
 			return IPAddress(), true
+		case "ingresses":
+			return Ingress(), true
+		case "ingressclasses":
+			return IngressClass(), true
 		}
 	}
 	return DefaultPrinter(), false

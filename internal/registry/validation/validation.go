@@ -96,6 +96,10 @@ func (opts Options) ValidateCreate(obj runtime.Object) field.ErrorList {
 		return opts.ValidateServiceCIDR(o)
 	case *networkingv1.IPAddress:
 		return opts.ValidateIPAddress(o)
+	case *networkingv1.Ingress:
+		return opts.ValidateIngress(o)
+	case *networkingv1.IngressClass:
+		return opts.ValidateIngressClass(o)
 	case *autoscalingv1.Scale:
 		return validateScale(o)
 	}
@@ -144,6 +148,10 @@ func (opts Options) ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		return opts.ValidateServiceCIDRUpdate(o, old.(*networkingv1.ServiceCIDR))
 	case *networkingv1.IPAddress:
 		return opts.ValidateIPAddressUpdate(o, old.(*networkingv1.IPAddress))
+	case *networkingv1.Ingress:
+		return opts.ValidateIngressUpdate(o, old.(*networkingv1.Ingress))
+	case *networkingv1.IngressClass:
+		return opts.ValidateIngressClassUpdate(o, old.(*networkingv1.IngressClass))
 	case *autoscalingv1.Scale:
 		return validateScaleUpdate(o, old.(*autoscalingv1.Scale))
 	}
