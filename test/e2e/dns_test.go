@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -105,4 +106,120 @@ func TestClusterDNS(t *testing.T) {
 			t.Errorf("the pod's output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// TestClusterDNSFromPods is the DNS issue's acceptance from pods: the four name
+// forms of a Service from a pod in its namespace, a headless Service's pods,
+// SRV for a named port, PTR for a Service IP, an ExternalName's CNAME, and the
+// Kubernetes docs' `kubectl run -it --rm dnsutils --image=busybox -- nslookup
+// kubernetes.default` (attach on a terminal).
+func TestClusterDNSFromPods(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs kubesvc up with a real node")
+	}
+	if isolate.Run(t) {
+		return
+	}
+	s := startUp(t)
+	k := s.kubectl(t)
+	k.ok("create", "namespace", "my-ns")
+	applyYAML(t, k, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: my-ns}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: nginx, ports: [{name: http, containerPort: 80}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: my-service, namespace: my-ns}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless, namespace: my-ns}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: my-db, namespace: my-ns}
+spec: {type: ExternalName, externalName: my.database.example.com}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: my-ns}
+spec:
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+`)
+	k.ok("rollout", "status", "-n", "my-ns", "deployment/web", "--timeout=90s")
+	k.ok("wait", "-n", "my-ns", "--for=condition=Ready", "pod/client", "--timeout=60s")
+	clusterIP, _ := jsonpath(k, "{.spec.clusterIP}", "svc", "-n", "my-ns", "my-service")
+	podIPs, _ := jsonpath(k, "{.items[*].status.podIP}", "pods", "-n", "my-ns", "-l", "app=web")
+	nslookup := func(args ...string) (string, error) {
+		out, ok := k.try(append([]string{"exec", "-n", "my-ns", "client", "--", "nslookup"}, args...)...)
+		if !ok {
+			return out, fmt.Errorf("nslookup %v failed:\n%s", args, out)
+		}
+		return out, nil
+	}
+	for _, name := range []string{"my-service", "my-service.my-ns", "my-service.my-ns.svc", "my-service.my-ns.svc.cluster.local"} {
+		eventually(t, "nslookup "+name, 30*time.Second, func() error {
+			out, err := nslookup(name)
+			if err != nil || !strings.Contains(out, "Name:\tmy-service.my-ns.svc.cluster.local") || !strings.Contains(out, "Address: "+clusterIP) {
+				return fmt.Errorf("%v\n%s", err, out)
+			}
+			return nil
+		})
+	}
+	t.Run("headless lists each pod", func(t *testing.T) {
+		out, err := nslookup("headless")
+		for _, ip := range strings.Fields(podIPs) {
+			if err != nil || !strings.Contains(out, "Address: "+ip) {
+				t.Errorf("nslookup headless lacks %s (%v):\n%s", ip, err, out)
+			}
+		}
+	})
+	t.Run("SRV for a named port", func(t *testing.T) {
+		out, err := nslookup("-type=srv", "_http._tcp.my-service.my-ns.svc.cluster.local")
+		if err != nil || !strings.Contains(out, "80 my-service.my-ns.svc.cluster.local") {
+			t.Errorf("SRV: %v\n%s", err, out)
+		}
+	})
+	t.Run("PTR for the Service IP", func(t *testing.T) {
+		out, err := nslookup(clusterIP)
+		if err != nil || !strings.Contains(out, "name = my-service.my-ns.svc.cluster.local") {
+			t.Errorf("PTR: %v\n%s", err, out)
+		}
+	})
+	t.Run("ExternalName CNAME", func(t *testing.T) {
+		out, err := exec.Command("dig", "+short", "@10.96.0.10", "my-db.my-ns.svc.cluster.local").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "my.database.example.com." {
+			t.Errorf("dig my-db: %v\n%s", err, out)
+		}
+	})
+	t.Run("kubectl run -it --rm dnsutils", func(t *testing.T) {
+		if _, err := exec.LookPath("script"); err != nil {
+			t.Skip("script(1) is not installed")
+		}
+		line := k.bin + " run -it --rm dnsutils --image=busybox --restart=Never -- nslookup kubernetes.default"
+		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
+		cmd.Dir, cmd.Env = pkgDir, k.environ()
+		out, err := cmd.CombinedOutput()
+		text := strings.ReplaceAll(string(out), "\r", "")
+		if err != nil || !strings.Contains(text, "Name:\tkubernetes.default.svc.cluster.local") || !strings.Contains(text, "Address: 10.96.0.1") ||
+			!strings.Contains(text, `pod "dnsutils" deleted`) {
+			t.Errorf("kubectl run -it --rm dnsutils: %v\n%s", err, text)
+		}
+	})
 }
