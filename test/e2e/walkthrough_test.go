@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ import (
 // as the page shows, with the same table header (a command the page shows
 // failing must fail); a `cat` prints the page's text exactly. Names, addresses
 // and ages differ from run to run and are not compared; nor are "Warning:"
-// lines (kubectl's differ by version).
+// lines (kubectl's differ by version) or kubectl's own log lines.
 func TestWalkthroughs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs kubesvc up with a real node")
@@ -144,9 +145,16 @@ func (st walkStep) expectsFailure() bool {
 	return false
 }
 
-// withoutWarnings drops "Warning:" lines.
+// klogLine is a client-side log line of kubectl's on stderr (E1205 21:30:35.002413 ...),
+// such as client-go's occasional "Unknown stream id 1, discarding message" when
+// an exec's first (empty) message arrives before its streams are set up.
+var klogLine = regexp.MustCompile(`^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ `)
+
+// withoutWarnings drops "Warning:" lines and kubectl's own log lines.
 func withoutWarnings(lines []string) []string {
-	return slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.HasPrefix(l, "Warning: ") })
+	return slices.DeleteFunc(slices.Clone(lines), func(l string) bool {
+		return strings.HasPrefix(l, "Warning: ") || klogLine.MatchString(l)
+	})
 }
 
 // compareOutput checks out against what the page shows: a cat exactly, others

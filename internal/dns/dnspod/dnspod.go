@@ -24,6 +24,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
@@ -83,7 +84,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 	image := k.image(ctx)
 	backoff := 200 * time.Millisecond
 	for {
-		rv, err := k.sync(ctx, image, started)
+		_, err := k.sync(ctx, image, started)
 		if err != nil && ctx.Err() == nil {
 			k.log().Warn("keeping the DNS mirror pod", "pod", Namespace+"/"+Name(k.NodeName), "err", err)
 		}
@@ -93,45 +94,58 @@ func (k *Keeper) Run(ctx context.Context) error {
 		} else {
 			backoff = 200 * time.Millisecond
 		}
-		if !k.waitChange(ctx, rv, wait) {
+		stale := func(p *corev1.Pod) bool {
+			return p.DeletionTimestamp != nil || !k.isOurs(p) || !sameStatus(p.Status, k.status(p, started, false))
+		}
+		if !k.waitChange(ctx, wait, stale) {
 			k.markStopped(ctx, started)
 			return nil
 		}
 	}
 }
 
-// waitChange waits for a change of the pod after resourceVersion rv (a watch
-// event) or d, whichever is first; false when ctx ended. Watching from the
-// version the keeper last saw, not from now, keeps a change made in between
-// (the node lifecycle controller marking the pods of a node that was not
-// ready yet) from going unnoticed until the next resync. Without rv, or when
-// the watch cannot start there, it returns at once: the caller syncs again.
-func (k *Keeper) waitChange(ctx context.Context, rv string, d time.Duration) bool {
+// waitChange waits for a change of the pod (a watch event) or d, whichever is
+// first; false when ctx ended. The watch starts with the pod as it is now (an
+// ADDED event): that is a change too when stale says so — a change made between
+// the keeper's last write and the watch (the node lifecycle controller marking
+// the pods of a node that was not ready a moment before) must not wait for the
+// next resync.
+func (k *Keeper) waitChange(ctx context.Context, d time.Duration, stale func(*corev1.Pod) bool) bool {
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	if rv != "" {
-		w, err := k.Client.CoreV1().Pods(Namespace).Watch(wctx, metav1.ListOptions{
-			FieldSelector:   fields.OneTermEqualSelector("metadata.name", Name(k.NodeName)).String(),
-			ResourceVersion: rv,
-		})
-		if err == nil {
-			defer w.Stop()
-			select {
-			case <-w.ResultChan():
-			case <-wctx.Done():
-			}
-			return ctx.Err() == nil
-		}
-		if ctx.Err() == nil && !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+	w, err := k.Client.CoreV1().Pods(Namespace).Watch(wctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("metadata.name", Name(k.NodeName)).String(),
+	})
+	if err != nil {
+		if ctx.Err() == nil {
 			k.log().Debug("watching the DNS mirror pod", "err", err)
 		}
+		// No watch: a short wait, then a sync (which reads the pod again).
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(d, time.Second)):
+		}
+		return ctx.Err() == nil
 	}
-	// No watch: a short wait, then a sync (which reads the pod again).
-	select {
-	case <-ctx.Done():
-	case <-time.After(min(d, time.Second)):
+	defer w.Stop()
+	first := true
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return ctx.Err() == nil
+			}
+			if first && ev.Type == watch.Added {
+				first = false
+				if p, isPod := ev.Object.(*corev1.Pod); isPod && !stale(p) {
+					continue
+				}
+			}
+			return ctx.Err() == nil
+		case <-wctx.Done():
+			return ctx.Err() == nil
+		}
 	}
-	return ctx.Err() == nil
 }
 
 // sync makes the pod exist with the status it is to show. It returns the pod's

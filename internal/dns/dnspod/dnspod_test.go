@@ -154,9 +154,8 @@ func TestKeeperWaitsForNode(t *testing.T) {
 }
 
 // Without resyncs, a change someone else makes (the node lifecycle controller
-// marking the pod not ready) reaches the keeper through its watch, which starts
-// at the version the keeper wrote.
-func TestKeeperWatchesFromItsWrite(t *testing.T) {
+// marking the pod not ready) reaches the keeper through its watch.
+func TestKeeperNoticesChangesWithoutResync(t *testing.T) {
 	client := fake.NewClientset(node("n1"))
 	k := &Keeper{Client: client, NodeName: "n1", PodIP: netip.MustParseAddr("10.244.0.1"), Image: "i", Resync: time.Hour}
 	ctx, cancel := context.WithCancel(context.Background())
