@@ -142,10 +142,15 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case <-r.kick:
 		case <-timer:
 		case err := <-done:
-			r.inst = nil
 			if ctx.Err() != nil {
-				return nil // it stopped with ctx: a shutdown
+				// It stopped with ctx: a shutdown, which still marks the pod
+				// stopped (so the instance stays, its end already received).
+				ended := make(chan error, 1)
+				ended <- nil
+				r.inst.done = ended
+				return nil
 			}
+			r.inst = nil
 			if err == nil {
 				err = errStopped
 			}
@@ -407,9 +412,9 @@ func (r *supervision) shutdown(ctx context.Context) {
 	p := r.pod.DeepCopy()
 	p.Status = st.status()
 	_, err := r.Client.CoreV1().Pods(ConfigMapNamespace).UpdateStatus(wctx, p, metav1.UpdateOptions{})
-	if apierrors.IsConflict(err) {
-		// our copy is stale (a status write of ours raced it): once more on
-		// the newest
+	for try := 0; try < 3 && apierrors.IsConflict(err); try++ {
+		// our copy is stale (a status write of ours, or of another writer,
+		// raced it): again on the newest
 		var fresh *corev1.Pod
 		if fresh, err = r.Client.CoreV1().Pods(ConfigMapNamespace).Get(wctx, p.Name, metav1.GetOptions{}); err == nil {
 			fresh.Status = st.status()

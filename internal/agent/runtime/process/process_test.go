@@ -100,6 +100,14 @@ func start(t *testing.T, r *Runtime, spec runtime.ContainerSpec) runtime.Contain
 		if err := readJSON(filepath.Join(r.dir(cs.ID), pidFile), &pr); err == nil {
 			_ = signalGroup(pr, unix.SIGKILL)
 		}
+		// The shim records the exit in the container's folder: wait for it, or
+		// the test's TempDir removal races with that write ("directory not
+		// empty").
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if st, err := r.Status(context.Background(), cs.ID); err != nil || st.State == runtime.StateExited {
+				return
+			}
+		}
 	})
 	return cs
 }
