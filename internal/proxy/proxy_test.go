@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
 var errBackend = errors.New("nft: transaction failed")
@@ -211,9 +214,14 @@ func TestProxySyncs(t *testing.T) {
 		!slices.Equal(first.node.IPs, addrs("192.168.1.10")) || len(first.node.PodCIDRs) != 1 {
 		t.Errorf("first sync Node = %+v", first.node)
 	}
-	if h := tp.p.Healthz(); h.LastSynced.IsZero() || !h.OldestPending.IsZero() || !h.NodeEligible() {
-		t.Errorf("Healthz after first sync = %+v", h)
-	}
+	// The backend saw the sync; the proxy records it once Sync has returned.
+	testutil.Eventually(t, "Healthz after the first sync", 5*time.Second, func(context.Context) (bool, error) {
+		h := tp.p.Healthz()
+		if h.LastSynced.IsZero() || !h.OldestPending.IsZero() || !h.NodeEligible() {
+			return false, fmt.Errorf("Healthz = %+v", h)
+		}
+		return true, nil
+	})
 
 	// An endpoint change: a partial sync with exactly that port, and its
 	// trigger time.
