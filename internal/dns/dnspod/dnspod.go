@@ -41,6 +41,9 @@ const (
 	ImageRepository = "kubesvc.io/dns"
 
 	annotationMirror = corev1.MirrorPodAnnotationKey
+	// recreateDelay is how long after finishing a deletion the pod is made
+	// again.
+	recreateDelay    = 2 * time.Second
 	annotationSource = "kubernetes.io/config.source"
 )
 
@@ -170,6 +173,15 @@ func (k *Keeper) sync(ctx context.Context, image string, started time.Time) (str
 			return "", fmt.Errorf("finishing the pod's deletion: %w", err)
 		}
 		k.log().Info("the DNS mirror pod was deleted: making it again", "pod", Namespace+"/"+name)
+		// Not at once, as a kubelet remakes a mirror pod on its next sync:
+		// `kubectl delete` waits by listing and watching the name, and a pod
+		// of that name made again before its list would look like the one it
+		// deleted, which then never goes (it waited until its timeout).
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(recreateDelay):
+		}
 		cur = nil
 	}
 	var node *corev1.Node
