@@ -68,6 +68,14 @@ func kubeletExecQuery(o execOptions) url.Values {
 // handleExec serves pods/NAME/exec (GET for WebSocket, POST for SPDY; the
 // authorizer has checked the verb on pods/exec).
 func (s *Server) handleExec(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo) {
+	s.serveStream(w, r, h, ri, "exec", true)
+}
+
+// serveStream serves an exec or attach (kind, the kubelet's path segment; an
+// attach has no command): the options from the query, the pod and its
+// container, then the connection to the kubelet server of the pod's node,
+// passed through, or translated from WebSocket v5 to SPDY.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo, kind string, command bool) {
 	if ri.Verb != "get" && ri.Verb != "create" {
 		s.writeError(w, r, methodNotSupported(h.res.GroupResource(), ri.Verb))
 		return
@@ -76,6 +84,9 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request, h *resourceH
 	if err != nil {
 		s.writeError(w, r, apierrors.NewBadRequest(err.Error()))
 		return
+	}
+	if !command {
+		opts.Command = nil // PodAttachOptions has none
 	}
 	pod, container, err := s.streamTarget(r, h, ri, opts.Container)
 	if err != nil {
@@ -88,7 +99,7 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request, h *resourceH
 		return
 	}
 	loc := &url.URL{Scheme: "https", Host: host,
-		Path:     fmt.Sprintf("/exec/%s/%s/%s", pod.Namespace, pod.Name, container),
+		Path:     fmt.Sprintf("/%s/%s/%s/%s", kind, pod.Namespace, pod.Name, container),
 		RawQuery: kubeletExecQuery(opts).Encode()}
 	if wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) {
 		s.translateExec(w, r, loc, opts)
