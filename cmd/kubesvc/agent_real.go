@@ -18,6 +18,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/images"
 	"github.com/kubesvc/kubesvc/internal/agent/podnet"
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 	"github.com/kubesvc/kubesvc/internal/agent/runtime/process"
 )
 
@@ -132,7 +133,9 @@ func (r realAgent) config() (agent.Config, error) {
 	if err != nil {
 		return agent.Config{}, err
 	}
-	rt, err := process.New(process.Config{RootDir: filepath.Join(root, "runtime"), Self: self, Log: r.log})
+	cg, cgErr := cgroups.Detect("")
+	rt, err := process.New(process.Config{RootDir: filepath.Join(root, "runtime"), Self: self, Log: r.log,
+		Cgroups: cg, CgroupsUnavailable: cgErr})
 	if err != nil {
 		return agent.Config{}, err
 	}

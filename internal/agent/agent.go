@@ -181,6 +181,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer broadcaster.Shutdown()
 	a.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Component, Host: a.cfg.NodeName})
 	a.nodeEvent(corev1.EventTypeNormal, "Starting", "Starting kubelet.")
+	if err := a.cfg.Runtime.ResourceLimits(); err != nil {
+		a.log.Warn("containers run without resource limits", "err", err)
+		a.nodeEvent(corev1.EventTypeWarning, "ResourceLimitsUnavailable",
+			"Containers' memory and CPU limits are not enforced on this node: %v", err)
+	}
 
 	node, err := a.register(ctx)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubesvc/kubesvc/internal/agent/images"
 	"github.com/kubesvc/kubesvc/internal/agent/runtime"
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 )
 
 // Starting and stopping containers: the image resolved to a program (with the
@@ -66,6 +67,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *corev1.Pod, st *podStat
 		spec.Hostname, _, _ = podHostnameAndDomain(pod, a.cfg.ClusterDomain)
 	}
 	spec.UID, spec.GID = runAs(pod, c)
+	spec.Resources = containerResources(c)
 	rs, err := a.cfg.Runtime.Start(ctx, spec)
 	switch {
 	case ctx.Err() != nil:
@@ -465,3 +467,19 @@ func containerIDString(id runtime.ContainerID) string {
 
 // containerIDScheme prefixes the container IDs the API shows.
 const containerIDScheme = "kubesvc://"
+
+// containerResources are the limits and CPU request the runtime enforces for c
+// (API defaulting has already copied limits into unset requests).
+func containerResources(c *corev1.Container) cgroups.Resources {
+	var r cgroups.Resources
+	if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+		r.MemoryLimit = q.Value()
+	}
+	if q, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
+		r.CPULimitMilli = q.MilliValue()
+	}
+	if q, ok := c.Resources.Requests[corev1.ResourceCPU]; ok {
+		r.CPURequestMilli = q.MilliValue()
+	}
+	return r
+}

@@ -11,10 +11,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubesvc/kubesvc/internal/agent/runtime"
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 )
 
 // A pod with restartPolicy Never whose container exits 0 ends Succeeded, with the
@@ -257,5 +259,38 @@ func TestAdoptLostContainer(t *testing.T) {
 	}
 	if spec, _ := e.rt.Spec(e.containerID(pod, "app")); spec.Attempt != 1 {
 		t.Errorf("attempt %d, want 1", spec.Attempt)
+	}
+}
+
+// A container's limits and CPU request reach the runtime; one the kernel killed
+// over its memory limit ends OOMKilled with exit code 137, as with the kubelet.
+func TestResourceLimitsAndOOMKilled(t *testing.T) {
+	e := newEnv(t)
+	e.startReady()
+	pod := newPod("limited", corev1.Container{Name: "app", Image: "nginx", Resources: corev1.ResourceRequirements{
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi"), corev1.ResourceCPU: resource.MustParse("500m")},
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")},
+	}})
+	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+	pod = e.createPod(pod)
+	e.waitPod(pod.Name, "Running", 0, running)
+	id := e.containerID(pod, "app")
+	spec, _ := e.rt.Spec(id)
+	want := cgroups.Resources{MemoryLimit: 64 << 20, CPULimitMilli: 500, CPURequestMilli: 250}
+	if spec.Resources != want {
+		t.Errorf("resources %+v, want %+v", spec.Resources, want)
+	}
+	if err := e.rt.OOMKill(id); err != nil {
+		t.Fatal(err)
+	}
+	p := e.waitPod(pod.Name, "Failed", time.Second, func(p *corev1.Pod) error {
+		if p.Status.Phase != corev1.PodFailed {
+			return fmt.Errorf("phase %s", p.Status.Phase)
+		}
+		return nil
+	})
+	term := p.Status.ContainerStatuses[0].State.Terminated
+	if term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
+		t.Errorf("terminated %+v, want OOMKilled 137", term)
 	}
 }

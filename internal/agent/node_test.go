@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	goruntime "runtime"
@@ -244,5 +245,26 @@ func TestNodeReadyWithoutMasquerade(t *testing.T) {
 			}
 		}
 		return false, fmt.Errorf("%d events, none MasqueradeUnavailable", len(evs.Items))
+	})
+}
+
+// A runtime that cannot enforce resource limits is reported by a Warning event on
+// the Node that says why.
+func TestResourceLimitsUnavailableEvent(t *testing.T) {
+	e := newEnv(t)
+	e.rt.SetResourceLimits(errors.New("no cgroup v2 hierarchy at /sys/fs/cgroup and no v1 memory and cpu hierarchies under it"))
+	e.startReady()
+	testutil.Eventually(t, "the ResourceLimitsUnavailable event", waitLong, func(ctx context.Context) (bool, error) {
+		evs, err := e.client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "ResourceLimitsUnavailable" && ev.Type == corev1.EventTypeWarning && ev.InvolvedObject.Kind == "Node" &&
+				strings.Contains(ev.Message, "limits are not enforced on this node: no cgroup v2 hierarchy") {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("%d events, none ResourceLimitsUnavailable", len(evs.Items))
 	})
 }

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 )
 
 // Errors of the runtime; test them with errors.Is.
@@ -85,6 +87,9 @@ type ContainerSpec struct {
 	// terminal (the container's tty: true): its output is then one stream
 	// (stdout), and Attach can resize the terminal.
 	TTY bool
+	// Resources are the container's memory and CPU limits and CPU request,
+	// enforced when ResourceLimits says the runtime can.
+	Resources cgroups.Resources
 }
 
 // State is a container's state.
@@ -179,4 +184,8 @@ type Runtime interface {
 	// returns nil when the program has exited or the client detached, ctx's error
 	// when ctx ended, ErrNotRunning when the container is not running.
 	Attach(ctx context.Context, id ContainerID, stdin io.Reader, stdout, stderr io.Writer, resize <-chan TerminalSize) error
+	// ResourceLimits is nil when the runtime enforces ContainerSpec.Resources
+	// (and reports "OOMKilled" for a container the kernel killed over its memory
+	// limit); otherwise it says why containers run without limits.
+	ResourceLimits() error
 }

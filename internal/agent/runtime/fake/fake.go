@@ -56,6 +56,7 @@ type Fake struct {
 	exec       ExecFunc
 	attach     AttachFunc
 	stopCode   int32
+	limitsErr  error
 }
 
 type container struct {
@@ -301,6 +302,38 @@ func (f *Fake) Attach(ctx context.Context, id runtime.ContainerID, stdin io.Read
 		return ctx.Err()
 	}
 	return fn(id, spec, stdin, stdout, stderr)
+}
+
+// SetResourceLimits sets what ResourceLimits returns (nil: limits are enforced,
+// the default).
+func (f *Fake) SetResourceLimits(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.limitsErr = err
+}
+
+// ResourceLimits implements runtime.Runtime.
+func (f *Fake) ResourceLimits() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.limitsErr
+}
+
+// OOMKill ends a running container as the kernel's OOM killer does: SIGKILL,
+// exit code 137, reason OOMKilled.
+func (f *Fake) OOMKill(id runtime.ContainerID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return fmt.Errorf("container %s: %w", id, runtime.ErrNotFound)
+	}
+	if c.status.State != runtime.StateRunning {
+		return fmt.Errorf("container %s: %w", id, runtime.ErrNotRunning)
+	}
+	f.exit(c, 137)
+	c.status.Reason = "OOMKilled"
+	return nil
 }
 
 // Exit makes a running container exit with code, as if its program had ended.

@@ -79,6 +79,13 @@ func initAndExec(dir string, beforeExec func(runtime.ContainerSpec)) error {
 		return fmt.Errorf("read container state: %w", err)
 	}
 	spec := st.Spec
+	// Into the container's cgroup first, while still root: the program and every
+	// process it starts are born in it.
+	if st.Cgroup != nil {
+		if err := st.Cgroup.Add(0); err != nil {
+			return fmt.Errorf("resource limits: %w", err)
+		}
+	}
 	if spec.NetNSPath != "" {
 		if err := joinNetNS(spec.NetNSPath); err != nil {
 			return err

@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubesvc/kubesvc/internal/agent/runtime"
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 )
 
 // DefaultPath is the PATH an image's config gives (Docker's default). A container
@@ -58,6 +59,11 @@ type Config struct {
 	LogMaxSize int64
 	// StartTimeout bounds Start's wait for the shim (default DefaultStartTimeout).
 	StartTimeout time.Duration
+	// Cgroups enforces containers' resource limits, one group per container that
+	// has any; nil runs every container without limits, for the reason in
+	// CgroupsUnavailable (which ResourceLimits returns).
+	Cgroups            *cgroups.Manager
+	CgroupsUnavailable error
 }
 
 // Runtime is the process runtime (see the package doc). It keeps no state in
@@ -70,6 +76,8 @@ type Runtime struct {
 	clock        clock.Clock
 	logMaxSize   int64
 	startTimeout time.Duration
+	cgroups      *cgroups.Manager
+	noCgroups    error
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -103,6 +111,10 @@ func New(cfg Config) (*Runtime, error) {
 	r := &Runtime{
 		root: root, self: self, log: cfg.Log, clock: cfg.Clock,
 		logMaxSize: cfg.LogMaxSize, startTimeout: cfg.StartTimeout,
+		cgroups: cfg.Cgroups, noCgroups: cfg.CgroupsUnavailable,
+	}
+	if r.cgroups == nil && r.noCgroups == nil {
+		r.noCgroups = errors.New("no cgroup manager configured")
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -159,12 +171,22 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 		return runtime.ContainerStatus{}, fmt.Errorf("start container %q: %w", spec.Name, err)
 	}
 	st := containerState{Version: stateVersion, ID: id, Spec: spec, LogMaxSize: r.logMaxSize, CreatedAt: r.clock.Now()}
+	// removeAll undoes what Start made when the program does not run.
+	removeAll := func() error { return os.RemoveAll(dir) }
+	if !spec.Resources.IsZero() && r.cgroups != nil {
+		cg, err := r.cgroups.Create(string(id), spec.Resources)
+		if err != nil {
+			return runtime.ContainerStatus{}, errors.Join(fmt.Errorf("start container %q: %w: resource limits: %w", spec.Name, runtime.ErrStartFailed, err), removeAll())
+		}
+		st.Cgroup = &cg
+		removeAll = func() error { return errors.Join(os.RemoveAll(dir), cg.Remove()) }
+	}
 	if err := writeJSONAtomic(filepath.Join(dir, stateFile), st); err != nil {
-		return runtime.ContainerStatus{}, errors.Join(fmt.Errorf("start container %q: %w", spec.Name, err), os.RemoveAll(dir))
+		return runtime.ContainerStatus{}, errors.Join(fmt.Errorf("start container %q: %w", spec.Name, err), removeAll())
 	}
 	reportR, done, err := r.startShim(id)
 	if err != nil {
-		return runtime.ContainerStatus{}, errors.Join(fmt.Errorf("start container %q: %w", spec.Name, err), os.RemoveAll(dir))
+		return runtime.ContainerStatus{}, errors.Join(fmt.Errorf("start container %q: %w", spec.Name, err), removeAll())
 	}
 	defer reportR.Close()
 	rep, err := r.readReport(ctx, reportR)
@@ -194,8 +216,11 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 	}
 	return runtime.ContainerStatus{}, errors.Join(
 		fmt.Errorf("start container %q: %w: %s", spec.Name, runtime.ErrStartFailed, cause),
-		os.RemoveAll(dir))
+		removeAll())
 }
+
+// ResourceLimits implements runtime.Runtime.
+func (r *Runtime) ResourceLimits() error { return r.noCgroups }
 
 // validateSpec checks what the runtime relies on.
 func validateSpec(spec runtime.ContainerSpec) error {
@@ -386,14 +411,16 @@ func (r *Runtime) statusOf(st containerState) (runtime.ContainerStatus, error) {
 }
 
 // exited fills in an exited container's status: kubelet's reason is Completed for
-// exit code 0 and Error otherwise (OOMKilled needs cgroups, which this runtime
-// does not set up), StartError for a program that never ran.
+// exit code 0 and Error otherwise, OOMKilled when the kernel killed a process of
+// its cgroup over the memory limit, StartError for a program that never ran.
 func exited(cs runtime.ContainerStatus, ex exitRecord) runtime.ContainerStatus {
 	cs.State, cs.Pid = runtime.StateExited, 0
 	cs.ExitCode, cs.FinishedAt = ex.ExitCode, ex.FinishedAt
 	switch {
 	case ex.StartError != "":
 		cs.Reason = "StartError"
+	case ex.OOMKilled:
+		cs.Reason = "OOMKilled"
 	case ex.ExitCode == 0:
 		cs.Reason = "Completed"
 	default:
@@ -554,6 +581,13 @@ func (r *Runtime) Remove(ctx context.Context, id runtime.ContainerID) error {
 		}
 		if cs.State == runtime.StateRunning || cs.State == runtime.StateCreated {
 			return fmt.Errorf("remove container %s: %w", id, runtime.ErrRunning)
+		}
+	}
+	if st.Cgroup != nil {
+		// A process that left the container's process group may still hold
+		// the group; it is logged and the group stays (kubesvc reset removes it).
+		if err := st.Cgroup.Remove(); err != nil {
+			r.log.Warn("container's cgroup stays", "id", id, "err", err)
 		}
 	}
 	if err := os.RemoveAll(dir); err != nil {

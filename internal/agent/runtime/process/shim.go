@@ -97,6 +97,13 @@ func runShim(dir string) error {
 	_ = report.Close()
 
 	ex := s.supervise(pid)
+	if cg := s.state.Cgroup; cg != nil {
+		n, err := cg.OOMKills()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "shim: %v\n", err)
+		}
+		ex.OOMKilled = n > 0
+	}
 	if err := writeJSONAtomic(filepath.Join(dir, exitFile), ex); err != nil {
 		return fmt.Errorf("shim: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kubesvc/kubesvc/internal/agent/runtime"
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 )
 
 // Files of a container's directory ROOT/containers/ID.
@@ -42,6 +43,9 @@ type containerState struct {
 	// LogMaxSize is the size at which the shim rotates the log.
 	LogMaxSize int64
 	CreatedAt  time.Time
+	// Cgroup is the container's group when it has resource limits: init joins
+	// it, the shim reads its OOM kills, Remove deletes it.
+	Cgroup *cgroups.Cgroup `json:",omitempty"`
 }
 
 // pidRecord is the pid file: who runs, and how to know them again (a pid alone can
@@ -63,6 +67,9 @@ type exitRecord struct {
 	FinishedAt time.Time `json:"finishedAt"`
 	// StartError is set when the program never ran: what failed.
 	StartError string `json:"startError,omitempty"`
+	// OOMKilled: the kernel's OOM killer ended a process of the container's
+	// cgroup (over its memory limit).
+	OOMKilled bool `json:"oomKilled,omitempty"`
 }
 
 // startReport is what the shim tells the agent on its report pipe: the program
