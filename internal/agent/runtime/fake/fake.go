@@ -322,22 +322,17 @@ func (f *Fake) ResourceLimits() error {
 // OOMKill ends a running container as the kernel's OOM killer does: SIGKILL,
 // exit code 137, reason OOMKilled.
 func (f *Fake) OOMKill(id runtime.ContainerID) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, ok := f.containers[id]
-	if !ok {
-		return fmt.Errorf("container %s: %w", id, runtime.ErrNotFound)
-	}
-	if c.status.State != runtime.StateRunning {
-		return fmt.Errorf("container %s: %w", id, runtime.ErrNotRunning)
-	}
-	f.exit(c, 137)
-	c.status.Reason = "OOMKilled"
-	return nil
+	return f.end(id, 137, "OOMKilled")
 }
 
 // Exit makes a running container exit with code, as if its program had ended.
 func (f *Fake) Exit(id runtime.ContainerID, code int32) error {
+	return f.end(id, code, "")
+}
+
+// end makes a running container exit with code, with reason ("": the one the
+// code gives).
+func (f *Fake) end(id runtime.ContainerID, code int32, reason string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.containers[id]
@@ -348,6 +343,9 @@ func (f *Fake) Exit(id runtime.ContainerID, code int32) error {
 		return fmt.Errorf("container %s: %w", id, runtime.ErrNotRunning)
 	}
 	f.exit(c, code)
+	if reason != "" {
+		c.status.Reason = reason
+	}
 	return nil
 }
 
