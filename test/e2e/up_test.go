@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 	"github.com/kubesvc/kubesvc/internal/testutil/isolate"
 )
 
@@ -378,7 +380,10 @@ func TestUpRealNode(t *testing.T) {
 		k := k.on(t)
 		backOff := regexp.MustCompile(`^back-off (\d+)s restarting failed container=app pod=crash_default\(`)
 		seen := map[string]bool{}
-		eventually(t, "CrashLoopBackOff with a growing back-off", 90*time.Second, func() error {
+		// Two back-offs in a row (10 s, 20 s, 40 s, ...): the pod was created
+		// with the others, and under load the subtests before this one may take
+		// long enough that the first back-offs have passed when it starts.
+		eventually(t, "CrashLoopBackOff with a growing back-off", 150*time.Second, func() error {
 			out, err := jsonpath(k, "{.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}|{.status.containerStatuses[0].lastState.terminated.exitCode}", "pod", "crash")
 			if err != nil {
 				return err
@@ -389,10 +394,13 @@ func TestUpRealNode(t *testing.T) {
 					seen[m[1]] = true
 				}
 			}
-			if !seen["10"] || !seen["20"] {
-				return fmt.Errorf("back-offs seen %v; now %q", seen, out)
+			for b := range seen {
+				n, _ := strconv.Atoi(b)
+				if seen[strconv.Itoa(2*n)] {
+					return nil
+				}
 			}
-			return nil
+			return fmt.Errorf("back-offs seen %v, want two in a row; now %q", seen, out)
 		})
 		if f := strings.Fields(k.ok("get", "pod", "crash", "--no-headers")); len(f) < 3 || (f[2] != "CrashLoopBackOff" && f[2] != "Error") {
 			t.Errorf("kubectl get pod crash: %q, want STATUS CrashLoopBackOff (or Error between restarts)", f)
@@ -418,7 +426,42 @@ func TestUpRealNode(t *testing.T) {
 		})
 		k.ok("wait", "--for=condition=Ready", "pod/nope-command", "--timeout=60s")
 	})
+	t.Run("memory limit", func(t *testing.T) {
+		if _, err := cgroups.Detect(""); err != nil {
+			t.Skipf("this machine's cgroups cannot enforce limits: %v", err)
+		}
+		k := k.on(t)
+		applyYAML(t, k, oomManifest)
+		eventually(t, "OOMKilled", 60*time.Second, func() error {
+			out, err := jsonpath(k, "{.status.containerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.terminated.exitCode}", "pod", "oom")
+			if err != nil || out != "OOMKilled 137" {
+				return fmt.Errorf("terminated %q %v", out, err)
+			}
+			return nil
+		})
+		if f := strings.Fields(k.ok("get", "pod", "oom", "--no-headers")); len(f) < 3 || f[2] != "OOMKilled" {
+			t.Errorf("kubectl get pod oom: %q, want STATUS OOMKilled", f)
+		}
+	})
 }
+
+// oomManifest is a pod whose shell holds 200 MB in a variable, over its 32 MiB
+// memory limit.
+const oomManifest = `apiVersion: v1
+kind: Pod
+metadata:
+  name: oom
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: busybox
+    command: ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"]
+    resources:
+      limits:
+        memory: 32Mi
+        cpu: 500m
+`
 
 // probeManifests are the probe pods of TestUpRealNode; %[1]s is the directory of
 // the probe switch files.
