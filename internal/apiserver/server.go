@@ -19,6 +19,7 @@ import (
 
 	"github.com/kubesvc/kubesvc/internal/allocator/portallocator"
 	"github.com/kubesvc/kubesvc/internal/datadir"
+	"github.com/kubesvc/kubesvc/internal/kubeversion"
 	"github.com/kubesvc/kubesvc/internal/pki"
 	"github.com/kubesvc/kubesvc/internal/registry"
 	"github.com/kubesvc/kubesvc/internal/registry/service"
@@ -64,9 +65,10 @@ type VersionInfo struct {
 	Major, Minor, GitVersion string
 }
 
-// DefaultVersion reports 1.32, whose kubectl is the dispatcher's built-in one.
+// DefaultVersion is the version of the Kubernetes API kubesvc serves
+// (internal/kubeversion; go.mod's k8s.io/api).
 func DefaultVersion() VersionInfo {
-	return VersionInfo{Major: "1", Minor: "32", GitVersion: "v1.32.4-kubesvc"}
+	return VersionInfo{Major: kubeversion.Major, Minor: kubeversion.Minor, GitVersion: kubeversion.GitVersion}
 }
 
 // Validate checks the configuration.

@@ -10,7 +10,7 @@
 // kubectl runs with a private HOME and KUBECACHEDIR per test, so the discovery and
 // HTTP caches never leak between tests (the gcloud kubectl dispatcher caches /version
 // there too). Without kubectl on PATH every test is skipped. The versioned binaries
-// kubectl.1.31, kubectl.1.32 and kubectl.1.33 are looked up next to the resolved
+// kubectl.1.27 … kubectl.1.33 are looked up next to the resolved
 // kubectl (`readlink -f $(command -v kubectl)`); a missing one is skipped.
 //
 // Assertions are written for what real Kubernetes prints.

@@ -229,9 +229,9 @@ func TestServices(t *testing.T) {
 		k := k.on(t)
 		k.expectOut("namespace/lb created\n", "create", "namespace", "lb")
 		r := k.run("apply", "-n", "lb", "-f", "testdata/seed003-my-service-loadbalancer.yaml")
-		// kube-apiserver 1.32 formats the value as []string{...}, newer ones as JSON.
+		// The value as JSON, as kube-apiserver 1.37 formats it (1.32 printed []string{...}).
 		want := regexp.MustCompile(`^The Service "my-service" is invalid: spec\.clusterIPs: Invalid value: ` +
-			`(\[\]string\{"10\.0\.171\.239"\}|\["10\.0\.171\.239"\]): failed to allocate IP 10\.0\.171\.239: ` +
+			`\["10\.0\.171\.239"\]: failed to allocate IP 10\.0\.171\.239: ` +
 			`the provided IP \(10\.0\.171\.239\) is not in the valid range\. The range of valid IPs is 10\.96\.0\.0/12\n$`)
 		if r.code == 0 || !want.MatchString(r.stderr) {
 			t.Errorf("want the service CIDR range error %s; got:\n%s", want, r)

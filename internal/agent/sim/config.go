@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubesvc/kubesvc/internal/kubeversion"
 )
 
 // Defaults, the kubelet's where it has one.
@@ -27,8 +29,9 @@ const (
 	DefaultCPU              = "8"
 	DefaultMemory           = "32Gi"
 	DefaultEphemeralStorage = "100Gi"
-	// KubeletVersion is the version the simulated node reports.
-	KubeletVersion = "v1.32.4-kubesvc"
+	// KubeletVersion is the version the simulated node reports: the API
+	// server's (a real node agent asks /version; a kubelet reports its own).
+	KubeletVersion = kubeversion.GitVersion
 )
 
 // Config configures a simulated node. Zero values take the defaults above.

@@ -11,7 +11,8 @@
 //     kubernetes.io/arch and their beta twins; an InternalIP address — from
 //     Config.NodeIP or derived from the node name in 192.0.2.0/24 (TEST-NET-1) —
 //     and Hostname; capacity and allocatable cpu, memory, ephemeral-storage and pods;
-//     nodeInfo with kubeletVersion v1.32.4-kubesvc); an existing Node is reused;
+//     nodeInfo with kubeletVersion KubeletVersion, the version the API server
+//     reports, v1.37.2-kubesvc); an existing Node is reused;
 //   - renews the Lease kube-node-lease/<node> every LeaseRenewInterval (10s, lease
 //     duration 40s) — the heartbeat the node lifecycle controller watches;
 //   - checks its Node status every NodeStatusUpdateFrequency (10s) and posts it when
