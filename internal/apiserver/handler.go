@@ -38,6 +38,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFoundPath())
 		return
 	}
+	if msg := deprecationWarning(h, s.cfg.Version); msg != "" {
+		addWarning(w, msg)
+	}
 	// Access and identity reviews are answered, never stored (reviews.go).
 	if h.res.IsReview() && ri.Verb == "create" && ri.Name == "" && ri.Namespace == "" {
 		s.handleReview(w, r, h)
