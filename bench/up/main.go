@@ -1,8 +1,11 @@
-// Command up measures how long `kubesvc up` takes to make a working one-node
-// cluster from nothing: a fresh data directory each run, from the exec of
-// `kubesvc up` to (a) its "kubesvc is up" line, (b) the Node Ready, (c) the
+// Command up measures how long `kubesvc up` takes to make a working cluster
+// (one node, or -nodes N: `kubesvc up --nodes=N`, N nodes in network namespaces)
+// from nothing: a fresh data directory each run, from the exec of
+// `kubesvc up` to (a) its "kubesvc is up" line, (b) every Node Ready, (c) the
 // cluster DNS answering kubernetes.default.svc.cluster.local at the kube-dns
-// Service's address from the node (through the proxy), and (d) all of these.
+// Service's address from the node (through the proxy; with -nodes N from the
+// machine, whose route to the Service range goes through the first node's
+// proxy), and (d) all of these.
 // Between runs `kubesvc reset --yes` removes what the run made, so every start
 // is a first one. It runs the node agent, so it refuses a network namespace with
 // more than loopback: run it under ../shared/tools/isolated. It reports; it never
@@ -10,6 +13,7 @@
 //
 //	go build -o /tmp/kubesvc ./cmd/kubesvc
 //	../shared/tools/isolated go run ./bench/up -bin /tmp/kubesvc -runs 10
+//	../shared/tools/isolated go run ./bench/up -bin /tmp/kubesvc -runs 10 -nodes 3
 package main
 
 import (
@@ -37,6 +41,7 @@ type options struct {
 	dnsAddr string
 	timeout time.Duration
 	out     string
+	nodes   int
 }
 
 // sample is one start.
@@ -59,6 +64,7 @@ type result struct {
 	Commit    string         `json:"commit,omitempty"`
 	LoadAvg   string         `json:"loadavg_before"`
 	Runs      int            `json:"runs"`
+	Nodes     int            `json:"nodes"`
 	UpLine    summary        `json:"up_line"`
 	NodeReady summary        `json:"node_ready"`
 	DNS       summary        `json:"dns_answers"`
@@ -73,6 +79,7 @@ func main() {
 	flag.StringVar(&o.dnsAddr, "dns", "10.96.0.10:53", "the kube-dns Service's address")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up on a start after this long")
 	flag.StringVar(&o.out, "out", "", "also write the result as JSON to this file")
+	flag.IntVar(&o.nodes, "nodes", 1, "nodes to start (kubesvc up --nodes=N) and wait for Ready")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/up:", err)
@@ -84,6 +91,9 @@ func run(o options) error {
 	if o.bin == "" {
 		return errors.New("-bin is required")
 	}
+	if o.nodes < 1 {
+		return errors.New("-nodes must be at least 1")
+	}
 	if err := benchproc.RequireSealedNetwork("kubesvc up"); err != nil {
 		return err
 	}
@@ -91,7 +101,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	res := result{Host: benchproc.ReadHost(), Commit: benchproc.GitCommit(), LoadAvg: benchproc.LoadAvg(), Runs: o.runs}
+	res := result{Host: benchproc.ReadHost(), Commit: benchproc.GitCommit(), LoadAvg: benchproc.LoadAvg(), Runs: o.runs, Nodes: o.nodes}
 	var samples []sample
 	for i := range o.runs {
 		s, err := once(bin, o)
@@ -99,7 +109,7 @@ func run(o options) error {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
 		samples = append(samples, s)
-		line := fmt.Sprintf("up line %v, node Ready %v, DNS answers %v, both %v", ms(s.UpLine), ms(s.NodeReady), ms(s.DNS), ms(s.All))
+		line := fmt.Sprintf("up line %v, nodes Ready %v, DNS answers %v, both %v", ms(s.UpLine), ms(s.NodeReady), ms(s.DNS), ms(s.All))
 		res.Samples = append(res.Samples, line)
 		fmt.Printf("run %d: %s\n", i+1, line)
 	}
@@ -119,11 +129,11 @@ func run(o options) error {
 	res.NodeReady = pick(func(s sample) time.Duration { return s.NodeReady })
 	res.DNS = pick(func(s sample) time.Duration { return s.DNS })
 	res.All = pick(func(s sample) time.Duration { return s.All })
-	fmt.Printf("\n%d fresh starts of kubesvc up (median [min, max]):\n", o.runs)
+	fmt.Printf("\n%d fresh starts of kubesvc up --nodes=%d (median [min, max]):\n", o.runs, o.nodes)
 	for _, m := range []struct {
 		name string
 		s    summary
-	}{{"\"kubesvc is up\" line", res.UpLine}, {"node Ready", res.NodeReady}, {"kube-dns answers", res.DNS}, {"Ready and DNS", res.All}} {
+	}{{"\"kubesvc is up\" line", res.UpLine}, {"nodes Ready", res.NodeReady}, {"kube-dns answers", res.DNS}, {"Ready and DNS", res.All}} {
 		fmt.Printf("  %-22s %s [%s, %s]\n", m.name, m.s.Median, m.s.Min, m.s.Max)
 	}
 	if o.out != "" {
@@ -138,7 +148,11 @@ func run(o options) error {
 // once measures one fresh start, then stops kubesvc up and resets the machine.
 func once(bin string, o options) (sample, error) {
 	var s sample
-	u, err := benchproc.StartUp(bin)
+	var args []string
+	if o.nodes > 1 {
+		args = append(args, fmt.Sprintf("--nodes=%d", o.nodes))
+	}
+	u, err := benchproc.StartUp(bin, args...)
 	if err != nil {
 		return s, err
 	}
@@ -160,7 +174,7 @@ func once(bin string, o options) (sample, error) {
 	dc := &dns.Client{Net: "udp", Timeout: 100 * time.Millisecond}
 	q := new(dns.Msg).SetQuestion("kubernetes.default.svc.cluster.local.", dns.TypeA)
 	for s.NodeReady == 0 || s.DNS == 0 {
-		if s.NodeReady == 0 && nodeReady(ctx, client) {
+		if s.NodeReady == 0 && nodesReady(ctx, client, o.nodes) {
 			s.NodeReady = time.Since(start)
 		}
 		if s.DNS == 0 {
@@ -178,17 +192,24 @@ func once(bin string, o options) (sample, error) {
 	return s, nil
 }
 
-func nodeReady(ctx context.Context, client kubernetes.Interface) bool {
+// nodesReady tells whether n Nodes exist and all are Ready.
+func nodesReady(ctx context.Context, client kubernetes.Interface, n int) bool {
 	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil || len(nodes.Items) == 0 {
+	if err != nil || len(nodes.Items) != n {
 		return false
 	}
-	for _, c := range nodes.Items[0].Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
+	for _, node := range nodes.Items {
+		ready := false
+		for _, c := range node.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				ready = c.Status == corev1.ConditionTrue
+			}
+		}
+		if !ready {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }

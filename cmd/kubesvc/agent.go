@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -30,6 +31,10 @@ type agentFlags struct {
 	kubeAPIQPS   float32
 	kubeAPIBurst int
 	logLevel     string
+	// kubeconfigWait is how long to wait for --kubeconfig to appear: `kubesvc
+	// up --nodes` starts its agents while the API server starts, and writes
+	// their kubeconfigs once it answers.
+	kubeconfigWait time.Duration
 }
 
 func (f *agentFlags) add(fs *pflag.FlagSet) {
@@ -44,6 +49,32 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.Float32Var(&f.kubeAPIQPS, "kube-api-qps", 200, "queries per second to the API server")
 	fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", 400, "burst of queries to the API server")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&f.kubeconfigWait, "wait-for-kubeconfig", 0, "wait this long for the --kubeconfig file to appear before giving up (kubesvc up --nodes starts its agents before the API server answers)")
+	_ = fs.MarkHidden("wait-for-kubeconfig")
+}
+
+// waitForKubeconfig waits until --kubeconfig exists, for --wait-for-kubeconfig
+// at most; at once when that is 0.
+func (f *agentFlags) waitForKubeconfig(ctx context.Context) error {
+	if f.kubeconfigWait <= 0 || f.kubeconfig == "" {
+		return nil
+	}
+	deadline := time.Now().Add(f.kubeconfigWait)
+	for {
+		if _, err := os.Stat(f.kubeconfig); err == nil {
+			return nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("kubeconfig %s: %w", f.kubeconfig, err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kubeconfig %s: not there after %v", f.kubeconfig, f.kubeconfigWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func newAgentCommand() *cobra.Command {
@@ -70,6 +101,9 @@ bound to it Running with IPs from the Node's podCIDR, without running any proces
 needs no root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.waitForKubeconfig(cmd.Context()); err != nil {
+				return err
+			}
 			if !f.simulate {
 				if _, err := pf.validate(rf.clusterCIDRs); err != nil && !rf.disableProxy {
 					return err

@@ -26,7 +26,10 @@ func newResetCommand() *cobra.Command {
 		Long: `Remove what kubesvc up (or a kubesvc agent and proxy) left on this machine: the
 pods' processes, their network namespaces and veths, the pod bridge and the routes the
 agent added, its masquerade table, the service proxy's nftables table and iptables
-chains (both modes, IPv4 and IPv6), and the data directory with the cluster's state.
+chains (both modes, IPv4 and IPv6), the nodes of kubesvc up --nodes=N (their agents,
+even after kubesvc up was killed, their containers, their network namespaces, the
+bridge kubesvc-nodes and this machine's routes to them), and the data directory with
+the cluster's state.
 It asks before it starts unless --yes is given, and refuses while a kubesvc process
 uses the data directory (stop it first). Without root it removes only the data
 directory: a kubesvc that is not root runs no node.`,
@@ -109,7 +112,13 @@ func confirm(in io.Reader, out io.Writer, question string) (bool, error) {
 // printReset tells what was removed.
 func printReset(out io.Writer, rep nodereset.Report, root bool) {
 	if root {
+		if rep.Agents > 0 {
+			fmt.Fprintf(out, "stopped %d node agents left running\n", rep.Agents)
+		}
 		fmt.Fprintf(out, "stopped and removed %d containers\n", rep.Containers)
+		if rep.Nodes > 0 {
+			fmt.Fprintf(out, "removed %d nodes: their network namespaces and veths, the bridge and this machine's routes to them\n", rep.Nodes)
+		}
 		if rep.PodNetwork {
 			fmt.Fprintln(out, "removed the pod network: pod network namespaces and veths, the bridge, the agent's routes and masquerade table")
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,12 +14,17 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/sim"
 	"github.com/kubesvc/kubesvc/internal/apiserver"
 	"github.com/kubesvc/kubesvc/internal/component"
+	"github.com/kubesvc/kubesvc/internal/multinode"
 )
 
 func newUpCommand() *cobra.Command {
@@ -38,13 +44,30 @@ simulated nodes that report pods Running with pod IPs but run nothing. The admin
 kubeconfig is written to DATA-DIR/admin.kubeconfig; the node's state is under
 DATA-DIR/agent. The node's service proxy is configured by the ConfigMap
 kube-system/kube-proxy (created from --config or the proxy flags on first start) and
-shows as the pod kube-system/kube-proxy-XXXXX: delete it to apply an edited ConfigMap.`,
+shows as the pod kube-system/kube-proxy-XXXXX: delete it to apply an edited ConfigMap.
+
+With --nodes=N (N >= 2) this machine is not a node: it runs the API server and the
+controllers, and N nodes named kubesvc-node-1 ... kubesvc-node-N (NAME-1 ... NAME-N
+with --node-name NAME), each a network namespace of the same name with its own agent,
+proxy and DNS (a child process of kubesvc up), joined to this machine by the bridge
+kubesvc-nodes on --nodes-range (this machine has its first address, node i the
+(i+1)th). This machine routes each node's podCIDR via the node, and the Service
+ranges via the first node. Each node's state is under DATA-DIR/nodes/NAME.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := o.proxy.validate(splitList(f.ctrl.ClusterCIDR)); err != nil && !o.disableProxy {
 				return err
 			}
+			if cmd.Flags().Changed("node-name") {
+				o.namePrefix = o.nodeName
+			}
 			switch {
+			case o.nodes < 1:
+				return fmt.Errorf("--nodes %d: at least one node", o.nodes)
+			case o.nodes > 1 && (disableAgent || os.Geteuid() != 0):
+				return errors.New("--nodes runs real nodes: it needs root, and no --disable-agent")
+			case o.nodes > 1 && o.nodeIP != "":
+				return errors.New("--node-ip is for one node: with --nodes the nodes' addresses come from --nodes-range")
 			case disableAgent:
 			case os.Geteuid() != 0:
 				o.noAgentReason = "the node agent needs root"
@@ -67,6 +90,8 @@ shows as the pod kube-system/kube-proxy-XXXXX: delete it to apply an edited Conf
 	cmd.Flags().StringArrayVar(&o.imageMaps, "image-map", nil, "IMAGE=PROGRAM: containers of IMAGE run PROGRAM from this machine (repeatable)")
 	cmd.Flags().BoolVar(&o.disableProxy, "disable-proxy", false, "run no service proxy on this machine's node")
 	cmd.Flags().BoolVar(&o.disableDNS, "disable-dns", false, "run no cluster DNS server on this machine's node")
+	cmd.Flags().IntVar(&o.nodes, "nodes", 1, "run this many real nodes: 1 is this machine; N >= 2 runs N nodes, each in a network namespace of its own on the bridge kubesvc-nodes (needs root)")
+	cmd.Flags().StringVar(&o.nodesRange, "nodes-range", multinode.DefaultRange, "with --nodes >= 2: the nodes' IPv4 network on the bridge kubesvc-nodes; this machine gets its first address, node i the (i+1)th")
 	o.proxy.add(cmd.Flags())
 	cmd.Flags().Lookup("data-dir").DefValue = defaultUpDataDir()
 	_ = cmd.Flags().Set("data-dir", defaultUpDataDir())
@@ -88,6 +113,11 @@ type upOptions struct {
 	proxy        *proxyFlags
 	disableProxy bool
 	disableDNS   bool
+	// nodes >= 2 runs that many nodes in network namespaces (multinode) instead
+	// of the agent for this machine; namePrefix names them ("" the default).
+	nodes      int
+	nodesRange string
+	namePrefix string
 }
 
 // upRunner is everything `kubesvc up` runs: the API server and the controllers
@@ -96,7 +126,11 @@ type upOptions struct {
 func (f *serverFlags) upRunner(o upOptions, out io.Writer) (*component.Runner, error) {
 	// One node that proxies, this machine: its node-mode LoadBalancer Services are
 	// reachable on localhost too, as on Docker Desktop.
-	f.ctrl.LoadBalancerLocalhost = o.agent && !o.disableProxy && o.simulated == 0
+	f.ctrl.LoadBalancerLocalhost = o.agent && !o.disableProxy && o.simulated == 0 && o.nodes <= 1
+	plan, err := f.nodeSet(o)
+	if err != nil {
+		return nil, err
+	}
 	cfg := f.config()
 	kubeconfig := cfg.KubeconfigPath()
 	log, err := f.logger()
@@ -109,7 +143,13 @@ func (f *serverFlags) upRunner(o upOptions, out io.Writer) (*component.Runner, e
 	if err != nil {
 		return nil, err
 	}
-	if o.agent {
+	switch {
+	case o.agent && o.nodes > 1:
+		r.Add(f.nodeRoutes(srv, o, plan, log))
+		for _, n := range plan.Nodes {
+			r.Add(f.childNode(srv, o, plan, n))
+		}
+	case o.agent:
 		r.Add(f.realNode(srv, o, log))
 	}
 	for i := 1; i <= o.simulated; i++ {
@@ -193,6 +233,13 @@ func clusterSummary(f *serverFlags, o upOptions) string {
 			}
 		}
 	}
+	if o.agent && o.nodes > 1 {
+		if p, err := netip.ParsePrefix(o.nodesRange); err == nil {
+			p = p.Masked()
+			fmt.Fprintf(&w, "Nodes:          %s on the bridge %s: this machine %s, %s-i at the (i+1)th address; network namespaces named after the nodes\n",
+				p, multinode.DefaultBridge, p.Addr().Next(), namePrefix(o))
+		}
+	}
 	switch {
 	case len(f.ctrl.LoadBalancerIPRanges) > 0:
 		fmt.Fprintf(&w, "LoadBalancers:  an address each from %s\n", strings.Join(f.ctrl.LoadBalancerIPRanges, ", "))
@@ -208,6 +255,9 @@ func clusterSummary(f *serverFlags, o upOptions) string {
 func printUp(w io.Writer, srv *apiserver.Server, kubeconfig string, o upOptions, summary string) {
 	var nodes []string
 	switch {
+	case o.agent && o.nodes > 1:
+		nodes = append(nodes, fmt.Sprintf("%d nodes %s-1 ... %s-%d: pods run as processes on this machine, each node in a network namespace of its own",
+			o.nodes, namePrefix(o), namePrefix(o), o.nodes))
 	case o.agent:
 		nodes = append(nodes, fmt.Sprintf("node %s: pods run as processes on this machine", o.nodeName))
 	case o.noAgentReason != "":
@@ -259,4 +309,192 @@ func defaultUpDataDir() string {
 		return home + "/.kubesvc"
 	}
 	return ".kubesvc"
+}
+
+// namePrefix names the nodes of --nodes: --node-name when given, else
+// multinode.DefaultNamePrefix (not the host name: in this mode this machine is
+// not a node, as kind's host is not).
+func namePrefix(o upOptions) string {
+	if o.namePrefix != "" {
+		return o.namePrefix
+	}
+	return multinode.DefaultNamePrefix
+}
+
+// nodeSet, for --nodes >= 2, lays the nodes out, records the plan in the data
+// directory (for kubesvc reset) and makes the machine's side of their network:
+// before the API server starts, so that the bridge's address is among the
+// serving certificate's addresses; the server advertises it (pods reach the API
+// there) unless --advertise-address says otherwise. For one node it checks that
+// the data directory is not a cluster of several.
+func (f *serverFlags) nodeSet(o upOptions) (multinode.Plan, error) {
+	dir, err := filepath.Abs(f.dataDir)
+	if err != nil {
+		return multinode.Plan{}, fmt.Errorf("--data-dir: %w", err)
+	}
+	old, err := multinode.Load(dir)
+	switch {
+	case errors.Is(err, multinode.ErrNoPlan):
+	case err != nil:
+		return multinode.Plan{}, err
+	case len(old.Nodes) != o.nodes || (o.nodes > 1 && old.Nodes[0].Name != namePrefix(o)+"-1"):
+		return multinode.Plan{}, fmt.Errorf("%s is a cluster of %d nodes %s ... (kubesvc up --nodes=%d): start it so, or remove it with kubesvc reset",
+			dir, len(old.Nodes), old.Nodes[0].Name, len(old.Nodes))
+	}
+	if !o.agent || o.nodes <= 1 {
+		return multinode.Plan{}, nil
+	}
+	rng, err := netip.ParsePrefix(o.nodesRange)
+	if err != nil {
+		return multinode.Plan{}, fmt.Errorf("--nodes-range: %w", err)
+	}
+	plan, err := multinode.NewPlan(multinode.Config{Nodes: o.nodes, NamePrefix: namePrefix(o), Range: rng, DataDir: dir})
+	if err != nil {
+		return multinode.Plan{}, err
+	}
+	if err := plan.Save(dir); err != nil {
+		return multinode.Plan{}, err
+	}
+	if err := multinode.EnsureNetwork(plan); err != nil {
+		return multinode.Plan{}, err
+	}
+	if f.advertiseAddress == "" {
+		f.advertiseAddress = plan.Machine.String()
+	}
+	return plan, nil
+}
+
+// nodeRoutes keeps this machine's routes to the nodes' podCIDRs, and to the
+// Service ranges via the first node when it runs a proxy ("nodes/routes").
+func (f *serverFlags) nodeRoutes(srv *apiserver.Server, o upOptions, plan multinode.Plan, log *slog.Logger) component.Component {
+	return component.Component{Name: "nodes/routes", Run: func(ctx context.Context) error {
+		if err := waitReady(ctx, srv); err != nil {
+			return err
+		}
+		rc, err := srv.ClientConfig("system:kube-proxy", nil)
+		if err != nil {
+			return err
+		}
+		client, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		rs := &multinode.RouteSyncer{Plan: plan, Client: client, Log: log.With("component", "nodes/routes")}
+		if !o.disableProxy {
+			if rs.ServiceCIDRs, err = parsePrefixes("--service-cluster-ip-range", splitList(f.serviceCIDR)); err != nil {
+				return err
+			}
+			rs.ServiceVia = plan.Nodes[0].IP
+		}
+		return rs.Run(ctx)
+	}}
+}
+
+// childNode runs node n's agent (with its proxy and DNS) as a child process in
+// the node's network namespace ("agent/NAME"): with a kubeconfig of its own
+// (system:node:NAME) that reaches the server at this machine's address on the
+// bridge, its state under DATA-DIR/nodes/NAME, and the flags of `kubesvc up`
+// that concern a node. The agent starts at once, while the API server starts
+// (starting the binary is most of an agent's start-up), and waits for its
+// kubeconfig, written once the server answers (with the port it listens on).
+func (f *serverFlags) childNode(srv *apiserver.Server, o upOptions, plan multinode.Plan, n multinode.Node) component.Component {
+	return component.Component{Name: "agent/" + n.Name, Run: func(ctx context.Context) error {
+		// The kubeconfig of an earlier start names an earlier port.
+		if err := os.Remove(n.Kubeconfig()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding the kubesvc binary: %w", err)
+		}
+		args := []string{"agent", "--kubeconfig", n.Kubeconfig(), "--wait-for-kubeconfig", "10m",
+			"--node-name", n.Name, "--node-ip", n.IP.String(),
+			"--root-dir", n.Dir, "--cluster-cidr", f.ctrl.ClusterCIDR, "--service-cluster-ip-range", f.serviceCIDR,
+			"--log-level", f.logLevel}
+		for _, m := range o.imageMaps {
+			args = append(args, "--image-map", m)
+		}
+		if o.disableProxy {
+			args = append(args, "--disable-proxy")
+		}
+		if o.disableDNS {
+			args = append(args, "--disable-dns")
+		}
+		if o.proxy != nil {
+			args = append(args, proxyArgs(o.proxy)...)
+		}
+		actx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		kcErr := make(chan error, 1)
+		go func() {
+			err := writeNodeKubeconfig(actx, srv, plan, n)
+			if err != nil {
+				cancel()
+			}
+			kcErr <- err
+		}()
+		a := &multinode.AgentProcess{Node: n, Path: self, Args: args, Output: os.Stderr}
+		runErr := a.Run(actx)
+		if err := <-kcErr; err != nil && ctx.Err() == nil {
+			return err
+		}
+		return runErr
+	}}
+}
+
+// writeNodeKubeconfig writes node n's kubeconfig once the API server answers.
+func writeNodeKubeconfig(ctx context.Context, srv *apiserver.Server, plan multinode.Plan, n multinode.Node) error {
+	if err := waitReady(ctx, srv); err != nil {
+		return err
+	}
+	rc, err := srv.ClientConfig("system:node:"+n.Name, []string{"system:nodes"})
+	if err != nil {
+		return err
+	}
+	port := srv.Addr().(*net.TCPAddr).Port
+	rc.Host = "https://" + net.JoinHostPort(plan.Machine.String(), strconv.Itoa(port))
+	return writeKubeconfig(n.Kubeconfig(), rc, n.Name)
+}
+
+// writeKubeconfig writes rc (CA data, client certificate files) as a kubeconfig,
+// at once (a waiting agent never reads half of it).
+func writeKubeconfig(path string, rc *rest.Config, name string) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["kubesvc"] = &clientcmdapi.Cluster{Server: rc.Host, CertificateAuthorityData: rc.TLSClientConfig.CAData}
+	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{ClientCertificate: rc.TLSClientConfig.CertFile, ClientKey: rc.TLSClientConfig.KeyFile}
+	kc.Contexts[name] = &clientcmdapi.Context{Cluster: "kubesvc", AuthInfo: name}
+	kc.CurrentContext = name
+	if err := clientcmd.WriteToFile(*kc, path+".tmp"); err != nil {
+		return fmt.Errorf("kubeconfig of %s: %w", name, err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return fmt.Errorf("kubeconfig of %s: %w", name, err)
+	}
+	return nil
+}
+
+// proxyArgs are the proxy flags given to `kubesvc up`, for a node's agent (the
+// agent creates the ConfigMap kube-system/kube-proxy from them on first start).
+func proxyArgs(p *proxyFlags) []string {
+	if p.fs == nil {
+		return nil
+	}
+	var out []string
+	if p.fs.Changed("config") {
+		if abs, err := filepath.Abs(p.configFile); err == nil {
+			out = append(out, "--config="+abs)
+		}
+	}
+	for _, name := range proxyFlagNames() {
+		fl := p.fs.Lookup(name)
+		if fl == nil || !fl.Changed {
+			continue
+		}
+		v := fl.Value.String()
+		if sv, ok := fl.Value.(pflag.SliceValue); ok {
+			v = strings.Join(sv.GetSlice(), ",")
+		}
+		out = append(out, "--"+name+"="+v)
+	}
+	return out
 }

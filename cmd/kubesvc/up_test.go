@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesvc/kubesvc/internal/datadir"
+	"github.com/kubesvc/kubesvc/internal/multinode"
 	"github.com/kubesvc/kubesvc/internal/testutil"
 )
 
@@ -205,6 +207,72 @@ func TestUpRunnerStopsOnBadFlags(t *testing.T) {
 			}
 			if _, statErr := os.Stat(dir); !errors.Is(statErr, os.ErrNotExist) {
 				t.Errorf("data dir exists after a flag error (%v): something started", statErr)
+			}
+		})
+	}
+}
+
+// TestProxyArgs: the proxy flags given to `kubesvc up` reach the nodes' agents
+// as given, and only those.
+func TestProxyArgs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{name: "none", want: nil},
+		{name: "mode", args: []string{"--proxy-mode", "iptables"}, want: []string{"--proxy-mode=iptables"}},
+		{
+			name: "slice and duration",
+			args: []string{"--nodeport-addresses", "primary", "--nodeport-addresses", "127.0.0.0/8", "--min-sync-period=2s"},
+			want: []string{"--nodeport-addresses=primary,127.0.0.0/8", "--min-sync-period=2s"},
+		},
+		{name: "config file made absolute", args: []string{"--config", "/etc/kp.yaml", "--masquerade-all"}, want: []string{"--config=/etc/kp.yaml", "--masquerade-all=true"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("up", pflag.ContinueOnError)
+			pf := &proxyFlags{}
+			pf.add(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if got := proxyArgs(pf); !slices.Equal(got, tc.want) {
+				t.Errorf("proxyArgs = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestUpRefusesAnotherNodeCount: a data directory of a cluster of three nodes
+// starts only as three nodes of the same names.
+func TestUpRefusesAnotherNodeCount(t *testing.T) {
+	dir := t.TempDir()
+	plan, err := multinode.NewPlan(multinode.Config{Nodes: 3, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		o    upOptions
+		ok   bool
+	}{
+		{name: "one node", o: upOptions{nodes: 1, agent: true}},
+		{name: "two nodes", o: upOptions{nodes: 2, agent: true}},
+		{name: "other names", o: upOptions{nodes: 3, agent: true, namePrefix: "lab"}},
+		// Without the agent (not root) nothing of the machine is touched.
+		{name: "same, no agent", o: upOptions{nodes: 3}, ok: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := flagsFor(t, dir)
+			_, err := f.nodeSet(tc.o)
+			if tc.ok != (err == nil) {
+				t.Fatalf("nodeSet = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "is a cluster of 3 nodes kubesvc-node-1") {
+				t.Errorf("nodeSet = %v", err)
 			}
 		})
 	}

@@ -1,7 +1,9 @@
 // Package nodereset removes what kubesvc left on this machine: the containers a
 // node agent started (their processes), the pod network (every pod's network
 // namespace and veth, the bridge, the routes and the masquerade table), the
-// service proxy's nftables table and iptables chains in both families, and the
+// service proxy's nftables table and iptables chains in both families, the
+// nodes of `kubesvc up --nodes=N` (their agents, network namespaces, veths,
+// bridge and the machine's routes to them; see package multinode), and the
 // data directory. It is `kubesvc reset`, kubeadm reset's counterpart.
 //
 // It refuses to run while a kubesvc process holds the data directory's lock
@@ -62,6 +64,11 @@ type Report struct {
 	DataDir    string   // the directory removed ("" when kept or absent)
 	Unmounted  int      // mounts below the data directory that were unmounted
 	NotPresent []string // parts that were not there
+	// Nodes is the number of nodes of `kubesvc up --nodes=N` removed (their
+	// network namespaces, veths, the bridge and the machine's routes to them);
+	// Agents the number of their agents that were still running.
+	Nodes  int
+	Agents int
 }
 
 // ErrNotDataDir: the directory to remove is not a kubesvc data directory.
@@ -112,7 +119,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 
 	var errs []error
 	if !o.DataDirOnly {
-		errs = append(errs, resetMachine(ctx, o, log, &rep))
+		errs = append(errs, resetMachine(ctx, o, dir, log, &rep))
 	}
 	if present && !o.KeepDataDir {
 		n, err := unmountBelow(dir)
@@ -132,10 +139,11 @@ func Run(ctx context.Context, o Options) (Report, error) {
 
 // resetMachine stops the containers and removes the pod network and the
 // proxy's state.
-func resetMachine(ctx context.Context, o Options, log *slog.Logger, rep *Report) error {
+func resetMachine(ctx context.Context, o Options, dataDir string, log *slog.Logger, rep *Report) error {
 	var errs []error
+	errs = append(errs, resetNodes(ctx, o, dataDir, log, rep))
 	n, err := stopContainers(ctx, filepath.Join(o.AgentRoot, "runtime"), o.Self, o.StopGrace, log)
-	rep.Containers = n
+	rep.Containers += n
 	errs = append(errs, err)
 
 	if netw, err := podnet.NewNetlink(podnet.Config{RootDir: filepath.Join(o.AgentRoot, "net"), Log: log}); err != nil {
