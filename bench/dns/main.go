@@ -9,6 +9,9 @@
 // ../shared/tools/isolated. It reports; it never fails because of a number. See
 // docs/benchmarks.md.
 //
+// With -side-by-side it compares `kubesvc dns` with CoreDNS instead: see
+// sidebyside.go.
+//
 //	go build -o /tmp/kubesvc ./cmd/kubesvc
 //	../shared/tools/isolated go run ./bench/dns -bin /tmp/kubesvc
 package main
@@ -64,9 +67,25 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "how long the parallel clients run")
 	flag.BoolVar(&o.child, "child", false, "internal: run the queries and print JSON (inside the pod)")
 	flag.StringVar(&o.servers, "servers", "", "internal: the servers to query, comma-separated")
+	var so sideOptions
+	sideBySide := flag.Bool("side-by-side", false, "run the side-by-side comparison with CoreDNS instead (see sidebyside.go)")
+	flag.StringVar(&so.coredns, "coredns", "", "side-by-side: the CoreDNS binary (cd bench/dns/coredns && go build -o /tmp/coredns .)")
+	flag.IntVar(&so.headlessEvery, "headless-every", 10, "side-by-side: every Nth Service is headless with a 3-endpoint slice (0: none)")
+	flag.IntVar(&so.nxEvery, "nxdomain-every", 100, "side-by-side: one NXDOMAIN name in the query file per N Services (0: none)")
+	flag.DurationVar(&so.perfDuration, "perf-duration", 10*time.Second, "side-by-side: dnsperf -l (whole seconds)")
+	flag.IntVar(&so.perfClients, "perf-clients", 8, "side-by-side: dnsperf -c")
+	flag.IntVar(&so.perfThreads, "perf-threads", 2, "side-by-side: dnsperf -T")
+	flag.IntVar(&so.outstanding, "perf-outstanding", 100, "side-by-side: dnsperf -q")
+	flag.IntVar(&so.rounds, "rounds", 2, "side-by-side: dnsperf rounds per server (interleaved)")
+	flag.IntVar(&so.creates, "creates", 100, "side-by-side: Services created for create -> resolvable")
+	flag.IntVar(&so.createsCached, "creates-cached", 10, "side-by-side: of those, how many CoreDNS with the cache is measured on (each waits out a negative TTL)")
+	flag.StringVar(&so.cpus, "cpus", "0,1", "side-by-side: taskset -c list for every DNS server (empty: no taskset)")
+	flag.IntVar(&so.ttl, "ttl", 5, "side-by-side: TTL of cluster records, seconds, for both servers")
 	flag.Parse()
 	var err error
-	if o.child {
+	if *sideBySide {
+		err = runSideBySide(o, so)
+	} else if o.child {
 		err = child(o)
 	} else {
 		err = run(o)

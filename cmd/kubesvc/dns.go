@@ -24,7 +24,7 @@ func newDNSCommand() *cobra.Command {
 		listen, upstreams                                                 []string
 		ttl, forwardTimeout                                               time.Duration
 		cacheSize                                                         int
-		queryLog                                                          bool
+		queryLog, trimMemory                                              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dns",
@@ -65,6 +65,7 @@ other names to --upstream (default: the nameservers of --resolv-conf) through a 
 				Upstreams: upstreams, ResolvConf: resolvConf,
 				TTL: ttl, QueryLog: queryLog, Log: log, Registerer: reg,
 				CacheSize: cacheSize, ForwardTimeout: forwardTimeout,
+				TrimMemory: trimMemory,
 			})
 			if err != nil {
 				return err
@@ -84,6 +85,7 @@ other names to --upstream (default: the nameservers of --resolv-conf) through a 
 	f.IntVar(&cacheSize, "cache-size", dns.DefaultCacheSize, "entries of the cache of forwarded answers (negative: no cache)")
 	f.DurationVar(&forwardTimeout, "forward-timeout", dns.DefaultForwardTimeout, "timeout of one attempt at one upstream")
 	f.BoolVar(&queryLog, "query-log", false, "log every query")
+	f.BoolVar(&trimMemory, "trim-memory", true, "once synced, give back the memory start-up used: the freed heap of the initial lists and the pages of this (all-component) binary touched only at start-up")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }

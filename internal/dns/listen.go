@@ -178,7 +178,11 @@ func (s *Server) serve(ctx context.Context, wg *sync.WaitGroup, ls *listeners, f
 	readers := max(2, runtime.GOMAXPROCS(0))
 	for _, l := range ls.dns {
 		for range readers {
-			wg.Go(func() { s.readUDP(ctx, wg, l) })
+			if l.session {
+				wg.Go(func() { s.readUDP(ctx, wg, l) })
+			} else {
+				wg.Go(func() { s.readUDPBatch(ctx, wg, l) })
+			}
 		}
 		wg.Go(func() { s.acceptTCP(ctx, wg, l) })
 	}

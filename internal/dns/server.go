@@ -91,6 +91,12 @@ type Config struct {
 	// MaxConcurrentForwards bounds the queries forwarded at once; more are
 	// REFUSED (0 is DefaultMaxConcurrentForwards).
 	MaxConcurrentForwards int
+	// TrimMemory gives back, once the informers have synced, the memory
+	// start-up used and serving does not: the freed heap of the initial
+	// lists and the executable's pages touched only at start-up (see
+	// trimMemory). For a process that runs the server alone (kubesvc dns);
+	// a process with other work should leave it off.
+	TrimMemory bool
 }
 
 // complete validates c and fills in the defaults.
@@ -331,6 +337,13 @@ func (s *Server) Run(ctx context.Context) error {
 		if cache.WaitFor(ctx, "", synced...) {
 			s.idx.synced.Store(true)
 			s.log.Info("informers synced; answering the cluster domain", "domain", s.cfg.Domain)
+			if s.cfg.TrimMemory {
+				n, err := trimMemory()
+				if err != nil {
+					s.log.Warn("giving back start-up memory", "err", err)
+				}
+				s.log.Debug("gave back start-up memory", "executableBytesPagedOut", n)
+			}
 		}
 	})
 	s.serve(ctx, &wg, ls, fail)

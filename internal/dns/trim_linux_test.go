@@ -1,0 +1,72 @@
+//go:build linux
+
+package dns
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestReadOnlyMappings(t *testing.T) {
+	tests := []struct {
+		name    string
+		maps    string
+		want    []addrRange
+		wantErr bool
+	}{
+		{
+			name: "code and read-only data of the binary, not its data or others",
+			maps: `00400000-0260e000 r-xp 00000000 fe:00 10002531                           /usr/bin/kubesvc
+0260e000-04ee6000 r--p 0220e000 fe:00 10002531                           /usr/bin/kubesvc
+04ee6000-05055000 rw-p 04ae6000 fe:00 10002531                           /usr/bin/kubesvc
+05055000-050a0000 rw-p 00000000 00:00 0
+7f6a016dc000-7f6a019bc000 r-xp 00000000 fe:00 42                         /usr/lib/libc.so.6
+7ffd4a9e6000-7ffd4aa07000 rw-p 00000000 00:00 0                          [stack]
+`,
+			want: []addrRange{{0x400000, 0x260e000}, {0x260e000, 0x4ee6000}},
+		},
+		{
+			name: "shared and writable mappings are skipped",
+			maps: `00400000-00500000 r-xs 00000000 fe:00 1 /usr/bin/kubesvc
+00500000-00600000 rwxp 00000000 fe:00 1 /usr/bin/kubesvc
+00600000-00700000 ---p 00000000 fe:00 1 /usr/bin/kubesvc
+`,
+		},
+		{
+			name: "a path with a space",
+			maps: "00400000-00500000 r-xp 00000000 fe:00 1 /opt/my dir/kubesvc\n",
+			want: []addrRange{{0x400000, 0x500000}},
+		},
+		{
+			name:    "a broken range",
+			maps:    "zz-00500000 r-xp 00000000 fe:00 1 /usr/bin/kubesvc\n",
+			wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := "/usr/bin/kubesvc"
+			if strings.Contains(tt.maps, "my dir") {
+				path = "/opt/my dir/kubesvc"
+			}
+			got, err := readOnlyMappings(strings.NewReader(tt.maps), path)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTrimMemory(t *testing.T) {
+	n, err := trimMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Error("trimMemory found no read-only mapping of the test binary")
+	}
+}
