@@ -2,15 +2,19 @@ package nftables
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"sigs.k8s.io/knftables"
 
 	"github.com/kubesvc/kubesvc/internal/proxy"
+	"github.com/kubesvc/kubesvc/internal/proxy/nftnl"
 )
 
 // staleChainDelay is how long a per-service chain stays (flushed) after its last
@@ -24,7 +28,10 @@ const staleChainDelay = time.Second
 // that a partial sync touches only the ServicePorts in Snapshot.Changed. Sync
 // and Cleanup must not be called concurrently.
 type Backend struct {
+	// nft runs transactions through knftables (Config.NFT: tests' Fake); when
+	// nil, nl programs the kernel over netlink.
 	nft    knftables.Interface
+	nl     *nftnl.Conn
 	log    *slog.Logger
 	sysctl Sysctl
 	now    func() time.Time
@@ -64,9 +71,8 @@ type Backend struct {
 
 var _ proxy.Backend = (*Backend)(nil)
 
-// New returns a Backend for cfg. It validates cfg (errors wrap ErrInvalidConfig)
-// and, when cfg.NFT is nil, checks that nft works (knftables.New's error). It
-// programs nothing: the first Sync does.
+// New returns a Backend for cfg. It validates cfg (errors wrap ErrInvalidConfig).
+// It programs nothing: the first Sync does.
 func New(cfg Config) (*Backend, error) {
 	var ipv6 bool
 	switch cfg.Family {
@@ -91,15 +97,13 @@ func New(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	nft := cfg.NFT
-	if nft == nil {
-		nft, err = knftables.New(cfg.Family, cfg.TableName)
-		if err != nil {
-			return nil, fmt.Errorf("nftables %s table %s: %w", cfg.Family, cfg.TableName, err)
-		}
+	var nl *nftnl.Conn
+	if cfg.NFT == nil {
+		nl = &nftnl.Conn{}
 	}
 	b := &Backend{
-		nft:       nft,
+		nft:       cfg.NFT,
+		nl:        nl,
 		log:       cfg.Log,
 		sysctl:    cfg.Sysctl,
 		now:       cfg.Now,
@@ -141,19 +145,20 @@ func New(cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-// Sync makes the table match s in one nft transaction. It rebuilds everything
+// Sync makes the table match s in one transaction (one netlink batch, or one
+// knftables transaction when Config.NFT is set). It rebuilds everything
 // when s.Full is set, when the previous Sync failed or never ran, and when the
 // node's addresses of this family changed; otherwise it rebuilds only the
 // ServicePorts in s.Changed (and deletes chains that became stale at least a
 // second ago). A partial sync with nothing to do runs no transaction. On error
-// the kernel is as before (nft applies all or nothing), the error wraps the
-// cause (knftables.IsNotFound and the like see through it), and the next Sync is
+// the kernel is as before (a batch applies all or nothing), the error wraps the
+// cause (an *nftnl.OpError per refused operation, or knftables' error), and the next Sync is
 // a full one whatever its Snapshot says.
 func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 	start := b.now()
 	nodeIPs := b.familyAddrs(s.Node.IPs)
 	full := s.Full || b.needFull || !slices.Equal(nodeIPs, b.nodeIPs)
-	tx := b.nft.NewTransaction()
+	tx := b.newTxn()
 	if full {
 		// The mirror is rebuilt from scratch: a failure below leaves needFull set.
 		b.needFull = true
@@ -177,7 +182,7 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 	}
 	ops := tx.NumOperations()
 	if ops > 0 {
-		if err := b.nft.Run(ctx, tx); err != nil {
+		if err := b.run(ctx, tx); err != nil {
 			b.needFull = true
 			return fmt.Errorf("nftables %s sync of table %s %s (%d operations): %w", kind, b.family, b.table, ops, err)
 		}
@@ -191,9 +196,9 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 
 // Cleanup deletes the table (and all it holds). A missing table is not an error.
 func (b *Backend) Cleanup(ctx context.Context) error {
-	tx := b.nft.NewTransaction()
+	tx := b.newTxn()
 	tx.Delete(&knftables.Table{})
-	if err := b.nft.Run(ctx, tx); err != nil && !knftables.IsNotFound(err) {
+	if err := b.run(ctx, tx); err != nil && !knftables.IsNotFound(err) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("deleting nftables table %s %s: %w", b.family, b.table, err)
 	}
 	b.needFull = true
@@ -204,13 +209,9 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 // empties every chain but keeps sets, maps and their elements in the kernel),
 // the fixed chains and rules, empty maps, every ServicePort, and the handling of
 // objects a previous run left that no ServicePort owns any more.
-func (b *Backend) fullSync(ctx context.Context, tx *knftables.Transaction, s *proxy.Snapshot, now time.Time) error {
+func (b *Backend) fullSync(ctx context.Context, tx *txn, s *proxy.Snapshot, now time.Time) error {
 	// What exists before this transaction, to find stale per-service objects.
-	chains, err := b.list(ctx, "chains")
-	if err != nil {
-		return err
-	}
-	sets, err := b.list(ctx, "sets")
+	chains, sets, err := b.listNames(ctx)
 	if err != nil {
 		return err
 	}
@@ -253,14 +254,68 @@ func (b *Backend) fullSync(ctx context.Context, tx *knftables.Transaction, s *pr
 	return nil
 }
 
-// list returns the names of the table's objects of a type; none when the table
-// does not exist.
+// run applies tx: over netlink, or through knftables.
+func (b *Backend) run(ctx context.Context, tx *txn) error {
+	if b.nl == nil {
+		return b.nft.Run(ctx, tx.knftables(b.nft))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	batch, err := tx.finish()
+	if err != nil {
+		return err
+	}
+	err = b.nl.Send(batch)
+	if batch.Size() >= bigBatch {
+		// A full sync of a large table encodes ~100 MB (10,000 Services × 10
+		// endpoints) that is garbage once sent: give it back to the system now
+		// rather than keep it in the proxy's RSS until the scavenger gets to it.
+		batch = nil
+		tx.c = nil
+		debug.FreeOSMemory()
+	}
+	return err
+}
+
+// bigBatch is the size of a batch past which run returns its memory to the
+// system at once.
+const bigBatch = 16 << 20
+
+// listNames returns the names of the table's chains and sets (maps
+// included); none when the table does not exist.
+func (b *Backend) listNames(ctx context.Context) (chains, sets []string, err error) {
+	if b.nl != nil {
+		chains, sets, err := b.nl.Names(b.nlFamily(), b.table)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listing nftables table %s %s: %w", b.family, b.table, err)
+		}
+		return chains, sets, nil
+	}
+	if chains, err = b.list(ctx, "chains"); err != nil {
+		return nil, nil, err
+	}
+	if sets, err = b.list(ctx, "sets"); err != nil {
+		return nil, nil, err
+	}
+	return chains, sets, nil
+}
+
+// list returns the names of the table's objects of a type through knftables;
+// none when the table does not exist.
 func (b *Backend) list(ctx context.Context, objectType string) ([]string, error) {
 	names, err := b.nft.List(ctx, objectType)
 	if err != nil && !knftables.IsNotFound(err) {
 		return nil, fmt.Errorf("listing nftables %s of table %s %s: %w", objectType, b.family, b.table, err)
 	}
 	return names, nil
+}
+
+func (b *Backend) nlFamily() nftnl.Family {
+	if b.ipv6 {
+		return unix.NFPROTO_IPV6
+	}
+	return unix.NFPROTO_IPV4
 }
 
 // activeObjects is the set of per-service chain and set names the mirror holds.
@@ -279,7 +334,7 @@ func (b *Backend) activeObjects() map[string]bool {
 
 // deleteStaleChains adds to tx the deletion of the chains stale for at least
 // staleChainDelay.
-func (b *Backend) deleteStaleChains(tx *knftables.Transaction, now time.Time) {
+func (b *Backend) deleteStaleChains(tx *txn, now time.Time) {
 	for c, since := range b.staleChains {
 		if now.Sub(since) >= staleChainDelay {
 			tx.Delete(&knftables.Chain{Name: c})

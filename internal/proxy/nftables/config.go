@@ -49,8 +49,12 @@ type Config struct {
 	// includes "primary" or a CIDR that overlaps 127.0.0.0/8. It sets
 	// net.ipv4.conf.all.route_localnet=1; see the package README.
 	LocalhostNodePorts *bool
-	// NFT is the nftables interface (nil: knftables.New(Family, TableName)).
-	// Tests pass knftables.NewFake(Family, TableName).
+	// NFT, when set, runs the Backend's transactions through knftables (as nft
+	// text): tests pass knftables.NewFake(Family, TableName), and
+	// knftables.New(Family, TableName) uses the nft binary. Nil (production)
+	// programs the kernel over netlink (internal/proxy/nftnl): the same
+	// operations, compiled to netlink messages and sent as one batch, without
+	// the nft binary and without listing the table on each sync.
 	NFT knftables.Interface
 	// Sysctl writes kernel parameters (nil: files under /proc/sys).
 	Sysctl Sysctl

@@ -1,12 +1,16 @@
 // Package nftables is the service proxy's nftables data plane: a proxy.Backend
 // that programs one table of its own (family ip or ip6; one Backend per family)
-// with kube-proxy's nftables-mode layout, through sigs.k8s.io/knftables.
+// with kube-proxy's nftables-mode layout. The Backend writes its operations as
+// knftables objects (rules as nft text, which the knftables.Fake-based tests
+// check); in production they are compiled to netlink messages (compile.go,
+// internal/proxy/nftnl) and sent as one batch, with no nft binary and no
+// listing of the table before each sync.
 //
 // Dispatch is by verdict maps keyed on address, protocol and port (service-ips,
 // service-nodeports), so the rules a packet meets do not grow with the number of
 // Services. Each ServicePort has chains of its own (service-, local-,
 // external-, firewall-, endpoint-) that balance with "numgen random" over its
-// endpoints and DNAT. A Sync is one nft transaction: a full one rebuilds the
+// endpoints and DNAT. A Sync is one transaction: a full one rebuilds the
 // table; a partial one rebuilds only the ServicePorts in Snapshot.Changed and
 // emits add/delete diffs of the map and set elements, so its size depends on
 // what changed, not on how many Services there are.

@@ -26,13 +26,51 @@ type elementStore struct {
 	isSet bool
 	name  string
 	// owners is what each owner wants, by key.
-	owners map[string]map[proxy.ServicePortName]storedElement
+	owners map[string]keyOwners
 	// byOwner is the keys each owner wants.
 	byOwner map[proxy.ServicePortName][]string
 	// applied is what the kernel holds once the pending transaction succeeds.
 	applied map[string]storedElement
 	// dirty are the keys whose owners changed since the last flushTo.
 	dirty map[string]struct{}
+}
+
+// keyOwners are the owners of one key and what each wants. Almost every key
+// has one owner, kept inline; more go to rest (a map per key would cost ~1 KiB
+// per element, 27 MiB at 10,000 Services).
+type keyOwners struct {
+	first proxy.ServicePortName
+	elem  storedElement
+	rest  map[proxy.ServicePortName]storedElement
+}
+
+// remove drops owner; it reports whether no owner is left.
+func (k *keyOwners) remove(owner proxy.ServicePortName) (empty bool) {
+	if k.first == owner {
+		if len(k.rest) == 0 {
+			return true
+		}
+		for o, e := range k.rest {
+			k.first, k.elem = o, e
+			delete(k.rest, o)
+			break
+		}
+		return false
+	}
+	delete(k.rest, owner)
+	return false
+}
+
+// put sets what owner wants.
+func (k *keyOwners) put(owner proxy.ServicePortName, e storedElement) {
+	if k.first == owner {
+		k.elem = e
+		return
+	}
+	if k.rest == nil {
+		k.rest = make(map[proxy.ServicePortName]storedElement, 1)
+	}
+	k.rest[owner] = e
 }
 
 // storedElement is one element: key and value as nft writes them.
@@ -49,7 +87,7 @@ func newElementStore(isSet bool, name string) *elementStore {
 	return &elementStore{
 		isSet:   isSet,
 		name:    name,
-		owners:  make(map[string]map[proxy.ServicePortName]storedElement),
+		owners:  make(map[string]keyOwners),
 		byOwner: make(map[proxy.ServicePortName][]string),
 		applied: make(map[string]storedElement),
 		dirty:   make(map[string]struct{}),
@@ -58,7 +96,7 @@ func newElementStore(isSet bool, name string) *elementStore {
 
 // reset forgets everything and adds a flush of the set or map to tx: the start
 // of a full sync, after which every owner sets its elements again.
-func (s *elementStore) reset(tx *knftables.Transaction) {
+func (s *elementStore) reset(tx *txn) {
 	clear(s.owners)
 	clear(s.byOwner)
 	clear(s.applied)
@@ -74,10 +112,11 @@ func (s *elementStore) reset(tx *knftables.Transaction) {
 // gone). Operations are emitted by flushTo.
 func (s *elementStore) set(owner proxy.ServicePortName, elems []storedElement) {
 	for _, k := range s.byOwner[owner] {
-		if m := s.owners[k]; m != nil {
-			delete(m, owner)
-			if len(m) == 0 {
+		if ko, ok := s.owners[k]; ok {
+			if ko.remove(owner) {
 				delete(s.owners, k)
+			} else {
+				s.owners[k] = ko
 			}
 		}
 		s.dirty[k] = struct{}{}
@@ -89,12 +128,13 @@ func (s *elementStore) set(owner proxy.ServicePortName, elems []storedElement) {
 	keys := make([]string, 0, len(elems))
 	for _, e := range elems {
 		k := strings.Join(e.key, elemKeySep)
-		m := s.owners[k]
-		if m == nil {
-			m = make(map[proxy.ServicePortName]storedElement, 1)
-			s.owners[k] = m
+		ko, ok := s.owners[k]
+		if !ok {
+			ko = keyOwners{first: owner, elem: e}
+		} else {
+			ko.put(owner, e)
 		}
-		m[owner] = e
+		s.owners[k] = ko
 		keys = append(keys, k)
 		s.dirty[k] = struct{}{}
 	}
@@ -105,7 +145,7 @@ func (s *elementStore) set(owner proxy.ServicePortName, elems []storedElement) {
 // applied to what the owners want, for the keys changed since the last call, in
 // key order. A changed value or comment is a delete and an add (the kernel
 // refuses to add a key it has with another value).
-func (s *elementStore) flushTo(tx *knftables.Transaction) {
+func (s *elementStore) flushTo(tx *txn) {
 	keys := make([]string, 0, len(s.dirty))
 	for k := range s.dirty {
 		keys = append(keys, k)
@@ -132,15 +172,17 @@ func (s *elementStore) flushTo(tx *knftables.Transaction) {
 
 // winner is the element of the least owner of key.
 func (s *elementStore) winner(key string) (storedElement, bool) {
-	m := s.owners[key]
-	var best proxy.ServicePortName
-	var found bool
-	for o := range m {
-		if !found || compareOwners(o, best) < 0 {
-			best, found = o, true
+	ko, ok := s.owners[key]
+	if !ok {
+		return storedElement{}, false
+	}
+	best, elem := ko.first, ko.elem
+	for o, e := range ko.rest {
+		if compareOwners(o, best) < 0 {
+			best, elem = o, e
 		}
 	}
-	return m[best], found
+	return elem, true
 }
 
 func compareOwners(a, b proxy.ServicePortName) int {

@@ -26,7 +26,7 @@ type serviceState struct {
 // that is gone from s, or has no ClusterIP of this family, loses everything; the
 // chains it no longer needs are flushed and left for deleteStaleChains, its
 // affinity sets no longer needed are deleted.
-func (b *Backend) syncServicePort(tx *knftables.Transaction, s *proxy.Snapshot, name proxy.ServicePortName, now time.Time) {
+func (b *Backend) syncServicePort(tx *txn, s *proxy.Snapshot, name proxy.ServicePortName, now time.Time) {
 	old := b.services[name]
 	var st *serviceState
 	if svc := s.Services[name]; svc != nil {
@@ -189,7 +189,7 @@ func (p *servicePlan) affinitySet(ep proxy.Endpoint) string {
 // contributions; it returns what it owns, nil when svc has no ClusterIP of this
 // family. Every chain is added and flushed before any rule, and affinity sets
 // before the rules that use them.
-func (b *Backend) writeServicePort(tx *knftables.Transaction, name proxy.ServicePortName, svc *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo) *serviceState {
+func (b *Backend) writeServicePort(tx *txn, name proxy.ServicePortName, svc *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo) *serviceState {
 	p := b.plan(name, svc, eps, node)
 	if p == nil {
 		return nil
@@ -289,7 +289,7 @@ func (b *Backend) setServiceElements(p *servicePlan) {
 // writeInternalRules masquerades ClusterIP traffic that comes from outside the
 // cluster (or all of it with MasqueradeAll): a route to the Service range via
 // any node works, and replies come back through that node.
-func (b *Backend) writeInternalRules(tx *knftables.Transaction, p *servicePlan) {
+func (b *Backend) writeInternalRules(tx *txn, p *servicePlan) {
 	if !p.hasInternal {
 		return
 	}
@@ -310,7 +310,7 @@ func (b *Backend) writeInternalRules(tx *knftables.Transaction, p *servicePlan) 
 // address, except for traffic from this node's pods and from the node itself,
 // which goes to the cluster policy chain as if it had left the cluster and come
 // back through a load balancer.
-func (b *Backend) writeExternalRules(tx *knftables.Transaction, p *servicePlan) {
+func (b *Backend) writeExternalRules(tx *txn, p *servicePlan) {
 	if !p.usesExternalChain {
 		return
 	}
@@ -341,7 +341,7 @@ func (b *Backend) writeExternalRules(tx *knftables.Transaction, p *servicePlan) 
 // outside loadBalancerSourceRanges. When a range holds a node address, traffic
 // from the load-balancer IPs themselves is allowed too: a node that has a VIP as
 // a local address reaches it with the VIP as source.
-func (b *Backend) writeFirewallRules(tx *knftables.Transaction, p *servicePlan, node proxy.NodeInfo) {
+func (b *Backend) writeFirewallRules(tx *txn, p *servicePlan, node proxy.NodeInfo) {
 	if !p.usesFirewallChain {
 		return
 	}
@@ -373,7 +373,7 @@ func (b *Backend) writeFirewallRules(tx *knftables.Transaction, p *servicePlan, 
 // writeServiceToEndpointRules fills a policy chain: with ClientIP affinity, a
 // client seen recently goes to the endpoint it had; otherwise an endpoint at
 // random.
-func (b *Backend) writeServiceToEndpointRules(tx *knftables.Transaction, p *servicePlan, chain string, eps []proxy.Endpoint) {
+func (b *Backend) writeServiceToEndpointRules(tx *txn, p *servicePlan, chain string, eps []proxy.Endpoint) {
 	if p.affinityTimeout > 0 {
 		for _, ep := range eps {
 			tx.Add(&knftables.Rule{
@@ -404,7 +404,7 @@ func (b *Backend) writeServiceToEndpointRules(tx *knftables.Transaction, p *serv
 // writeEndpointRules fills an endpoint chain: masquerade hairpin traffic (the
 // endpoint reaching itself through the Service, which would otherwise answer
 // itself directly), remember the client for affinity, DNAT.
-func (b *Backend) writeEndpointRules(tx *knftables.Transaction, p *servicePlan, ep proxy.Endpoint) {
+func (b *Backend) writeEndpointRules(tx *txn, p *servicePlan, ep proxy.Endpoint) {
 	chain := p.endpointChain(ep)
 	tx.Add(&knftables.Rule{Chain: chain, Rule: knftables.Concat(b.ipX, "saddr", ep.IP, "jump", markMasqChain)})
 	if set := p.affinitySet(ep); set != "" {

@@ -15,7 +15,7 @@ const tableComment = "rules for kubesvc's service proxy (kube-proxy nftables lay
 // every chain emptied), the base chains, the top-level chains with their rules
 // and the jumps to them, and the sets and maps (their elements come from the
 // element stores).
-func (b *Backend) writeTable(tx *knftables.Transaction) {
+func (b *Backend) writeTable(tx *txn) {
 	// The flush names the comment too: knftables.Fake re-creates a flushed
 	// table from the flush's object.
 	table := &knftables.Table{Comment: knftables.PtrTo(tableComment)}
@@ -70,7 +70,7 @@ func (b *Backend) writeTable(tx *knftables.Transaction) {
 // from other hosts; drop those that did not arrive on lo and are not replies of
 // a DNATed connection (a localhost NodePort's replies come back on the pod's
 // interface to the masquerade address and are de-NATed to 127.0.0.1).
-func (b *Backend) writeLocalnetGuard(tx *knftables.Transaction) {
+func (b *Backend) writeLocalnetGuard(tx *txn) {
 	if !b.localhostNodePorts() {
 		return
 	}
@@ -84,7 +84,7 @@ func (b *Backend) writeLocalnetGuard(tx *knftables.Transaction) {
 // writeMasquerade fills mark-for-masquerade (sets the mark bit) and
 // masquerading (in postrouting: masquerade marked packets, clearing the bit so
 // that it does not leak to an encapsulating tunnel).
-func (b *Backend) writeMasquerade(tx *knftables.Transaction) {
+func (b *Backend) writeMasquerade(tx *txn) {
 	tx.Add(&knftables.Rule{Chain: markMasqChain, Rule: knftables.Concat("mark set mark or", b.masqMark)})
 	tx.Add(&knftables.Rule{Chain: masqueradingChain, Rule: knftables.Concat("mark and", b.masqMark, "== 0 return")})
 	tx.Add(&knftables.Rule{Chain: masqueradingChain, Rule: knftables.Concat("mark set mark xor", b.masqMark)})
@@ -92,7 +92,7 @@ func (b *Backend) writeMasquerade(tx *knftables.Transaction) {
 }
 
 // writeSetsAndMaps adds the sets and maps (flushed by the element stores' reset).
-func (b *Backend) writeSetsAndMaps(tx *knftables.Transaction) {
+func (b *Backend) writeSetsAndMaps(tx *txn) {
 	ipProtoPort := b.addrType + " . inet_proto . inet_service : verdict"
 	tx.Add(&knftables.Set{Name: clusterIPsSet, Type: b.addrType, Comment: knftables.PtrTo("Active ClusterIPs")})
 	tx.Add(&knftables.Set{
@@ -110,7 +110,7 @@ func (b *Backend) writeSetsAndMaps(tx *knftables.Transaction) {
 
 // writeDispatch fills services (Service IPs, then node ports), firewall-check,
 // and the localhost NodePort rule of nat-output.
-func (b *Backend) writeDispatch(tx *knftables.Transaction) {
+func (b *Backend) writeDispatch(tx *txn) {
 	tx.Add(&knftables.Rule{
 		Chain: servicesChain,
 		Rule:  knftables.Concat(b.ipX, "daddr . meta l4proto . th dport vmap", "@", serviceIPsMap),
@@ -139,7 +139,7 @@ func (b *Backend) writeDispatch(tx *knftables.Transaction) {
 
 // writeNoEndpointChecks fills reject-chain and the endpoint-check chains that
 // look up no-endpoint-services and no-endpoint-nodeports.
-func (b *Backend) writeNoEndpointChecks(tx *knftables.Transaction) {
+func (b *Backend) writeNoEndpointChecks(tx *txn) {
 	// A TCP reset refuses a connection at once on every client stack; other
 	// protocols get ICMP port unreachable (reject is not a verdict a map may
 	// hold, hence the chain).
@@ -166,7 +166,7 @@ func (b *Backend) writeNoEndpointChecks(tx *knftables.Transaction) {
 
 // writeClusterIPsCheck fills cluster-ips-check, which runs after DNAT, so that
 // only traffic no Service took still has a ClusterIP destination.
-func (b *Backend) writeClusterIPsCheck(tx *knftables.Transaction) {
+func (b *Backend) writeClusterIPsCheck(tx *txn) {
 	tx.Add(&knftables.Rule{
 		Chain:   clusterIPsCheckChain,
 		Rule:    knftables.Concat(b.ipX, "daddr", "@", clusterIPsSet, "reject"),
