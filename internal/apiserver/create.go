@@ -34,7 +34,8 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, h *resourc
 		s.writeError(w, r, err)
 		return
 	}
-	out, err := s.create(r.Context(), h, ri.Namespace, h.res.StoredAs(obj), isDryRunAll(opts.DryRun))
+	stored := s.fields.update(h.res, "", nil, h.res.StoredAs(obj), managerOrUserAgent(opts.FieldManager, r.UserAgent()))
+	out, err := s.create(r.Context(), h, ri.Namespace, stored, isDryRunAll(opts.DryRun))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -74,7 +75,6 @@ func (s *Server) create(ctx context.Context, h *resourceHandler, namespace strin
 	m.DeletionTimestamp = nil
 	m.DeletionGracePeriodSeconds = nil
 	m.ResourceVersion = ""
-	m.ManagedFields = nil
 	if h.res.HasSpec || h.res.ContentGeneration {
 		m.Generation = 1
 	} else {

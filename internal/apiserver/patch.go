@@ -6,9 +6,11 @@ import (
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/yaml"
 )
 
 func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo, status bool) {
@@ -24,6 +26,10 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, h *resource
 		s.writeError(w, r, err)
 		return
 	}
+	if pt == types.ApplyYAMLPatchType {
+		s.handleApply(w, r, h, ri, opts, status, patch)
+		return
+	}
 	apply, err := s.patcher(w, r, h, pt, patch)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -34,13 +40,74 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, h *resource
 			return nil, apierrors.NewNotFound(h.res.GroupResource(), ri.Name)
 		}
 		return apply(cur)
-	}, updateOptions{Status: status, DryRun: dryRun})
+	}, updateOptions{Status: status, DryRun: dryRun, Manager: managerOrUserAgent(opts.FieldManager, r.UserAgent())})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.addWarnings(w, h, out)
 	s.respond(w, r, h, http.StatusOK, out)
+}
+
+// handleApply serves a server-side apply (application/apply-patch+yaml): the
+// configuration is merged into the live object by the field manager as
+// opts.FieldManager (required by the options' validation), conflicts with other
+// managers answered 409 unless force. The main resource is created when it does
+// not exist (201); a subresource of a missing object is 404.
+func (s *Server) handleApply(w http.ResponseWriter, r *http.Request, h *resourceHandler, ri requestInfo, opts *metav1.PatchOptions, status bool, patch []byte) {
+	directive, err := fieldValidation(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	config := map[string]any{}
+	if err := yaml.Unmarshal(patch, &config); err != nil {
+		s.writeError(w, r, badRequest("error decoding patch: %v", err))
+		return
+	}
+	force := opts.Force != nil && *opts.Force
+	out, code, err := s.update(r.Context(), h, ri, func(ctx context.Context, cur runtime.Object) (runtime.Object, error) {
+		obj, err := s.fields.apply(h.res, ri.Subresource, cur, runtime.DeepCopyJSON(config), opts.FieldManager, force)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkAppliedName(h, ri, obj); err != nil {
+			return nil, err
+		}
+		if directive == metav1.FieldValidationStrict || directive == metav1.FieldValidationWarn {
+			if err := yaml.UnmarshalStrict(patch, &map[string]any{}); err != nil {
+				if directive == metav1.FieldValidationStrict {
+					return nil, badRequest("error strict decoding patch: %v", err)
+				}
+				addWarning(w, err.Error())
+			}
+		}
+		return obj, nil
+	}, updateOptions{Status: status, DryRun: isDryRunAll(opts.DryRun), Applied: true, CreateOnUpdate: ri.Subresource == ""})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.addWarnings(w, h, out)
+	s.respond(w, r, h, code, out)
+}
+
+// checkAppliedName checks the name and namespace an apply configuration gives
+// against the request's, as kube-apiserver's patch handler does, and fills in
+// the request's namespace.
+func checkAppliedName(h *resourceHandler, ri requestInfo, obj runtime.Object) error {
+	m := objectMeta(obj)
+	if m.Name != ri.Name {
+		return badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.Name, ri.Name)
+	}
+	if !h.res.Namespaced {
+		return nil
+	}
+	if m.Namespace != "" && m.Namespace != ri.Namespace {
+		return badRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	m.Namespace = ri.Namespace
+	return nil
 }
 
 // patcher returns a function that applies patch of type pt to an object of h's kind.
@@ -75,8 +142,6 @@ func (s *Server) patcher(w http.ResponseWriter, r *http.Request, h *resourceHand
 			}
 			return out, nil
 		}
-	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
-		return nil, notImplemented("server-side apply")
 	default:
 		return nil, unsupportedMediaType(string(pt))
 	}

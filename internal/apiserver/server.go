@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/kubesvc/kubesvc/internal/allocator/portallocator"
 	"github.com/kubesvc/kubesvc/internal/datadir"
@@ -117,8 +118,10 @@ type Server struct {
 	byGV     map[string][]*resourceHandler
 	tokens   map[string]userInfo
 	openapi  *openapiDocs
-	ready    chan struct{}
-	addr     net.Addr
+	// fields are the field managers of every resource (fieldmanager.go).
+	fields *fieldManagers
+	ready  chan struct{}
+	addr   net.Addr
 	// kubelet is the client of node agents' kubelet servers (pods/log), set by Run.
 	kubelet *http.Client
 
@@ -161,6 +164,13 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if s.openapi, err = buildOpenAPI(s); err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
+	resources := make([]*registry.Resource, 0, len(s.handlers))
+	for _, h := range s.handlers {
+		resources = append(resources, h.res)
+	}
+	s.fields = newFieldManagers(resources, codecs.Scheme, func() (map[string]*spec.Schema, error) {
+		return openAPIModels(s.openapi.docs)
+	})
 	if err := s.setupMetrics(cfg.Metrics); err != nil {
 		return nil, err
 	}

@@ -49,6 +49,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, h *resourc
 	out, code, err := s.update(r.Context(), h, ri, func(context.Context, runtime.Object) (runtime.Object, error) {
 		return stored.DeepCopyObject(), nil
 	}, updateOptions{Status: status || ri.Subresource == "finalize", DryRun: dryRun,
+		Manager: managerOrUserAgent(opts.FieldManager, r.UserAgent()),
 		// Subresources never create (kube-apiserver's StatusREST.Update).
 		CreateOnUpdate: ri.Subresource == "" && h.res.Strategy.AllowCreateOnUpdate()})
 	if err != nil {
@@ -71,6 +72,13 @@ type updateOptions struct {
 	CreateOnUpdate bool
 	// System: a server-internal change (pods/binding) that bypasses update validation.
 	System bool
+	// Manager is the field manager the write is recorded under in
+	// metadata.managedFields (fieldmanager.go), with the request's
+	// subresource; "" records nothing and keeps the stored managedFields.
+	Manager string
+	// Applied: newObj is the result of a server-side apply, which set the
+	// managedFields already.
+	Applied bool
 }
 
 // update is the shared update path of PUT, PATCH, status and scale: it applies
@@ -129,6 +137,9 @@ func (s *Server) update(ctx context.Context, h *resourceHandler, ri requestInfo,
 		if rv := objectMeta(obj).ResourceVersion; rv != "" {
 			return nil, 0, apierrors.NewNotFound(gr, ri.Name)
 		}
+		if o.Manager != "" && !o.Applied {
+			obj = s.fields.update(h.res, ri.Subresource, nil, obj, o.Manager)
+		}
 		created, cerr := s.create(ctx, h, ri.Namespace, obj, dryRun)
 		return created, http.StatusCreated, cerr
 	}
@@ -175,6 +186,18 @@ func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestIn
 	if nm.UID != "" && nm.UID != om.UID {
 		return nil, nil, preconditionFailed(key, "Precondition failed: UID in precondition: "+string(nm.UID)+", UID in object meta: "+string(om.UID))
 	}
+	// The field manager sees the write as the client made it, before the
+	// strategy resets what the client may not change (kube-apiserver's
+	// update transformers run before rest.BeforeUpdate); what it resets is the
+	// managers' reset fields.
+	switch {
+	case o.Applied:
+	case o.Manager != "":
+		next = s.fields.update(h.res, ri.Subresource, old, next, o.Manager)
+		nm = objectMeta(next)
+	default:
+		nm.ManagedFields = om.ManagedFields
+	}
 	var errs field.ErrorList
 	strategy := h.res.Strategy
 	switch {
@@ -197,7 +220,6 @@ func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestIn
 	nm.DeletionTimestamp = om.DeletionTimestamp
 	nm.DeletionGracePeriodSeconds = om.DeletionGracePeriodSeconds
 	nm.Generation = om.Generation
-	nm.ManagedFields = nil
 	if nm.GenerateName == "" {
 		nm.GenerateName = om.GenerateName
 	}
@@ -214,6 +236,7 @@ func (s *Server) tryUpdate(ctx context.Context, h *resourceHandler, ri requestIn
 	}
 	nm.Name, nm.Namespace = om.Name, om.Namespace
 	nm.ResourceVersion = ""
+	revertTimestampOnlyChange(next, old)
 	if om.DeletionTimestamp != nil && len(nm.Finalizers) > len(om.Finalizers) && !subset(nm.Finalizers, om.Finalizers) {
 		return nil, nil, apierrors.NewForbidden(gr, ri.Name, errors.New("no new finalizers can be added if the object is being deleted"))
 	}
