@@ -76,7 +76,20 @@ func TestKubectlVersions(t *testing.T) {
 			if out, ok := k.try("get", "deploy"); ok {
 				checkDeployRow(t, out, "3")
 			}
+			k.expectOut("service/nginx exposed\n", "expose", "deployment", "nginx", "--port=80")
+			if out, ok := k.try("describe", "service", "nginx"); ok {
+				for _, want := range []*regexp.Regexp{
+					regexp.MustCompile(`(?m)^Name:\s+nginx$`),
+					regexp.MustCompile(`(?m)^Selector:\s+app=nginx$`),
+					regexp.MustCompile(`(?m)^Port:\s+<unset>\s+80/TCP$`),
+				} {
+					if !want.MatchString(out) {
+						t.Errorf("kubectl.%s describe service nginx lacks %s:\n%s", v, want, out)
+					}
+				}
+			}
 			k.expectOut("service \"my-service\" deleted\n", "delete", "-f", "testdata/seed002-my-service.yaml")
+			k.expectOut("service \"nginx\" deleted\n", "delete", "service", "nginx")
 			k.expectOut("deployment.apps \"nginx\" deleted\n", "delete", "deployment", "nginx")
 			if out, ok := k.try("get", "svc,deploy", "-o", "name"); ok && strings.TrimSpace(out) != "service/kubernetes" {
 				t.Errorf("kubectl.%s get svc,deploy -o name after the deletes printed %q, want service/kubernetes", v, out)
