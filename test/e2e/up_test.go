@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -442,6 +443,23 @@ func TestUpRealNode(t *testing.T) {
 		if f := strings.Fields(k.ok("get", "pod", "oom", "--no-headers")); len(f) < 3 || f[2] != "OOMKilled" {
 			t.Errorf("kubectl get pod oom: %q, want STATUS OOMKilled", f)
 		}
+		// The container's cgroup (on the machine: cgroups are not namespaced
+		// here) goes with the pod.
+		id, err := jsonpath(k, "{.status.containerStatuses[0].containerID}", "pod", "oom")
+		if err != nil || !strings.HasPrefix(id, "kubesvc://") {
+			t.Fatalf("containerID %q %v", id, err)
+		}
+		group := filepath.Join(cgroups.DefaultRoot, "memory", cgroups.Parent, strings.TrimPrefix(id, "kubesvc://"))
+		if _, err := os.Stat(filepath.Join(cgroups.DefaultRoot, "cgroup.controllers")); err == nil {
+			group = filepath.Join(cgroups.DefaultRoot, cgroups.Parent, strings.TrimPrefix(id, "kubesvc://")) // v2
+		}
+		k.ok("delete", "pod", "oom", "--wait=true")
+		eventually(t, "the container's cgroup removed", 30*time.Second, func() error {
+			if _, err := os.Stat(group); !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("%s: %v", group, err)
+			}
+			return nil
+		})
 	})
 }
 
