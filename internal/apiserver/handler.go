@@ -13,6 +13,9 @@ import (
 // resourceHandler serves one resource.
 type resourceHandler struct {
 	res *registry.Resource
+	// deprecation is the Warning every request of the resource carries ("" for
+	// none), worked out once from the kind and the served version.
+	deprecation string
 }
 
 func notFoundPath() error {
@@ -38,8 +41,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFoundPath())
 		return
 	}
-	if msg := deprecationWarning(h, s.cfg.Version); msg != "" {
-		addWarning(w, msg)
+	if h.deprecation != "" {
+		addWarning(w, h.deprecation)
 	}
 	// Access and identity reviews are answered, never stored (reviews.go).
 	if h.res.IsReview() && ri.Verb == "create" && ri.Name == "" && ri.Namespace == "" {

@@ -146,6 +146,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		byGV: map[string][]*resourceHandler{}, ready: make(chan struct{}), authz: allowAuthenticated{}}
 	for _, res := range registry.All() {
 		h := &resourceHandler{res: res}
+		h.deprecation = deprecationWarning(h, cfg.Version)
 		gv := res.Group + "/" + res.Version
 		s.handlers[gv+"/"+res.Name] = h
 		s.byGV[gv] = append(s.byGV[gv], h)
