@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/spf13/cobra"
 )
 
@@ -20,6 +22,11 @@ func main() {
 		// instead of 100% keeps the heap near the live data for a little CPU.
 		debug.SetGCPercent(50)
 	}
+	// Every client in this binary is a component's (controllers, agents, proxy,
+	// DNS), not a user's: the API server's Warning headers (such as v1 Endpoints'
+	// deprecation, on every request of the Endpoints controller) are for users,
+	// and client-go would log each one. kube-controller-manager drops them too.
+	rest.SetDefaultWarningHandler(rest.NoWarnings{})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	// The first SIGINT or SIGTERM asks for a clean shutdown through ctx. After it the

@@ -280,7 +280,10 @@ func TestControllersSelectorlessMirroring(t *testing.T) {
 // on the other node after --pod-eviction-timeout.
 func TestControllersNodeLost(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "--node-monitor-grace-period=4s", "--pod-eviction-timeout=6s")
+	// The grace period outlasts the simulated nodes' 10 s lease renewals: with a
+	// shorter one node-2 went Unknown between renewals, and when both nodes were
+	// down at once (FullDisruption) eviction paused, as it should, past the wait.
+	s := startServer(t, "--node-monitor-grace-period=20s", "--pod-eviction-timeout=6s")
 	k := s.kubectl(t)
 	stop1 := startAgent(t, s, "node-1")
 	startAgent(t, s, "node-2")
@@ -313,7 +316,7 @@ func TestControllersNodeLost(t *testing.T) {
 		return nil
 	})
 	stop1()
-	eventually(t, "node-1 NotReady", 30*time.Second, func() error {
+	eventually(t, "node-1 NotReady", 45*time.Second, func() error {
 		if out := k.run("get", "node", "node-1").stdout; !strings.Contains(out, "NotReady") {
 			return fmt.Errorf("node:\n%s", out)
 		}
