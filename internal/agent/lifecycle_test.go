@@ -117,20 +117,20 @@ func TestPodVolumes(t *testing.T) {
 	}
 	pod = e.createPod(pod)
 	e.waitEvent(pod, `Warning FailedMount : MountVolume.SetUp failed for volume "cfg" : configmaps "app-config" not found`)
-	p, err := e.client.CoreV1().Pods("default").Get(t.Context(), "vols", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Status.Phase != corev1.PodPending || len(p.Status.ContainerStatuses) != 1 ||
-		p.Status.ContainerStatuses[0].State.Waiting == nil || p.Status.ContainerStatuses[0].State.Waiting.Reason != "ContainerCreating" {
-		t.Errorf("status with a missing ConfigMap: %+v", p.Status)
-	}
+	// The event may be recorded before the status is written.
+	e.waitPod("vols", "ContainerCreating", 0, func(p *corev1.Pod) error {
+		if p.Status.Phase != corev1.PodPending || len(p.Status.ContainerStatuses) != 1 ||
+			p.Status.ContainerStatuses[0].State.Waiting == nil || p.Status.ContainerStatuses[0].State.Waiting.Reason != "ContainerCreating" {
+			return fmt.Errorf("status with a missing ConfigMap: %+v", p.Status)
+		}
+		return nil
+	})
 	if _, err := e.client.CoreV1().ConfigMaps("default").Create(t.Context(), &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "app-config"}, Data: map[string]string{"app.conf": "debug=true\n"},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	p = e.waitPod("vols", "Running once the ConfigMap exists", 500*time.Millisecond, running)
+	p := e.waitPod("vols", "Running once the ConfigMap exists", 500*time.Millisecond, running)
 	want := []corev1.VolumeMountStatus{
 		{Name: "cfg", MountPath: "/etc/app", ReadOnly: true, RecursiveReadOnly: ptr.To(corev1.RecursiveReadOnlyDisabled)},
 		{Name: "scratch", MountPath: "/scratch"},

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/util/retry"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -182,10 +184,18 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	})
 
 	t.Run("scale up again", func(t *testing.T) {
-		cur, _ := e.client.AppsV1().ReplicaSets(ns).Get(ctx, "web", metav1.GetOptions{})
-		n := int32(4)
-		cur.Spec.Replicas = &n
-		if _, err := e.client.AppsV1().ReplicaSets(ns).Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		// The controller may write the status between the Get and the Update.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, err := e.client.AppsV1().ReplicaSets(ns).Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			n := int32(4)
+			cur.Spec.Replicas = &n
+			_, err = e.client.AppsV1().ReplicaSets(ns).Update(ctx, cur, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 		e.waitStatus(t, "web", 4, 4, 4)
