@@ -265,9 +265,7 @@ func (c *Cacher) runOnce(ctx context.Context) error {
 			c.advance(wr.Header.Revision)
 			continue
 		}
-		for _, ev := range wr.Events {
-			c.apply(ev)
-		}
+		c.applyAll(wr.Events)
 	}
 	return errors.New("etcd watch channel closed")
 }
@@ -281,13 +279,42 @@ func (c *Cacher) advance(rev int64) {
 	c.mu.Unlock()
 }
 
-// apply records one etcd event. Whatever the event's values hold, the cache afterwards
-// agrees with etcd about whether the key exists: a deletion always removes the key,
-// and a value that cannot be decoded removes the stale object it would replace (it
-// could not be served either way), reported to watchers as a deletion.
-func (c *Cacher) apply(ev *clientv3.Event) {
+// apply records one etcd event (a response of one event).
+func (c *Cacher) apply(ev *clientv3.Event) { c.applyAll([]*clientv3.Event{ev}) }
+
+// applyAll records the events of one etcd watch response as one step: they are
+// decoded first, then applied under a single hold of c.mu, and only then can a reader
+// see the cache (or its revision) again. A transaction's events share a revision and
+// etcd never splits a revision across watch responses (fragmentation is off), so no
+// reader, having waited for revision N, sees part of revision N: a Service created at N
+// is never listed while the IPAddress written in the same transaction is not yet, and
+// a bookmark at N is never sent before an event at N that a watcher has still to get.
+func (c *Cacher) applyAll(evs []*clientv3.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	decoded := make([]decodedEvent, len(evs))
+	for i, ev := range evs {
+		decoded[i] = c.decode(ev)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range decoded {
+		c.applyLocked(d)
+	}
+	c.cond.Broadcast()
+}
+
+// decodedEvent is an etcd event with its values decoded (outside c.mu).
+type decodedEvent struct {
+	e     *Event
+	obj   runtime.Object // nil: a deletion, or a value that cannot be served
+	isNew bool           // the key was created by this event
+}
+
+// decode decodes the new and the previous value of ev.
+func (c *Cacher) decode(ev *clientv3.Event) decodedEvent {
 	key := string(ev.Kv.Key)
-	p := resourcePrefix(key)
 	c.metrics.EventReceived(key)
 	e := &Event{Key: key, Rev: ev.Kv.ModRevision}
 	if ev.PrevKv != nil {
@@ -303,9 +330,17 @@ func (c *Cacher) apply(ev *clientv3.Event) {
 			c.log.Error("watch cache: undecodable value; the object is dropped from the cache", "key", key, "rev", e.Rev, "err", err)
 		}
 	}
+	return decodedEvent{e: e, obj: obj, isNew: ev.IsCreate()}
+}
 
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// applyLocked records one decoded event; c.mu must be held. Whatever the event's
+// values hold, the cache afterwards agrees with etcd about whether the key exists: a
+// deletion always removes the key, and a value that cannot be decoded removes the stale
+// object it would replace (it could not be served either way), reported to watchers as
+// a deletion.
+func (c *Cacher) applyLocked(d decodedEvent) {
+	e, obj, key := d.e, d.obj, d.e.Key
+	p := resourcePrefix(key)
 	_, known := c.objs[p] // false: the first object of its resource since the load
 	cached, wasCached := c.objs[p][key]
 	if obj == nil {
@@ -313,7 +348,6 @@ func (c *Cacher) apply(ev *clientv3.Event) {
 		if e.Rev > c.rev {
 			c.rev = e.Rev
 		}
-		defer c.cond.Broadcast()
 		if e.Prev == nil && wasCached {
 			e.Prev = cached
 		}
@@ -330,7 +364,7 @@ func (c *Cacher) apply(ev *clientv3.Event) {
 		if e.Prev == nil && wasCached {
 			e.Prev = cached
 		}
-		if ev.IsCreate() || !wasCached {
+		if d.isNew || !wasCached {
 			e.Type = watch.Added
 		} else {
 			e.Type = watch.Modified
@@ -367,7 +401,6 @@ func (c *Cacher) apply(ev *clientv3.Event) {
 		}
 	}
 	c.metrics.EventDispatched(key)
-	c.cond.Broadcast()
 }
 
 // removeWatcher ends w and forgets it; c.mu must be held.

@@ -48,7 +48,8 @@ type peerSource func(ctx context.Context) ([]string, error)
 // runNettest is `agnhost nettest [--port 8080] [--peers 8] [--service nettest]
 // [--namespace default] [--delay-shutdown 0]`: a web server that other pods report
 // to (/write, and /read, /status, /quit), and that reports to every endpoint of the
-// service, found through the API (in-cluster configuration). Where the real one
+// service, found through the API (in-cluster configuration). /quit exits 0 at once
+// and, as agnhost's os.Exit does, leaves the request unanswered. Where the real one
 // exits when the pod has no API credentials, this one records the error and goes on
 // serving (its /status then says "fail"), since the pre-stop test needs only
 // /write and /read.
@@ -116,10 +117,22 @@ func runNettest(ctx context.Context, env Env, args []string) int {
 // mux routes /read, /write, /status and /quit.
 func (s *nettestState) mux(peerCount int, quit chan<- struct{}) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/quit", func(http.ResponseWriter, *http.Request) {
+	mux.HandleFunc("/quit", func(w http.ResponseWriter, _ *http.Request) {
+		// agnhost's handler is os.Exit(0): the client never gets an answer, only
+		// a closed connection. The connection is closed before the exit is asked
+		// for, so that this holds every time, rather than the answer racing the
+		// server's Close (a client that had sent /quit on a keep-alive connection
+		// then retried it on a new one, and met a closed listener).
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
 		select {
 		case quit <- struct{}{}:
 		default:
+		}
+		if err != nil {
+			panic(http.ErrAbortHandler) // not hijackable (HTTP/2): end the stream unanswered
 		}
 	})
 	mux.HandleFunc("/read", func(w http.ResponseWriter, _ *http.Request) {
