@@ -130,11 +130,18 @@ type serviceProxy struct {
 	// clusterCIDRs are the cluster's pod ranges (the flags' clusterCIDR).
 	clusterCIDRs []netip.Prefix
 	log          *slog.Logger
+	// machine is the proxy of a machine that is not a node (kubesvc up
+	// --nodes=N): no mirror pod; a change of the ConfigMap applies at once.
+	machine bool
+	// nodeIPs are the machine's addresses, for a proxy with no Node (the
+	// "primary" NodePort addresses).
+	nodeIPs []netip.Addr
 }
 
 // run runs the proxy under a proxyconfig.Supervisor until ctx ends: the
 // configuration from the ConfigMap, --config or the flags, the mirror pod
 // kube-system/kube-proxy-XXXXX, and a new proxy each time that pod is deleted.
+// The machine's proxy (sp.machine) runs under a proxyconfig.Follower instead.
 func (sp serviceProxy) run(ctx context.Context) error {
 	cidrs := make([]string, 0, len(sp.clusterCIDRs))
 	for _, p := range sp.clusterCIDRs {
@@ -146,6 +153,9 @@ func (sp serviceProxy) run(ctx context.Context) error {
 	}
 	if src.File != "" && len(src.FlagsSet) > 0 {
 		sp.log.Warn("proxy flags are ignored: --config replaces them", "flags", src.FlagsSet, "config", src.File)
+	}
+	if sp.machine {
+		return (&proxyconfig.Follower{Source: src, Build: sp.build, Log: sp.log}).Run(ctx)
 	}
 	sup := &proxyconfig.Supervisor{Client: sp.client, NodeName: sp.nodeName, Source: src, Build: sp.build, Command: os.Args, Log: sp.log}
 	return sup.Run(ctx)
@@ -185,7 +195,7 @@ func (sp serviceProxy) build(ctx context.Context, cfg proxyconfig.Config) (func(
 	reg := prometheus.NewRegistry()
 	health := healthcheck.NewServiceServers()
 	p, err := proxy.New(proxy.Config{
-		Client: sp.client, NodeName: sp.nodeName,
+		Client: sp.client, NodeName: sp.nodeName, NodeIPs: sp.nodeIPs,
 		Backend: &withConntrackSysctls{
 			Backend: withServiceHealth{
 				Backend: withConntrack{Backend: backends, r: conntrack.NewReconciler(conntrack.Netlink{}), log: sp.log},

@@ -52,7 +52,10 @@ with --node-name NAME), each a network namespace of the same name with its own a
 proxy and DNS (a child process of kubesvc up), joined to this machine by the bridge
 kubesvc-nodes on --nodes-range (this machine has its first address, node i the
 (i+1)th). This machine routes each node's podCIDR via the node, and the Service
-ranges via the first node. Each node's state is under DATA-DIR/nodes/NAME.`,
+ranges via the first node. Each node's state is under DATA-DIR/nodes/NAME. This
+machine runs a service proxy of its own too (no pod; it applies an edit of the
+ConfigMap at once), so that cluster IPs, localhost NodePorts and localhost
+LoadBalancers work here as on one node.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := o.proxy.validate(splitList(f.ctrl.ClusterCIDR)); err != nil && !o.disableProxy {
@@ -124,9 +127,10 @@ type upOptions struct {
 // (see runner), the real node agent when o.agent, then the simulated nodes. Once
 // the server answers, it tells out where it is.
 func (f *serverFlags) upRunner(o upOptions, out io.Writer) (*component.Runner, error) {
-	// One node that proxies, this machine: its node-mode LoadBalancer Services are
-	// reachable on localhost too, as on Docker Desktop.
-	f.ctrl.LoadBalancerLocalhost = o.agent && !o.disableProxy && o.simulated == 0 && o.nodes <= 1
+	// This machine proxies (it is the one node, or it holds the nodes of
+	// --nodes): node-mode LoadBalancer Services are reachable on its localhost
+	// too, as on Docker Desktop.
+	f.ctrl.LoadBalancerLocalhost = o.agent && !o.disableProxy && o.simulated == 0
 	plan, err := f.nodeSet(o)
 	if err != nil {
 		return nil, err
@@ -146,6 +150,9 @@ func (f *serverFlags) upRunner(o upOptions, out io.Writer) (*component.Runner, e
 	switch {
 	case o.agent && o.nodes > 1:
 		r.Add(f.nodeRoutes(srv, o, plan, log))
+		if o.proxy != nil && !o.disableProxy {
+			r.Add(f.machineProxy(srv, o, plan, log))
+		}
 		for _, n := range plan.Nodes {
 			r.Add(f.childNode(srv, o, plan, n))
 		}
@@ -243,6 +250,8 @@ func clusterSummary(f *serverFlags, o upOptions) string {
 	switch {
 	case len(f.ctrl.LoadBalancerIPRanges) > 0:
 		fmt.Fprintf(&w, "LoadBalancers:  an address each from %s\n", strings.Join(f.ctrl.LoadBalancerIPRanges, ", "))
+	case f.ctrl.LoadBalancerLocalhost && o.nodes > 1:
+		fmt.Fprintln(&w, "LoadBalancers:  on the nodes' addresses and on this machine's localhost")
 	case f.ctrl.LoadBalancerLocalhost:
 		fmt.Fprintln(&w, "LoadBalancers:  on the node's address and on localhost")
 	default:
@@ -387,6 +396,47 @@ func (f *serverFlags) nodeRoutes(srv *apiserver.Server, o upOptions, plan multin
 			rs.ServiceVia = plan.Nodes[0].IP
 		}
 		return rs.Run(ctx)
+	}}
+}
+
+// machineProxy is this machine's service proxy under --nodes ("proxy/machine"),
+// where this machine is not a node: the nodes' proxies serve the cluster, and
+// this one makes the machine a client of it as a one-node kubesvc up is (and
+// as Docker Desktop's host is): cluster IPs, NodePorts on localhost and on this
+// machine's addresses (nodePortAddresses permitting), load balancers on
+// localhost, and kube-proxy's rules in this machine's iptables-save or nft
+// list ruleset. It reads the same ConfigMap as the nodes' proxies; with no
+// kube-proxy pod of its own to delete, an edit applies to it at once.
+func (f *serverFlags) machineProxy(srv *apiserver.Server, o upOptions, plan multinode.Plan, log *slog.Logger) component.Component {
+	return component.Component{Name: "proxy/machine", Run: func(ctx context.Context) error {
+		if err := waitReady(ctx, srv); err != nil {
+			return err
+		}
+		rc, err := srv.ClientConfig("system:kube-proxy", nil)
+		if err != nil {
+			return err
+		}
+		rc.QPS, rc.Burst = 50, 100
+		client, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		cidrs, err := parsePrefixes("--cluster-cidr", splitList(f.ctrl.ClusterCIDR))
+		if err != nil {
+			return err
+		}
+		// It counts the first node's endpoints as local (the machine's route to
+		// the Service ranges went there before it proxied): kube-dns, whose
+		// internalTrafficPolicy is Local (each node's DNS server), answers the
+		// machine from node 1, and externalTrafficPolicy Local Services are
+		// reached through node 1's pods. Its "primary" NodePort address is the
+		// machine's own, not node 1's: the one kubelet would pick here.
+		sp := serviceProxy{flags: o.proxy, client: client, nodeName: plan.Nodes[0].Name, clusterCIDRs: cidrs,
+			log: log.With("component", "proxy/machine"), machine: true}
+		if ip, err := agentNodeIP(""); err == nil && ip.IsValid() {
+			sp.nodeIPs = []netip.Addr{ip}
+		}
+		return sp.run(ctx)
 	}}
 }
 

@@ -56,8 +56,8 @@ type Options struct {
 	// mode: LoadBalancer Services get the ready nodes' InternalIPs.
 	LoadBalancerIPRanges []string
 	// LoadBalancerLocalhost lists "localhost" as an ingress hostname of every
-	// node-mode LoadBalancer Service (a one-node kubesvc up, whose proxy then
-	// serves the Service on 127.0.0.1).
+	// node-mode LoadBalancer Service (kubesvc up, whose machine runs a proxy,
+	// as the node or beside --nodes, that serves the Service on 127.0.0.1).
 	LoadBalancerLocalhost bool
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +65,12 @@ type Config struct {
 	Clock clock.WithTicker
 	// Registerer receives the proxy's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
+	// NodeIPs, when set, are the addresses the proxy's machine has instead of
+	// its Node's (Snapshot.Node.IPs, the "primary" NodePort addresses): for a
+	// proxy on a machine that is not the node NodeName names (kubesvc up
+	// --nodes=N runs one beside the nodes, counting the first node's
+	// endpoints as local).
+	NodeIPs []netip.Addr
 }
 
 // complete validates c and fills in the defaults.
@@ -146,7 +154,7 @@ func New(cfg Config) (*Proxy, error) {
 		metrics:   m,
 		services:  NewServiceChangeTracker(),
 		endpoints: NewEndpointsChangeTracker(cfg.NodeName, cfg.Clock.Now()),
-		node:      NodeInfo{Name: cfg.NodeName},
+		node:      NodeInfo{Name: cfg.NodeName, IPs: slices.Clone(cfg.NodeIPs)},
 		needFull:  true,
 	}
 	p.runner, err = runner.New("proxy-sync", p.sync, cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.RetryPeriod, cfg.Clock)
@@ -288,7 +296,11 @@ func (p *Proxy) onNode(old, cur *corev1.Node) {
 		p.nodeSeen, p.nodeDeleting = false, true
 	} else {
 		p.nodeSeen, p.nodeDeleting = true, nodeDeleting(cur)
-		if info := nodeInfo(cur); !nodeInfoEqual(info, p.node) {
+		info := nodeInfo(cur)
+		if len(p.cfg.NodeIPs) > 0 {
+			info.IPs = slices.Clone(p.cfg.NodeIPs)
+		}
+		if !nodeInfoEqual(info, p.node) {
 			p.node, p.nodeChanged, changed = info, true, true
 		}
 	}

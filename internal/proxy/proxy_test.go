@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -558,5 +559,40 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A proxy on a machine that is not the node it counts endpoints for
+// (Config.NodeIPs): every sync has the machine's addresses as the node's, also
+// once the Node is seen (its labels are taken, not its addresses).
+func TestProxyNodeIPs(t *testing.T) {
+	client := fake.NewClientset()
+	backend := newFakeBackend()
+	machine := []netip.Addr{netip.MustParseAddr("198.51.100.10")}
+	p, err := New(Config{
+		Client: client, NodeName: thisNode, Backend: backend, SyncPeriod: time.Hour, RetryPeriod: time.Hour,
+		NodeIPs: machine,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	first := backend.next(t)
+	if !slices.Equal(first.node.IPs, machine) {
+		t.Errorf("first sync without a Node: node IPs %v, want the machine's", first.node.IPs)
+	}
+	node := testNode(thisNode, "z1")
+	if len(nodeInfo(node).IPs) == 0 {
+		t.Fatal("the test Node has no addresses")
+	}
+	if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	next := backend.next(t)
+	if !slices.Equal(next.node.IPs, machine) || next.node.Labels[corev1.LabelTopologyZone] != "z1" {
+		t.Errorf("after the Node appeared: node IPs %v labels %v, want the machine's IPs and the Node's labels", next.node.IPs, next.node.Labels)
 	}
 }

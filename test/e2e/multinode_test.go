@@ -298,6 +298,17 @@ func TestUpNodes(t *testing.T) {
 			return err
 		})
 	})
+	t.Run("NodePort on the machine's localhost, by the machine's proxy", func(t *testing.T) {
+		// This machine is not a node, but its own proxy serves NodePorts on
+		// localhost, as a one-node kubesvc up does; its rules are here.
+		eventually(t, "curl localhost:"+nodePort, 30*time.Second, func() error {
+			_, err := httpGet("http://127.0.0.1:" + nodePort + "/hostname")
+			return err
+		})
+		if out, err := exec.Command("nft", "list", "table", "ip", "kubesvc").CombinedOutput(); err != nil || !strings.Contains(string(out), "default/web") {
+			t.Errorf("this machine's nftables table does not show the Service default/web: %v\n%s", err, out)
+		}
+	})
 
 	// A clean stop stops the agents (the pods go on, as with kubelets); a second
 	// kubesvc up resumes the cluster with the same pods.

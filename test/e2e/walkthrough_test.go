@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,14 +17,16 @@ import (
 )
 
 // TestWalkthroughs follows every page of docs/walkthroughs as a reader does: on
-// a `kubesvc up` of its own (the flags of the page's `<!-- up: FLAGS -->`), it
-// runs each `$ COMMAND` of the page's console blocks from the repository's root
-// (sudo dropped: the test is root), and each `<!-- wait: COMMAND -->` (a step a
-// reader does by waiting). Every command must succeed and print as many lines
-// as the page shows, with the same table header (a command the page shows
-// failing must fail); a `cat` prints the page's text exactly. Names, addresses
-// and ages differ from run to run and are not compared; nor are "Warning:"
-// lines (kubectl's differ by version) or kubectl's own log lines.
+// a fresh `kubesvc up --nodes=2` of its own (the flags of the page's `<!-- up:
+// FLAGS -->`, which must ask for two nodes: a page shows a cluster of more than
+// one node, as the notes' kind clusters are), it runs each `$ COMMAND` of the
+// page's console blocks from the repository's root (sudo dropped: the test is
+// root), and each `<!-- wait: COMMAND -->` (a step a reader does by waiting).
+// Every command must succeed (or fail, where the page shows it failing) and
+// print what the page shows, line by line, once what changes from run to run
+// is masked on both sides (see masker): ages, generated names, addresses,
+// ports, timestamps. A `cat` prints the page's text exactly. "Warning:" lines
+// (kubectl's differ by version) and kubectl's own log lines are not compared.
 func TestWalkthroughs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs kubesvc up with a real node")
@@ -53,7 +56,12 @@ func TestWalkthroughs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := startUp(t, upFlags...)
+			if !slices.Contains(upFlags, "--nodes=2") {
+				t.Fatalf("%s: the page's <!-- up: --> flags %q do not run two nodes (--nodes=2)", filepath.Base(page), upFlags)
+			}
+			// The API server on kube-apiserver's port, as a reader's (the
+			// network namespace is the test's own).
+			s := startUp(t, append([]string{"--secure-port=6443"}, upFlags...)...)
 			defer func() {
 				// The next page starts from a clean machine.
 				s.stop(t)
@@ -64,6 +72,13 @@ func TestWalkthroughs(t *testing.T) {
 			k := s.kubectl(t)
 			// A reader starts typing a second or more after kubesvc up: by
 			// then the node is Ready and the cluster DNS answers.
+			eventually(t, "two nodes", 60*time.Second, func() error {
+				r := k.run("get", "nodes", "-o", "name")
+				if n := strings.Count(r.stdout, "node/"); r.code != 0 || n != 2 {
+					return fmt.Errorf("%d nodes: %s", n, r)
+				}
+				return nil
+			})
 			k.ok("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
 			eventually(t, "the cluster DNS answering", 30*time.Second, func() error {
 				return exec.Command("dig", "+short", "+time=1", "+tries=1", "@10.96.0.10", "kubernetes.default.svc.cluster.local").Run()
@@ -158,7 +173,8 @@ func withoutWarnings(lines []string) []string {
 }
 
 // compareOutput checks out against what the page shows: a cat exactly, others
-// by their line count and table header. "" when it matches.
+// line by line once masked (in any order: pods of one Deployment sort by their
+// generated names). "" when it matches.
 func compareOutput(st walkStep, out string) string {
 	got := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if out == "" {
@@ -170,12 +186,105 @@ func compareOutput(st walkStep, out string) string {
 		}
 		return ""
 	}
-	got, want := withoutWarnings(got), withoutWarnings(st.want)
+	got, want := maskLines(withoutWarnings(got)), maskLines(withoutWarnings(st.want))
 	if len(got) != len(want) {
-		return "line count differs"
+		return fmt.Sprintf("%d lines, the page shows %d", len(got), len(want))
 	}
-	if len(got) > 0 && strings.HasPrefix(want[0], "NAME") && strings.Join(strings.Fields(got[0]), " ") != strings.Join(strings.Fields(want[0]), " ") {
-		return "table header differs"
+	if slices.Equal(got, want) {
+		return ""
 	}
-	return ""
+	sg, sw := slices.Clone(got), slices.Clone(want)
+	slices.Sort(sg)
+	slices.Sort(sw)
+	if slices.Equal(sg, sw) {
+		return ""
+	}
+	for i := range got {
+		if !slices.Contains(sw, got[i]) {
+			return fmt.Sprintf("line %d differs once masked:\n  got:  %s\n  page: %s", i+1, got[i], want[i])
+		}
+	}
+	return "the lines differ once masked"
+}
+
+// masks are what changes from run to run, in the order they are applied, and
+// what each becomes.
+var masks = []struct {
+	re  *regexp.Regexp
+	out string
+}{
+	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`), "TIME"},
+	{regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`), "UID"},
+	{regexp.MustCompile(`(resourceVersion|generation): "?\d+"?`), "$1: N"},
+	// kube-proxy's chain names hash the Service or endpoint they stand for
+	{regexp.MustCompile(`\b(KUBE-[A-Z]+)-[A-Z0-9]{16}\b`), "$1-HASH"},
+	{regexp.MustCompile(`\b[0-9a-f]{1,4}(:[0-9a-f]{0,4}){2,7}\b`), "IPV6"},
+	{regexp.MustCompile(`\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b`), "IP"},
+	// node ports (30000-32767)
+	{regexp.MustCompile(`\b3[0-2]\d{3}\b`), "NODEPORT"},
+	// generated names: a ReplicaSet's pod-template hash and a pod's (or
+	// mirror pod's) suffix, in the apiserver's alphabet
+	{regexp.MustCompile(`-[bcdfghjklmnpqrstvwxz2456789]{6,10}-[bcdfghjklmnpqrstvwxz2456789]{5}\b`), "-HASH-XXXXX"},
+	{regexp.MustCompile(`-[bcdfghjklmnpqrstvwxz2456789]{8,10}\b`), "-HASH"},
+	{regexp.MustCompile(`\b(kube-proxy|[a-z0-9]+-[a-z0-9-]*)-[bcdfghjklmnpqrstvwxz2456789]{5}\b`), "$1-XXXXX"},
+	{regexp.MustCompile(`\bkubesvc-node-\d\b`), "NODE"},
+	// ages and durations (2s, 3m5s, 74m, <invalid>)
+	{regexp.MustCompile(`\b\d+(\.\d+)?(ms|s|m|h|d)(\d+(s|m|h))?\b`), "AGE"},
+	{regexp.MustCompile(`<invalid>`), "AGE"},
+}
+
+// maskLines masks each line (see masks) and collapses its runs of spaces (a
+// table's columns are as wide as their widest cell).
+func maskLines(lines []string) []string {
+	out := make([]string, 0, len(lines))
+	for _, l := range lines {
+		for _, m := range masks {
+			l = m.re.ReplaceAllString(l, m.out)
+		}
+		out = append(out, strings.Join(strings.Fields(l), " "))
+	}
+	return out
+}
+
+// The masks hide what changes from run to run and nothing else: two runs'
+// lines match, a changed count, status or name does not.
+func TestCompareOutput(t *testing.T) {
+	page := []string{
+		"NAME                     READY   STATUS    RESTARTS   AGE   IP           NODE             NOMINATED NODE   READINESS GATES",
+		"nginx-7bd4c77464-crkf2   1/1     Running   0          3s    10.244.0.2   kubesvc-node-1   <none>           <none>",
+		"nginx-7bd4c77464-tbsxn   1/1     Running   0          3s    10.244.1.2   kubesvc-node-2   <none>           <none>",
+	}
+	for _, tc := range []struct {
+		name, out string
+		ok        bool
+	}{
+		{"another run, other order", "NAME   READY   STATUS    RESTARTS   AGE   IP   NODE   NOMINATED NODE   READINESS GATES\n" +
+			"nginx-5cc66bcc9b-zz9lq   1/1   Running   0   1m2s   10.244.1.7   kubesvc-node-2   <none>   <none>\n" +
+			"nginx-5cc66bcc9b-9ls5z   1/1   Running   0   12s   10.244.0.9   kubesvc-node-1   <none>   <none>\n", true},
+		{"a restart", "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES\n" +
+			"nginx-7bd4c77464-crkf2 1/1 Running 1 3s 10.244.0.2 kubesvc-node-1 <none> <none>\n" +
+			"nginx-7bd4c77464-tbsxn 1/1 Running 0 3s 10.244.1.2 kubesvc-node-2 <none> <none>\n", false},
+		{"not ready", "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES\n" +
+			"nginx-7bd4c77464-crkf2 0/1 Running 0 3s 10.244.0.2 kubesvc-node-1 <none> <none>\n" +
+			"nginx-7bd4c77464-tbsxn 1/1 Running 0 3s 10.244.1.2 kubesvc-node-2 <none> <none>\n", false},
+		{"another Deployment", "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES\n" +
+			"httpd-7bd4c77464-crkf2 1/1 Running 0 3s 10.244.0.2 kubesvc-node-1 <none> <none>\n" +
+			"nginx-7bd4c77464-tbsxn 1/1 Running 0 3s 10.244.1.2 kubesvc-node-2 <none> <none>\n", false},
+		{"a line missing", "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES\n" +
+			"nginx-7bd4c77464-crkf2 1/1 Running 0 3s 10.244.0.2 kubesvc-node-1 <none> <none>\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := compareOutput(walkStep{command: "kubectl get pods -o wide", want: page}, tc.out)
+			if (msg == "") != tc.ok {
+				t.Errorf("compareOutput = %q, want a match: %v", msg, tc.ok)
+			}
+		})
+	}
+	iptables := walkStep{command: "iptables-save", want: []string{`-A KUBE-SEP-AAOCRVJBUI2XUHEI -p tcp -m comment --comment "default/nginx" -m tcp -j DNAT --to-destination 10.244.0.4:80`}}
+	if msg := compareOutput(iptables, `-A KUBE-SEP-ZIW3VLRO5IPJY5OU -p tcp -m comment --comment "default/nginx" -m tcp -j DNAT --to-destination 10.244.1.2:80`+"\n"); msg != "" {
+		t.Errorf("another endpoint's chain: %s", msg)
+	}
+	if msg := compareOutput(iptables, `-A KUBE-SEP-ZIW3VLRO5IPJY5OU -p tcp -m comment --comment "default/web" -m tcp -j DNAT --to-destination 10.244.1.2:80`+"\n"); msg == "" {
+		t.Error("another Service's rule matched")
+	}
 }

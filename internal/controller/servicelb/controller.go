@@ -39,9 +39,9 @@ const (
 	// AnnotationIPs asks for chosen addresses: "IP" or "IPv4,IPv6". It takes
 	// precedence over spec.loadBalancerIP (deprecated upstream).
 	AnnotationIPs = "kubesvc.io/loadbalancer-ips"
-	// LocalhostHostname is the ingress hostname of node-mode Services on a
-	// one-node cluster (Options.LoadBalancerLocalhost): the proxy serves the
-	// Service's ports on 127.0.0.1 for it.
+	// LocalhostHostname is the ingress hostname of node-mode Services when
+	// kubesvc up's machine proxies (Options.LoadBalancerLocalhost): the proxy
+	// serves the Service's ports on 127.0.0.1 for it.
 	LocalhostHostname = "localhost"
 )
 

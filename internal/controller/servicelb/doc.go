@@ -15,7 +15,7 @@
 //     nodes' InternalIPs and every node's proxy serves the Service's ports on
 //     them. One Service per protocol and port: a second one that wants a port
 //     stays pending, with a Warning naming the first. With
-//     Options.LoadBalancerLocalhost (one-node kubesvc up) "localhost" is listed as
+//     Options.LoadBalancerLocalhost (kubesvc up) "localhost" is listed as
 //     an ingress hostname too, and the proxy serves the ports on 127.0.0.1.
 //
 // A Service that cannot get an address keeps an empty ingress (kubectl shows
