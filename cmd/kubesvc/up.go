@@ -373,20 +373,32 @@ func (f *serverFlags) nodeSet(o upOptions) (multinode.Plan, error) {
 	return plan, nil
 }
 
+// kubeProxyClient waits for the API server and returns a client as
+// system:kube-proxy (kube-proxy's QPS and burst), for what this machine runs
+// beside the nodes of --nodes.
+func kubeProxyClient(ctx context.Context, srv *apiserver.Server) (kubernetes.Interface, error) {
+	if err := waitReady(ctx, srv); err != nil {
+		return nil, err
+	}
+	rc, err := srv.ClientConfig("system:kube-proxy", nil)
+	if err != nil {
+		return nil, err
+	}
+	rc.QPS, rc.Burst = 50, 100
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return client, nil
+}
+
 // nodeRoutes keeps this machine's routes to the nodes' podCIDRs, and to the
 // Service ranges via the first node when it runs a proxy ("nodes/routes").
 func (f *serverFlags) nodeRoutes(srv *apiserver.Server, o upOptions, plan multinode.Plan, log *slog.Logger) component.Component {
 	return component.Component{Name: "nodes/routes", Run: func(ctx context.Context) error {
-		if err := waitReady(ctx, srv); err != nil {
-			return err
-		}
-		rc, err := srv.ClientConfig("system:kube-proxy", nil)
+		client, err := kubeProxyClient(ctx, srv)
 		if err != nil {
 			return err
-		}
-		client, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			return fmt.Errorf("client: %w", err)
 		}
 		rs := &multinode.RouteSyncer{Plan: plan, Client: client, Log: log.With("component", "nodes/routes")}
 		if !o.disableProxy {
@@ -409,17 +421,9 @@ func (f *serverFlags) nodeRoutes(srv *apiserver.Server, o upOptions, plan multin
 // kube-proxy pod of its own to delete, an edit applies to it at once.
 func (f *serverFlags) machineProxy(srv *apiserver.Server, o upOptions, plan multinode.Plan, log *slog.Logger) component.Component {
 	return component.Component{Name: "proxy/machine", Run: func(ctx context.Context) error {
-		if err := waitReady(ctx, srv); err != nil {
-			return err
-		}
-		rc, err := srv.ClientConfig("system:kube-proxy", nil)
+		client, err := kubeProxyClient(ctx, srv)
 		if err != nil {
 			return err
-		}
-		rc.QPS, rc.Burst = 50, 100
-		client, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			return fmt.Errorf("client: %w", err)
 		}
 		cidrs, err := parsePrefixes("--cluster-cidr", splitList(f.ctrl.ClusterCIDR))
 		if err != nil {
