@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"runtime/debug"
 	"slices"
@@ -67,6 +68,9 @@ type Backend struct {
 	noEndpointNodePorts *elementStore
 	serviceNodePorts    *elementStore
 	nodePortIPs         *elementStore
+	buckets             *bucketMaps
+	hairpin             *refSet
+	windows             *windowAllocator
 }
 
 var _ proxy.Backend = (*Backend)(nil)
@@ -128,6 +132,9 @@ func New(cfg Config) (*Backend, error) {
 		noEndpointNodePorts: newElementStore(false, noEndpointNodePortsMap),
 		serviceNodePorts:    newElementStore(false, serviceNodePortsMap),
 		nodePortIPs:         newElementStore(true, nodePortIPsSet),
+		buckets:             newBucketMaps(),
+		hairpin:             newRefSet(hairpinSet),
+		windows:             newWindowAllocator(),
 	}
 	if ipv6 {
 		b.ipX, b.addrType = "ip6", "ipv6_addr"
@@ -166,7 +173,7 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 			return err
 		}
 	} else {
-		for name := range s.Changed {
+		for _, name := range sortedNames(s.Changed) {
 			b.syncServicePort(tx, s, name, start)
 		}
 		b.deleteStaleChains(tx, start)
@@ -175,6 +182,8 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 	for _, st := range b.stores() {
 		st.flushTo(tx)
 	}
+	b.hairpin.flushTo(tx)
+	b.buckets.flushTo(tx)
 
 	kind := "partial"
 	if full {
@@ -189,6 +198,7 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 	}
 	b.needFull = false
 	b.nodeIPs = nodeIPs
+	b.windows.commit()
 	b.log.Debug("synced nftables", "kind", kind, "operations", ops, "servicePorts", len(b.services),
 		"changed", len(s.Changed), "staleChains", len(b.staleChains), "elapsed", b.now().Sub(start))
 	return nil
@@ -223,12 +233,31 @@ func (b *Backend) fullSync(ctx context.Context, tx *txn, s *proxy.Snapshot, now 
 
 	clear(b.services)
 	clear(b.staleChains)
+	b.windows.reset()
+	b.buckets.reset() // the maps are flushed or deleted below
 	b.writeTable(tx)
 	for _, st := range b.stores() {
 		st.reset(tx)
 	}
-	for name := range s.Services {
+	b.hairpin.reset(tx)
+	for _, name := range sortedNames(s.Services) {
 		b.syncServicePort(tx, s, name, now)
+	}
+	// endpoint-buckets maps: emptied when used (the ServicePorts above added
+	// them and their rules; their elements come last), deleted when not (no rule
+	// refers to them after "flush table").
+	for _, set := range sets {
+		if !isBucketMapName(set) {
+			continue
+		}
+		if b.buckets.used(set) {
+			tx.Flush(&knftables.Map{Name: set})
+			continue
+		}
+		if m := b.bucketMap(set); m != nil {
+			tx.Add(m)
+			tx.Delete(&knftables.Map{Name: set})
+		}
 	}
 
 	// Stale objects: after "flush table" stale chains are empty but may still
@@ -298,7 +327,11 @@ func (b *Backend) listNames(ctx context.Context) (chains, sets []string, err err
 	if sets, err = b.list(ctx, "sets"); err != nil {
 		return nil, nil, err
 	}
-	return chains, sets, nil
+	maps, err := b.list(ctx, "maps") // knftables lists maps apart from sets
+	if err != nil {
+		return nil, nil, err
+	}
+	return chains, append(sets, maps...), nil
 }
 
 // list returns the names of the table's objects of a type through knftables;
@@ -401,4 +434,14 @@ func (b *Backend) nodePortIPElements(nodeIPs []netip.Addr) []storedElement {
 		elems = append(elems, storedElement{key: []string{p.String()}})
 	}
 	return elems
+}
+
+// sortedNames returns the keys of m in compareOwners order: ServicePorts are
+// written in that order, so that the windows of endpoint-buckets they get (in
+// the order they ask) do not depend on map iteration, and two Backends given the
+// same Snapshots write the same table.
+func sortedNames[V any](m map[proxy.ServicePortName]V) []proxy.ServicePortName {
+	names := slices.Collect(maps.Keys(m))
+	slices.SortFunc(names, compareOwners)
+	return names
 }

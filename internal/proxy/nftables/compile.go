@@ -178,6 +178,9 @@ func (c *compiler) op(op txOp) error {
 	case *knftables.Set:
 		return c.set(op.verb, o.Name, o.Type, o.Flags, o.Timeout, deref(o.Comment))
 	case *knftables.Map:
+		if o.TypeOf != "" && op.verb == verbAdd {
+			return c.bucketMap(o)
+		}
 		return c.set(op.verb, o.Name, o.Type, nil, nil, deref(o.Comment))
 	default:
 		return fmt.Errorf("netlink: object %T is not implemented", op.obj)
@@ -274,6 +277,19 @@ func (c *compiler) set(verb txVerb, name, typ string, flags []knftables.SetFlag,
 func (c *compiler) element(el *knftables.Element, withValue bool) ([]nftnl.Element, error) {
 	var key []byte
 	var out []nftnl.Element
+	switch {
+	case strings.HasPrefix(el.Map, endpointBucketsMapPrefix):
+		return c.bucketElement(el, withValue)
+	case el.Set == hairpinSet && len(el.Key) == 2:
+		for _, k := range el.Key {
+			a, err := netip.ParseAddr(k)
+			if err != nil || a.Is6() != c.ipv6 {
+				return nil, fmt.Errorf("netlink: element %v of %s: address %q", el.Key, el.Set, k)
+			}
+			key = append(key, a.AsSlice()...)
+		}
+		return []nftnl.Element{{Key: key}}, nil
+	}
 	switch len(el.Key) {
 	case 1:
 		start, end, err := c.addrRange(el.Key[0])
@@ -581,10 +597,19 @@ func (p *ruleParser) statement() error {
 			)
 			return nil
 		case "status":
+			const ipsDstNat = 0x20
+			if p.peek() == "dnat" { // ct status dnat: the connection is DNATed
+				p.next()
+				p.emit(
+					&expr.Ct{Register: reg1, Key: expr.CtKeySTATUS},
+					&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(ipsDstNat), Xor: u32(0)},
+					&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
+				)
+				return nil
+			}
 			if err := p.expect("&", "dnat", "==", "0"); err != nil {
 				return err
 			}
-			const ipsDstNat = 0x20
 			p.emit(
 				&expr.Ct{Register: reg1, Key: expr.CtKeySTATUS},
 				&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(ipsDstNat), Xor: u32(0)},
@@ -643,6 +668,9 @@ func (p *ruleParser) statement() error {
 		p.emit(p.c.loadAddr(off, reg1), &expr.Dynset{SrcRegKey: reg1, SetName: set, Operation: unix.NFT_DYNSET_OP_UPDATE})
 		return nil
 	case "dnat":
+		if p.peek() != "to" {
+			return p.dnatMap()
+		}
 		if err := p.expect("to"); err != nil {
 			return err
 		}
@@ -826,6 +854,9 @@ func (p *ruleParser) concat(addrOff int64) error {
 	if addrOff >= 0 {
 		p.emit(p.c.loadAddr(uint32(addrOff), reg))
 		reg += p.c.addrLen() / 4
+		if p.i+1 < len(p.toks) && p.toks[p.i+1] == p.c.ipX() {
+			return p.addrPairLookup(reg)
+		}
 		if err := p.expect(".", "meta", "l4proto"); err != nil {
 			return err
 		}
@@ -884,4 +915,164 @@ func (p *ruleParser) mark() error {
 		return nil
 	}
 	return fmt.Errorf("mark statement not implemented")
+}
+
+// ipX is "ip" or "ip6".
+func (c *compiler) ipX() string {
+	if c.ipv6 {
+		return "ip6"
+	}
+	return "ip"
+}
+
+// addrPairLookup handles the rest of "ip saddr . ip daddr @set" (the first
+// address is loaded; reg is the register after it).
+func (p *ruleParser) addrPairLookup(reg uint32) error {
+	if err := p.expect(".", p.c.ipX()); err != nil {
+		return err
+	}
+	off, err := p.c.addrOffset(p.next())
+	if err != nil {
+		return err
+	}
+	p.emit(p.c.loadAddr(off, reg))
+	set := p.next()
+	if !strings.HasPrefix(set, "@") {
+		return fmt.Errorf("address pair lookup %q: only named sets are implemented", set)
+	}
+	p.emit(&expr.Lookup{SourceRegister: reg32A, SetName: set[1:]})
+	return nil
+}
+
+// dnatMap handles "dnat ip to numgen random mod M [offset O] map @map" (the
+// map's values are "addr . port").
+func (p *ruleParser) dnatMap() error {
+	if err := p.expect(p.c.ipX(), "to", "numgen", "random", "mod"); err != nil {
+		return err
+	}
+	mod, err := strconv.ParseUint(p.next(), 10, 32)
+	if err != nil {
+		return fmt.Errorf("numgen modulus: %w", err)
+	}
+	var offset uint64
+	if p.peek() == "offset" {
+		p.next()
+		if offset, err = strconv.ParseUint(p.next(), 10, 32); err != nil {
+			return fmt.Errorf("numgen offset: %w", err)
+		}
+	}
+	if err := p.expect("map"); err != nil {
+		return err
+	}
+	set := p.next()
+	if !strings.HasPrefix(set, "@") {
+		return fmt.Errorf("dnat map %q: only named maps are implemented", set)
+	}
+	fam, portReg := uint32(unix.NFPROTO_IPV4), uint32(reg32A+1)
+	if p.c.ipv6 {
+		fam, portReg = unix.NFPROTO_IPV6, reg32A+4
+	}
+	// The map is an interval map, whose keys the kernel compares as big-endian
+	// bytes: numgen's host-order result is converted first (as nft does).
+	p.emit(
+		&expr.Numgen{Register: reg1, Modulus: uint32(mod), Type: unix.NFT_NG_RANDOM, Offset: uint32(offset)},
+		&expr.Byteorder{SourceRegister: reg1, DestRegister: reg1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: set[1:]},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam, RegAddrMin: reg1, RegAddrMax: reg1,
+			RegProtoMin: portReg, RegProtoMax: portReg, Specified: true},
+	)
+	return nil
+}
+
+// bucketMap adds an endpoint-buckets map: "typeof numgen random mod M : ip daddr .
+// PROTO dport", an interval map. Its userdata carries the typeof expressions as nft
+// writes them, so that "nft list" prints the map as it was written.
+func (c *compiler) bucketMap(o *knftables.Map) error {
+	var mod uint32
+	var fam, field, proto string
+	// nft's payload description ids (enum proto_desc_id) of the port's header.
+	protoDesc := map[string]byte{"udp": 6, "tcp": 8, "sctp": 10}
+	if _, err := fmt.Sscanf(o.TypeOf, "numgen random mod %d : %s %s . %s dport", &mod, &fam, &field, &proto); err != nil ||
+		fam != c.ipX() || field != "daddr" || protoDesc[proto] == 0 || !slices.Equal(o.Flags, []knftables.SetFlag{knftables.IntervalFlag}) {
+		return fmt.Errorf("netlink: map %s: typeof %q (flags %v) not implemented", o.Name, o.TypeOf, o.Flags)
+	}
+	addr := datatypes["ipv4_addr"]
+	// nft's payload descriptions (proto_desc_id, field index) of ip/ip6 daddr.
+	desc, fieldID := byte(12), byte(12)
+	if c.ipv6 {
+		addr, desc, fieldID = datatypes["ipv6_addr"], 13, 9
+	}
+	port := datatypes["inet_service"]
+	c.batch.AddSet(nftnl.Set{
+		Name:     o.Name,
+		KeyType:  4, // integer
+		KeyLen:   4,
+		Interval: true,
+		DataType: addr.id<<6 | port.id,
+		DataLen:  addr.size + 4,
+		Userdata: bucketMapUserdata(mod, desc, fieldID, protoDesc[proto], deref(o.Comment)),
+	})
+	return nil
+}
+
+// bucketMapUserdata is nft's set userdata (libnftnl NFTNL_UDATA_SET_*) for
+// "typeof numgen random mod M : ip[6] daddr . PROTO dport", as nft 1.0.6 writes
+// it: desc and field identify the address, portDesc the port's header.
+func bucketMapUserdata(mod uint32, desc, field, portDesc byte, comment string) []byte {
+	tlv := func(typ byte, data ...[]byte) []byte {
+		v := slices.Concat(data...)
+		return append([]byte{typ, byte(len(v))}, v...)
+	}
+	le32 := func(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+	sub := func(idx, desc, field byte) []byte {
+		return tlv(idx, tlv(0, le32(7)), tlv(1, tlv(0, le32(uint32(desc))), tlv(1, le32(uint32(field)))))
+	}
+	out := slices.Concat(
+		tlv(0, le32(1)), // key byte order: host
+		tlv(1, le32(0)), // data byte order: none (a concatenation)
+		tlv(3, tlv(0, le32(0x17)), tlv(1, tlv(0, le32(unix.NFT_NG_RANDOM)), tlv(1, le32(mod)), tlv(2, le32(0)))), // numgen
+		tlv(4, tlv(0, le32(0x0d)), tlv(1, sub(0, desc, field), sub(1, portDesc, 2))),                             // concat: daddr . PROTO dport
+		tlv(6, le32(0)), // data interval: no
+	)
+	if comment != "" {
+		out = append(out, nftnl.Comment(7, comment)...)
+	}
+	return out
+}
+
+// bucketElement encodes an endpoint-buckets element: key "FIRST-LAST" (an
+// interval: a start element and an end element at LAST+1), value "ADDR . PORT".
+func (c *compiler) bucketElement(el *knftables.Element, withValue bool) ([]nftnl.Element, error) {
+	bad := func(err error) error { return fmt.Errorf("netlink: element %v of %s: %w", el.Key, el.Map, err) }
+	if len(el.Key) != 1 {
+		return nil, bad(fmt.Errorf("key not implemented"))
+	}
+	lo, hi, ok := strings.Cut(el.Key[0], "-")
+	first, err1 := strconv.ParseUint(lo, 10, 32)
+	last, err2 := strconv.ParseUint(hi, 10, 32)
+	if !ok || err1 != nil || err2 != nil || last < first {
+		return nil, bad(fmt.Errorf("interval %q", el.Key[0]))
+	}
+	start := nftnl.Element{Key: binary.BigEndian.AppendUint32(nil, uint32(first))}
+	if withValue {
+		v := strings.Split(strings.Join(el.Value, " . "), " . ")
+		if len(v) != 2 {
+			return nil, bad(fmt.Errorf("value %q", el.Value))
+		}
+		a, err := netip.ParseAddr(strings.TrimSpace(v[0]))
+		if err != nil || a.Is6() != c.ipv6 {
+			return nil, bad(fmt.Errorf("address %q", v[0]))
+		}
+		port, err := strconv.ParseUint(strings.TrimSpace(v[1]), 10, 16)
+		if err != nil {
+			return nil, bad(err)
+		}
+		start.Data = append(a.AsSlice(), byte(port>>8), byte(port), 0, 0)
+		start.Comment = deref(el.Comment)
+	}
+	out := []nftnl.Element{start}
+	if last < 1<<32-1 {
+		out = append(out, nftnl.Element{Key: binary.BigEndian.AppendUint32(nil, uint32(last+1)), IntervalEnd: true})
+	}
+	return out, nil
 }

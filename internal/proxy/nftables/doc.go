@@ -9,8 +9,12 @@
 // Dispatch is by verdict maps keyed on address, protocol and port (service-ips,
 // service-nodeports), so the rules a packet meets do not grow with the number of
 // Services. Each ServicePort has chains of its own (service-, local-,
-// external-, firewall-, endpoint-) that balance with "numgen random" over its
-// endpoints and DNAT. A Sync is one transaction: a full one rebuilds the
+// external-, firewall-) whose policy chains pick an endpoint with one rule,
+// "dnat to numgen random mod 65536 offset O map @endpoint-buckets-…": each owns
+// a window of buckets in a data map, split among its endpoints, so that an
+// endpoint change touches only map and set elements (no rule, hence no
+// validation of the whole table by the kernel). With ClientIP affinity they
+// keep kube-proxy's endpoint- chains. A Sync is one transaction: a full one rebuilds the
 // table; a partial one rebuilds only the ServicePorts in Snapshot.Changed and
 // emits add/delete diffs of the map and set elements, so its size depends on
 // what changed, not on how many Services there are.

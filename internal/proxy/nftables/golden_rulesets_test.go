@@ -26,6 +26,7 @@ add chain ip kubesvc reject-chain
 add chain ip kubesvc service-endpoints-check
 add chain ip kubesvc services
 add set ip kubesvc cluster-ips { type ipv4_addr ; comment "Active ClusterIPs" ; }
+add set ip kubesvc hairpin-endpoints { type ipv4_addr . ipv4_addr ; comment "endpoint . endpoint: masquerade an endpoint that reached itself" ; }
 add set ip kubesvc nodeport-ips { type ipv4_addr ; flags interval ; comment "IPs that accept NodePort traffic" ; }
 add map ip kubesvc firewall-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }
 add map ip kubesvc no-endpoint-nodeports { type inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to service nodeports with no endpoints" ; }
@@ -45,6 +46,7 @@ add rule ip kubesvc filter-output-post-dnat ct state new jump cluster-ips-check
 add rule ip kubesvc filter-prerouting ct state new jump firewall-check
 add rule ip kubesvc firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips
 add rule ip kubesvc mark-for-masquerade mark set mark or 0x4000
+add rule ip kubesvc masquerading ct status dnat ip saddr . ip daddr @hairpin-endpoints jump mark-for-masquerade comment "hairpin"
 add rule ip kubesvc masquerading mark and 0x4000 == 0 return
 add rule ip kubesvc masquerading mark set mark xor 0x4000
 add rule ip kubesvc masquerading masquerade fully-random
@@ -82,6 +84,7 @@ add chain ip6 kubesvc reject-chain
 add chain ip6 kubesvc service-endpoints-check
 add chain ip6 kubesvc services
 add set ip6 kubesvc cluster-ips { type ipv6_addr ; comment "Active ClusterIPs" ; }
+add set ip6 kubesvc hairpin-endpoints { type ipv6_addr . ipv6_addr ; comment "endpoint . endpoint: masquerade an endpoint that reached itself" ; }
 add set ip6 kubesvc nodeport-ips { type ipv6_addr ; flags interval ; comment "IPs that accept NodePort traffic" ; }
 add map ip6 kubesvc firewall-ips { type ipv6_addr . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }
 add map ip6 kubesvc no-endpoint-nodeports { type inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to service nodeports with no endpoints" ; }
@@ -100,6 +103,7 @@ add rule ip6 kubesvc filter-output-post-dnat ct state new jump cluster-ips-check
 add rule ip6 kubesvc filter-prerouting ct state new jump firewall-check
 add rule ip6 kubesvc firewall-check ip6 daddr . meta l4proto . th dport vmap @firewall-ips
 add rule ip6 kubesvc mark-for-masquerade mark set mark or 0x4000
+add rule ip6 kubesvc masquerading ct status dnat ip6 saddr . ip6 daddr @hairpin-endpoints jump mark-for-masquerade comment "hairpin"
 add rule ip6 kubesvc masquerading mark and 0x4000 == 0 return
 add rule ip6 kubesvc masquerading mark set mark xor 0x4000
 add rule ip6 kubesvc masquerading masquerade fully-random
@@ -118,64 +122,62 @@ add element ip6 kubesvc nodeport-ips { 2001:db8::2 }
 // goldenWant are the lines each goldenCase adds to its base.
 var goldenWant = map[string]string{
 	"ClusterIP with two endpoints": `
-add chain ip kubesvc endpoint-2ZNDXFAB-ns1/svc1/tcp/p80__10.180.0.2/80
-add chain ip kubesvc endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80
 add chain ip kubesvc service-ULMVA6XW-ns1/svc1/tcp/p80
-add element ip kubesvc cluster-ips { 172.30.0.41 }
-add element ip kubesvc service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }
-add rule ip kubesvc endpoint-2ZNDXFAB-ns1/svc1/tcp/p80__10.180.0.2/80 ip saddr 10.180.0.2 jump mark-for-masquerade
-add rule ip kubesvc endpoint-2ZNDXFAB-ns1/svc1/tcp/p80__10.180.0.2/80 meta l4proto tcp dnat to 10.180.0.2:80
-add rule ip kubesvc endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 ip saddr 10.180.0.1 jump mark-for-masquerade
-add rule ip kubesvc endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 meta l4proto tcp dnat to 10.180.0.1:80
+add map ip kubesvc endpoint-buckets-tcp-0 { typeof numgen random mod 65536 : ip daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
 add rule ip kubesvc service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kubesvc service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 2 == 0 goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80
-add rule ip kubesvc service-ULMVA6XW-ns1/svc1/tcp/p80 goto endpoint-2ZNDXFAB-ns1/svc1/tcp/p80__10.180.0.2/80
+add rule ip kubesvc service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
+add element ip kubesvc cluster-ips { 172.30.0.41 }
+add element ip kubesvc hairpin-endpoints { 10.180.0.1 . 10.180.0.1 }
+add element ip kubesvc hairpin-endpoints { 10.180.0.2 . 10.180.0.2 }
+add element ip kubesvc endpoint-buckets-tcp-0 { 0-32767 : 10.180.0.1 . 80 }
+add element ip kubesvc endpoint-buckets-tcp-0 { 32768-65535 : 10.180.0.2 . 80 }
+add element ip kubesvc service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }
 `,
 	"NodePort": `
-add chain ip kubesvc endpoint-SGOXE6O3-ns2/svc2/tcp/p80__10.180.0.2/80
 add chain ip kubesvc external-42NFTM6N-ns2/svc2/tcp/p80
 add chain ip kubesvc service-42NFTM6N-ns2/svc2/tcp/p80
-add element ip kubesvc cluster-ips { 172.30.0.42 }
-add element ip kubesvc service-ips { 172.30.0.42 . tcp . 80 : goto service-42NFTM6N-ns2/svc2/tcp/p80 }
-add element ip kubesvc service-nodeports { tcp . 3001 : goto external-42NFTM6N-ns2/svc2/tcp/p80 }
-add rule ip kubesvc endpoint-SGOXE6O3-ns2/svc2/tcp/p80__10.180.0.2/80 ip saddr 10.180.0.2 jump mark-for-masquerade
-add rule ip kubesvc endpoint-SGOXE6O3-ns2/svc2/tcp/p80__10.180.0.2/80 meta l4proto tcp dnat to 10.180.0.2:80
+add map ip kubesvc endpoint-buckets-tcp-0 { typeof numgen random mod 65536 : ip daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
 add rule ip kubesvc external-42NFTM6N-ns2/svc2/tcp/p80 jump mark-for-masquerade
 add rule ip kubesvc external-42NFTM6N-ns2/svc2/tcp/p80 goto service-42NFTM6N-ns2/svc2/tcp/p80
 add rule ip kubesvc service-42NFTM6N-ns2/svc2/tcp/p80 ip daddr 172.30.0.42 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kubesvc service-42NFTM6N-ns2/svc2/tcp/p80 goto endpoint-SGOXE6O3-ns2/svc2/tcp/p80__10.180.0.2/80
+add rule ip kubesvc service-42NFTM6N-ns2/svc2/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
+add element ip kubesvc cluster-ips { 172.30.0.42 }
+add element ip kubesvc hairpin-endpoints { 10.180.0.2 . 10.180.0.2 }
+add element ip kubesvc endpoint-buckets-tcp-0 { 0-65535 : 10.180.0.2 . 80 }
+add element ip kubesvc service-ips { 172.30.0.42 . tcp . 80 : goto service-42NFTM6N-ns2/svc2/tcp/p80 }
+add element ip kubesvc service-nodeports { tcp . 3001 : goto external-42NFTM6N-ns2/svc2/tcp/p80 }
 `,
 	"LoadBalancer with loadBalancerSourceRanges": `
-add chain ip kubesvc endpoint-UXFZW3BT-ns5/svc5/tcp/p80__10.180.0.5/8080
 add chain ip kubesvc external-HVFWP5L3-ns5/svc5/tcp/p80
 add chain ip kubesvc firewall-HVFWP5L3-ns5/svc5/tcp/p80
 add chain ip kubesvc service-HVFWP5L3-ns5/svc5/tcp/p80
-add element ip kubesvc cluster-ips { 172.30.0.45 }
-add element ip kubesvc firewall-ips { 203.0.113.5 . tcp . 80 : goto firewall-HVFWP5L3-ns5/svc5/tcp/p80 }
-add element ip kubesvc service-ips { 172.30.0.45 . tcp . 80 : goto service-HVFWP5L3-ns5/svc5/tcp/p80 }
-add element ip kubesvc service-ips { 203.0.113.5 . tcp . 80 : goto external-HVFWP5L3-ns5/svc5/tcp/p80 }
-add element ip kubesvc service-nodeports { tcp . 3005 : goto external-HVFWP5L3-ns5/svc5/tcp/p80 }
-add rule ip kubesvc endpoint-UXFZW3BT-ns5/svc5/tcp/p80__10.180.0.5/8080 ip saddr 10.180.0.5 jump mark-for-masquerade
-add rule ip kubesvc endpoint-UXFZW3BT-ns5/svc5/tcp/p80__10.180.0.5/8080 meta l4proto tcp dnat to 10.180.0.5:8080
+add map ip kubesvc endpoint-buckets-tcp-0 { typeof numgen random mod 65536 : ip daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
 add rule ip kubesvc external-HVFWP5L3-ns5/svc5/tcp/p80 jump mark-for-masquerade
 add rule ip kubesvc external-HVFWP5L3-ns5/svc5/tcp/p80 goto service-HVFWP5L3-ns5/svc5/tcp/p80
 add rule ip kubesvc firewall-HVFWP5L3-ns5/svc5/tcp/p80 ip saddr != { 198.51.100.0/24, 192.168.0.0/16, 203.0.113.5 } drop
 add rule ip kubesvc service-HVFWP5L3-ns5/svc5/tcp/p80 ip daddr 172.30.0.45 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kubesvc service-HVFWP5L3-ns5/svc5/tcp/p80 goto endpoint-UXFZW3BT-ns5/svc5/tcp/p80__10.180.0.5/8080
+add rule ip kubesvc service-HVFWP5L3-ns5/svc5/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
+add element ip kubesvc cluster-ips { 172.30.0.45 }
+add element ip kubesvc hairpin-endpoints { 10.180.0.5 . 10.180.0.5 }
+add element ip kubesvc endpoint-buckets-tcp-0 { 0-65535 : 10.180.0.5 . 8080 }
+add element ip kubesvc firewall-ips { 203.0.113.5 . tcp . 80 : goto firewall-HVFWP5L3-ns5/svc5/tcp/p80 }
+add element ip kubesvc service-ips { 172.30.0.45 . tcp . 80 : goto service-HVFWP5L3-ns5/svc5/tcp/p80 }
+add element ip kubesvc service-ips { 203.0.113.5 . tcp . 80 : goto external-HVFWP5L3-ns5/svc5/tcp/p80 }
+add element ip kubesvc service-nodeports { tcp . 3005 : goto external-HVFWP5L3-ns5/svc5/tcp/p80 }
 `,
 	"externalIPs": `
-add chain ip kubesvc endpoint-JOU2ZM3Z-ns3/svc3/udp/p53__10.180.0.3/53
 add chain ip kubesvc external-NUL5PKWM-ns3/svc3/udp/p53
 add chain ip kubesvc service-NUL5PKWM-ns3/svc3/udp/p53
-add element ip kubesvc cluster-ips { 172.30.0.43 }
-add element ip kubesvc service-ips { 172.30.0.43 . udp . 53 : goto service-NUL5PKWM-ns3/svc3/udp/p53 }
-add element ip kubesvc service-ips { 192.0.2.33 . udp . 53 : goto external-NUL5PKWM-ns3/svc3/udp/p53 }
-add rule ip kubesvc endpoint-JOU2ZM3Z-ns3/svc3/udp/p53__10.180.0.3/53 ip saddr 10.180.0.3 jump mark-for-masquerade
-add rule ip kubesvc endpoint-JOU2ZM3Z-ns3/svc3/udp/p53__10.180.0.3/53 meta l4proto udp dnat to 10.180.0.3:53
+add map ip kubesvc endpoint-buckets-udp-0 { typeof numgen random mod 65536 : ip daddr . udp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
 add rule ip kubesvc external-NUL5PKWM-ns3/svc3/udp/p53 jump mark-for-masquerade
 add rule ip kubesvc external-NUL5PKWM-ns3/svc3/udp/p53 goto service-NUL5PKWM-ns3/svc3/udp/p53
 add rule ip kubesvc service-NUL5PKWM-ns3/svc3/udp/p53 ip daddr 172.30.0.43 udp dport 53 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kubesvc service-NUL5PKWM-ns3/svc3/udp/p53 goto endpoint-JOU2ZM3Z-ns3/svc3/udp/p53__10.180.0.3/53
+add rule ip kubesvc service-NUL5PKWM-ns3/svc3/udp/p53 meta l4proto udp dnat ip to numgen random mod 65536 map @endpoint-buckets-udp-0
+add element ip kubesvc cluster-ips { 172.30.0.43 }
+add element ip kubesvc hairpin-endpoints { 10.180.0.3 . 10.180.0.3 }
+add element ip kubesvc endpoint-buckets-udp-0 { 0-65535 : 10.180.0.3 . 53 }
+add element ip kubesvc service-ips { 172.30.0.43 . udp . 53 : goto service-NUL5PKWM-ns3/svc3/udp/p53 }
+add element ip kubesvc service-ips { 192.0.2.33 . udp . 53 : goto external-NUL5PKWM-ns3/svc3/udp/p53 }
 `,
 	"no endpoints: reject": `
 add element ip kubesvc cluster-ips { 172.30.0.44 }
@@ -187,14 +189,10 @@ add element ip kubesvc no-endpoint-services { 192.0.2.44 . tcp . 80 comment "ns4
 add chain ip kubesvc endpoint-CD2M2PRI-ns6/svc6/tcp/p80__10.180.0.62/80
 add chain ip kubesvc endpoint-CTXLCDQA-ns6/svc6/tcp/p80__10.180.0.61/80
 add chain ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80
-add element ip kubesvc cluster-ips { 172.30.0.46 }
-add element ip kubesvc service-ips { 172.30.0.46 . tcp . 80 : goto service-Y3O5BOQO-ns6/svc6/tcp/p80 }
 add set ip kubesvc affinity-HS224N67-ns6/svc6/tcp/p80__10.180.0.62/80 { type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ; }
 add set ip kubesvc affinity-JCPABYND-ns6/svc6/tcp/p80__10.180.0.61/80 { type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ; }
-add rule ip kubesvc endpoint-CD2M2PRI-ns6/svc6/tcp/p80__10.180.0.62/80 ip saddr 10.180.0.62 jump mark-for-masquerade
 add rule ip kubesvc endpoint-CD2M2PRI-ns6/svc6/tcp/p80__10.180.0.62/80 update @affinity-HS224N67-ns6/svc6/tcp/p80__10.180.0.62/80 { ip saddr }
 add rule ip kubesvc endpoint-CD2M2PRI-ns6/svc6/tcp/p80__10.180.0.62/80 meta l4proto tcp dnat to 10.180.0.62:80
-add rule ip kubesvc endpoint-CTXLCDQA-ns6/svc6/tcp/p80__10.180.0.61/80 ip saddr 10.180.0.61 jump mark-for-masquerade
 add rule ip kubesvc endpoint-CTXLCDQA-ns6/svc6/tcp/p80__10.180.0.61/80 update @affinity-JCPABYND-ns6/svc6/tcp/p80__10.180.0.61/80 { ip saddr }
 add rule ip kubesvc endpoint-CTXLCDQA-ns6/svc6/tcp/p80__10.180.0.61/80 meta l4proto tcp dnat to 10.180.0.61:80
 add rule ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80 ip daddr 172.30.0.46 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
@@ -202,30 +200,20 @@ add rule ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80 ip saddr @affinity-JCPABYN
 add rule ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80 ip saddr @affinity-HS224N67-ns6/svc6/tcp/p80__10.180.0.62/80 goto endpoint-CD2M2PRI-ns6/svc6/tcp/p80__10.180.0.62/80
 add rule ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80 numgen random mod 2 == 0 goto endpoint-CTXLCDQA-ns6/svc6/tcp/p80__10.180.0.61/80
 add rule ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80 goto endpoint-CD2M2PRI-ns6/svc6/tcp/p80__10.180.0.62/80
+add element ip kubesvc cluster-ips { 172.30.0.46 }
+add element ip kubesvc hairpin-endpoints { 10.180.0.61 . 10.180.0.61 }
+add element ip kubesvc hairpin-endpoints { 10.180.0.62 . 10.180.0.62 }
+add element ip kubesvc service-ips { 172.30.0.46 . tcp . 80 : goto service-Y3O5BOQO-ns6/svc6/tcp/p80 }
 `,
 	"externalTrafficPolicy Local": `
-add chain ip kubesvc endpoint-4SEC2VN4-ns7/remote/tcp/p80__10.180.0.73/80
-add chain ip kubesvc endpoint-AVHULNYW-ns7/svc7/tcp/p80__10.180.0.71/80
-add chain ip kubesvc endpoint-Q5LBNJIL-ns7/svc7/tcp/p80__10.180.0.72/80
 add chain ip kubesvc external-H5D5N55F-ns7/svc7/tcp/p80
 add chain ip kubesvc external-IM37MCWO-ns7/remote/tcp/p80
 add chain ip kubesvc local-H5D5N55F-ns7/svc7/tcp/p80
 add chain ip kubesvc service-H5D5N55F-ns7/svc7/tcp/p80
 add chain ip kubesvc service-IM37MCWO-ns7/remote/tcp/p80
-add element ip kubesvc cluster-ips { 172.30.0.47 }
-add element ip kubesvc cluster-ips { 172.30.0.48 }
-add element ip kubesvc no-endpoint-nodeports { tcp . 3008 comment "ns7/remote:p80" : drop }
-add element ip kubesvc service-ips { 172.30.0.47 . tcp . 80 : goto service-H5D5N55F-ns7/svc7/tcp/p80 }
-add element ip kubesvc service-ips { 172.30.0.48 . tcp . 80 : goto service-IM37MCWO-ns7/remote/tcp/p80 }
-add element ip kubesvc service-ips { 203.0.113.7 . tcp . 80 : goto external-H5D5N55F-ns7/svc7/tcp/p80 }
-add element ip kubesvc service-nodeports { tcp . 3007 : goto external-H5D5N55F-ns7/svc7/tcp/p80 }
-add element ip kubesvc service-nodeports { tcp . 3008 : goto external-IM37MCWO-ns7/remote/tcp/p80 }
-add rule ip kubesvc endpoint-4SEC2VN4-ns7/remote/tcp/p80__10.180.0.73/80 ip saddr 10.180.0.73 jump mark-for-masquerade
-add rule ip kubesvc endpoint-4SEC2VN4-ns7/remote/tcp/p80__10.180.0.73/80 meta l4proto tcp dnat to 10.180.0.73:80
-add rule ip kubesvc endpoint-AVHULNYW-ns7/svc7/tcp/p80__10.180.0.71/80 ip saddr 10.180.0.71 jump mark-for-masquerade
-add rule ip kubesvc endpoint-AVHULNYW-ns7/svc7/tcp/p80__10.180.0.71/80 meta l4proto tcp dnat to 10.180.0.71:80
-add rule ip kubesvc endpoint-Q5LBNJIL-ns7/svc7/tcp/p80__10.180.0.72/80 ip saddr 10.180.0.72 jump mark-for-masquerade
-add rule ip kubesvc endpoint-Q5LBNJIL-ns7/svc7/tcp/p80__10.180.0.72/80 meta l4proto tcp dnat to 10.180.0.72:80
+add map ip kubesvc endpoint-buckets-tcp-0 { typeof numgen random mod 65536 : ip daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
+add map ip kubesvc endpoint-buckets-tcp-1 { typeof numgen random mod 65536 : ip daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
+add map ip kubesvc endpoint-buckets-tcp-2 { typeof numgen random mod 65536 : ip daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
 add rule ip kubesvc external-H5D5N55F-ns7/svc7/tcp/p80 ip saddr 10.0.0.0/8 goto service-H5D5N55F-ns7/svc7/tcp/p80 comment "short-circuit pod traffic"
 add rule ip kubesvc external-H5D5N55F-ns7/svc7/tcp/p80 fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"
 add rule ip kubesvc external-H5D5N55F-ns7/svc7/tcp/p80 fib saddr type local goto service-H5D5N55F-ns7/svc7/tcp/p80 comment "short-circuit local traffic"
@@ -233,37 +221,51 @@ add rule ip kubesvc external-H5D5N55F-ns7/svc7/tcp/p80 goto local-H5D5N55F-ns7/s
 add rule ip kubesvc external-IM37MCWO-ns7/remote/tcp/p80 ip saddr 10.0.0.0/8 goto service-IM37MCWO-ns7/remote/tcp/p80 comment "short-circuit pod traffic"
 add rule ip kubesvc external-IM37MCWO-ns7/remote/tcp/p80 fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"
 add rule ip kubesvc external-IM37MCWO-ns7/remote/tcp/p80 fib saddr type local goto service-IM37MCWO-ns7/remote/tcp/p80 comment "short-circuit local traffic"
-add rule ip kubesvc local-H5D5N55F-ns7/svc7/tcp/p80 goto endpoint-AVHULNYW-ns7/svc7/tcp/p80__10.180.0.71/80
+add rule ip kubesvc local-H5D5N55F-ns7/svc7/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 offset 131072 map @endpoint-buckets-tcp-2
 add rule ip kubesvc service-H5D5N55F-ns7/svc7/tcp/p80 ip daddr 172.30.0.47 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kubesvc service-H5D5N55F-ns7/svc7/tcp/p80 numgen random mod 2 == 0 goto endpoint-AVHULNYW-ns7/svc7/tcp/p80__10.180.0.71/80
-add rule ip kubesvc service-H5D5N55F-ns7/svc7/tcp/p80 goto endpoint-Q5LBNJIL-ns7/svc7/tcp/p80__10.180.0.72/80
+add rule ip kubesvc service-H5D5N55F-ns7/svc7/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 offset 65536 map @endpoint-buckets-tcp-1
 add rule ip kubesvc service-IM37MCWO-ns7/remote/tcp/p80 ip daddr 172.30.0.48 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kubesvc service-IM37MCWO-ns7/remote/tcp/p80 goto endpoint-4SEC2VN4-ns7/remote/tcp/p80__10.180.0.73/80
+add rule ip kubesvc service-IM37MCWO-ns7/remote/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
+add element ip kubesvc cluster-ips { 172.30.0.47 }
+add element ip kubesvc cluster-ips { 172.30.0.48 }
+add element ip kubesvc hairpin-endpoints { 10.180.0.71 . 10.180.0.71 }
+add element ip kubesvc hairpin-endpoints { 10.180.0.72 . 10.180.0.72 }
+add element ip kubesvc hairpin-endpoints { 10.180.0.73 . 10.180.0.73 }
+add element ip kubesvc endpoint-buckets-tcp-0 { 0-65535 : 10.180.0.73 . 80 }
+add element ip kubesvc endpoint-buckets-tcp-1 { 65536-98303 : 10.180.0.71 . 80 }
+add element ip kubesvc endpoint-buckets-tcp-1 { 98304-131071 : 10.180.0.72 . 80 }
+add element ip kubesvc endpoint-buckets-tcp-2 { 131072-196607 : 10.180.0.71 . 80 }
+add element ip kubesvc no-endpoint-nodeports { tcp . 3008 comment "ns7/remote:p80" : drop }
+add element ip kubesvc service-ips { 172.30.0.47 . tcp . 80 : goto service-H5D5N55F-ns7/svc7/tcp/p80 }
+add element ip kubesvc service-ips { 172.30.0.48 . tcp . 80 : goto service-IM37MCWO-ns7/remote/tcp/p80 }
+add element ip kubesvc service-ips { 203.0.113.7 . tcp . 80 : goto external-H5D5N55F-ns7/svc7/tcp/p80 }
+add element ip kubesvc service-nodeports { tcp . 3007 : goto external-H5D5N55F-ns7/svc7/tcp/p80 }
+add element ip kubesvc service-nodeports { tcp . 3008 : goto external-IM37MCWO-ns7/remote/tcp/p80 }
 `,
 	"internalTrafficPolicy Local": `
-add chain ip kubesvc endpoint-YUBEVLYO-ns8/svc8/tcp/p80__10.180.0.81/80
 add chain ip kubesvc local-QAZH6GIY-ns8/svc8/tcp/p80
+add map ip kubesvc endpoint-buckets-tcp-0 { typeof numgen random mod 65536 : ip daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
+add rule ip kubesvc local-QAZH6GIY-ns8/svc8/tcp/p80 ip daddr 172.30.0.81 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+add rule ip kubesvc local-QAZH6GIY-ns8/svc8/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
 add element ip kubesvc cluster-ips { 172.30.0.81 }
 add element ip kubesvc cluster-ips { 172.30.0.82 }
+add element ip kubesvc hairpin-endpoints { 10.180.0.81 . 10.180.0.81 }
+add element ip kubesvc endpoint-buckets-tcp-0 { 0-65535 : 10.180.0.81 . 80 }
 add element ip kubesvc no-endpoint-services { 172.30.0.82 . tcp . 80 comment "ns8/remote:p80" : drop }
 add element ip kubesvc service-ips { 172.30.0.81 . tcp . 80 : goto local-QAZH6GIY-ns8/svc8/tcp/p80 }
-add rule ip kubesvc endpoint-YUBEVLYO-ns8/svc8/tcp/p80__10.180.0.81/80 ip saddr 10.180.0.81 jump mark-for-masquerade
-add rule ip kubesvc endpoint-YUBEVLYO-ns8/svc8/tcp/p80__10.180.0.81/80 meta l4proto tcp dnat to 10.180.0.81:80
-add rule ip kubesvc local-QAZH6GIY-ns8/svc8/tcp/p80 ip daddr 172.30.0.81 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kubesvc local-QAZH6GIY-ns8/svc8/tcp/p80 goto endpoint-YUBEVLYO-ns8/svc8/tcp/p80__10.180.0.81/80
 `,
 	"IPv6": `
-add chain ip6 kubesvc endpoint-VIGG3SLQ-ns9/svc9/tcp/p80__fd00.10..91/80
 add chain ip6 kubesvc external-CWPUIX4O-ns9/svc9/tcp/p80
 add chain ip6 kubesvc service-CWPUIX4O-ns9/svc9/tcp/p80
-add element ip6 kubesvc cluster-ips { fd00:30::91 }
-add element ip6 kubesvc service-ips { fd00:30::91 . tcp . 80 : goto service-CWPUIX4O-ns9/svc9/tcp/p80 }
-add element ip6 kubesvc service-nodeports { tcp . 3009 : goto external-CWPUIX4O-ns9/svc9/tcp/p80 }
-add rule ip6 kubesvc endpoint-VIGG3SLQ-ns9/svc9/tcp/p80__fd00.10..91/80 ip6 saddr fd00:10::91 jump mark-for-masquerade
-add rule ip6 kubesvc endpoint-VIGG3SLQ-ns9/svc9/tcp/p80__fd00.10..91/80 meta l4proto tcp dnat to [fd00:10::91]:80
+add map ip6 kubesvc endpoint-buckets-tcp-0 { typeof numgen random mod 65536 : ip6 daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
 add rule ip6 kubesvc external-CWPUIX4O-ns9/svc9/tcp/p80 jump mark-for-masquerade
 add rule ip6 kubesvc external-CWPUIX4O-ns9/svc9/tcp/p80 goto service-CWPUIX4O-ns9/svc9/tcp/p80
 add rule ip6 kubesvc service-CWPUIX4O-ns9/svc9/tcp/p80 ip6 daddr fd00:30::91 tcp dport 80 ip6 saddr != fd00:10::/64 jump mark-for-masquerade
-add rule ip6 kubesvc service-CWPUIX4O-ns9/svc9/tcp/p80 goto endpoint-VIGG3SLQ-ns9/svc9/tcp/p80__fd00.10..91/80
+add rule ip6 kubesvc service-CWPUIX4O-ns9/svc9/tcp/p80 meta l4proto tcp dnat ip6 to numgen random mod 65536 map @endpoint-buckets-tcp-0
+add element ip6 kubesvc cluster-ips { fd00:30::91 }
+add element ip6 kubesvc hairpin-endpoints { fd00:10::91 . fd00:10::91 }
+add element ip6 kubesvc endpoint-buckets-tcp-0 { 0-65535 : fd00:10::91 . 80 }
+add element ip6 kubesvc service-ips { fd00:30::91 . tcp . 80 : goto service-CWPUIX4O-ns9/svc9/tcp/p80 }
+add element ip6 kubesvc service-nodeports { tcp . 3009 : goto external-CWPUIX4O-ns9/svc9/tcp/p80 }
 `,
 }

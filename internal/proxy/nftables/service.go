@@ -1,6 +1,8 @@
 package nftables
 
 import (
+	"hash/fnv"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -15,10 +17,18 @@ import (
 // serviceState is what one ServicePort owns in the table besides map and set
 // elements (which the element stores track by owner).
 type serviceState struct {
-	// chains are its per-service chains: policy, external, firewall, endpoint.
+	// chains are its per-service chains: policy, external, firewall, endpoint;
+	// hashes are a hash of each one's rules, so that a partial sync rewrites
+	// only the chains whose rules changed (an endpoint change then adds no
+	// rule, and the kernel does not validate the table).
 	chains []string
+	hashes []uint64
 	// affinitySets are its per-endpoint ClientIP affinity sets.
 	affinitySets []string
+	// windows are its policy chains that own a window of endpoint-buckets,
+	// sorted by chain; hairpin its endpoint addresses (in hairpin-endpoints).
+	windows []windowState
+	hairpin []netip.Addr
 }
 
 // syncServicePort rebuilds one ServicePort in tx from s: its chains (added and
@@ -30,7 +40,7 @@ func (b *Backend) syncServicePort(tx *txn, s *proxy.Snapshot, name proxy.Service
 	old := b.services[name]
 	var st *serviceState
 	if svc := s.Services[name]; svc != nil {
-		st = b.writeServicePort(tx, name, svc, s.Endpoints[name], s.Node)
+		st = b.writeServicePort(tx, name, svc, s.Endpoints[name], s.Node, old)
 	}
 	if st == nil {
 		for _, es := range b.serviceStores() {
@@ -42,8 +52,10 @@ func (b *Backend) syncServicePort(tx *txn, s *proxy.Snapshot, name proxy.Service
 		b.services[name] = st
 	}
 	if old == nil {
-		return
+		old = &serviceState{}
 	}
+	b.buckets.update(old.windows, st.windows)
+	b.hairpin.update(old.hairpin, st.hairpin)
 	for _, c := range old.chains {
 		if !slices.Contains(st.chains, c) {
 			tx.Flush(&knftables.Chain{Name: c})
@@ -54,6 +66,11 @@ func (b *Backend) syncServicePort(tx *txn, s *proxy.Snapshot, name proxy.Service
 	for _, set := range old.affinitySets {
 		if !slices.Contains(st.affinitySets, set) {
 			tx.Delete(&knftables.Set{Name: set})
+		}
+	}
+	for _, w := range old.windows {
+		if !slices.ContainsFunc(st.windows, func(c windowState) bool { return c.chain == w.chain }) {
+			b.windows.release(w.chain)
 		}
 	}
 }
@@ -91,6 +108,9 @@ type servicePlan struct {
 	// reject-chain" or "drop") when there is no endpoint for that traffic.
 	internalVerdict, externalVerdict string
 	affinityTimeout                  time.Duration
+	// windows are the endpoint-buckets windows of the policy chains, by chain;
+	// nil when the ServicePort uses endpoint chains (ClientIP affinity).
+	windows map[string]uint32
 }
 
 // plan resolves svc for this family; nil when it has no ClusterIP of it.
@@ -133,17 +153,6 @@ func (b *Backend) plan(name proxy.ServicePortName, svc *proxy.ServicePort, eps [
 	p.externalChain = externalChainPrefix + base
 	p.firewallChain = firewallChainPrefix + base
 	p.affinityTimeout = svc.AffinityTimeout
-	p.epChains = make(map[netip.AddrPort]string, len(p.reach))
-	if p.affinityTimeout > 0 {
-		p.affinitySets = make(map[netip.AddrPort]string, len(p.reach))
-	}
-	for _, ep := range p.reach {
-		k := netip.AddrPortFrom(ep.IP, uint16(ep.Port))
-		p.epChains[k] = endpointChainName(name, p.protocol, ep)
-		if p.affinityTimeout > 0 {
-			p.affinitySets[k] = affinitySetName(name, p.protocol, ep, int64(p.affinityTimeout/time.Second))
-		}
-	}
 
 	p.usesClusterChain = len(p.cluster) > 0 && svc.UsesClusterEndpoints()
 	p.usesLocalChain = len(p.local) > 0 && svc.UsesLocalEndpoints()
@@ -176,6 +185,24 @@ func (b *Backend) plan(name proxy.ServicePortName, svc *proxy.ServicePort, eps [
 	return p
 }
 
+// nameEndpointObjects names the endpoint chains and affinity sets of p's
+// endpoints: for a ServicePort that uses endpoint chains (no window), after
+// allocWindows (hashing 100,000 names it does not use was a tenth of a full
+// sync at 10,000 Services).
+func (p *servicePlan) nameEndpointObjects() {
+	p.epChains = make(map[netip.AddrPort]string, len(p.reach))
+	if p.affinityTimeout > 0 {
+		p.affinitySets = make(map[netip.AddrPort]string, len(p.reach))
+	}
+	for _, ep := range p.reach {
+		k := netip.AddrPortFrom(ep.IP, uint16(ep.Port))
+		p.epChains[k] = endpointChainName(p.name, p.protocol, ep)
+		if p.affinityTimeout > 0 {
+			p.affinitySets[k] = affinitySetName(p.name, p.protocol, ep, int64(p.affinityTimeout/time.Second))
+		}
+	}
+}
+
 // endpointChain and affinitySet name ep's objects.
 func (p *servicePlan) endpointChain(ep proxy.Endpoint) string {
 	return p.epChains[netip.AddrPortFrom(ep.IP, uint16(ep.Port))]
@@ -185,14 +212,66 @@ func (p *servicePlan) affinitySet(ep proxy.Endpoint) string {
 	return p.affinitySets[netip.AddrPortFrom(ep.IP, uint16(ep.Port))]
 }
 
+// chainRules collects the rules of a ServicePort's chains before they are
+// written, so that a partial sync can leave chains whose rules are the same.
+type chainRules map[string][]*knftables.Rule
+
+func (c chainRules) add(r *knftables.Rule) { c[r.Chain] = append(c[r.Chain], r) }
+
+// hash is a hash of chain's rules (text and comments).
+func (c chainRules) hash(chain string) uint64 {
+	h := fnv.New64a()
+	for _, r := range c[chain] {
+		h.Write([]byte(r.Rule))
+		h.Write([]byte{0})
+		if r.Comment != nil {
+			h.Write([]byte(*r.Comment))
+		}
+		h.Write([]byte{1})
+	}
+	return h.Sum64()
+}
+
+// allocWindows gives each policy chain p uses a window of endpoint-buckets;
+// none (endpoint chains) with ClientIP affinity, more endpoints than a window
+// has buckets, or no window left.
+func (b *Backend) allocWindows(p *servicePlan) {
+	if p.affinityTimeout > 0 || len(p.reach) > bucketsPerWindow {
+		return
+	}
+	p.windows = make(map[string]uint32, 2)
+	for _, u := range []struct {
+		used  bool
+		chain string
+	}{{p.usesClusterChain, p.clusterChain}, {p.usesLocalChain, p.localChain}} {
+		if !u.used {
+			continue
+		}
+		win, ok := b.windows.get(u.chain)
+		if !ok {
+			for c := range p.windows {
+				b.windows.release(c)
+			}
+			p.windows = nil
+			return
+		}
+		p.windows[u.chain] = win
+	}
+}
+
 // writeServicePort adds to tx everything svc needs and sets its element
 // contributions; it returns what it owns, nil when svc has no ClusterIP of this
-// family. Every chain is added and flushed before any rule, and affinity sets
-// before the rules that use them.
-func (b *Backend) writeServicePort(tx *txn, name proxy.ServicePortName, svc *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo) *serviceState {
+// family. Chains whose rules are the same as in old are left alone; the others
+// are added and flushed before any rule, and affinity sets are added before the
+// rules that use them.
+func (b *Backend) writeServicePort(tx *txn, name proxy.ServicePortName, svc *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo, old *serviceState) *serviceState {
 	p := b.plan(name, svc, eps, node)
 	if p == nil {
 		return nil
+	}
+	b.allocWindows(p)
+	if p.windows == nil {
+		p.nameEndpointObjects()
 	}
 	st := &serviceState{}
 	for _, use := range []struct {
@@ -208,10 +287,58 @@ func (b *Backend) writeServicePort(tx *txn, name proxy.ServicePortName, svc *pro
 			st.chains = append(st.chains, use.chain)
 		}
 	}
-	for _, ep := range p.reach {
-		st.chains = append(st.chains, p.endpointChain(ep))
+	if p.windows == nil {
+		for _, ep := range p.reach {
+			st.chains = append(st.chains, p.endpointChain(ep))
+		}
 	}
+	for _, c := range slices.Sorted(maps.Keys(p.windows)) {
+		eps := p.cluster
+		if c == p.localChain {
+			eps = p.local
+		}
+		ws := windowState{chain: c, win: p.windows[c], proto: p.protocol, eps: make([]netip.AddrPort, len(eps))}
+		for i, ep := range eps {
+			ws.eps[i] = netip.AddrPortFrom(ep.IP, uint16(ep.Port))
+		}
+		st.windows = append(st.windows, ws)
+	}
+	if p.usesClusterChain || p.usesLocalChain {
+		seen := make(map[netip.Addr]bool, len(p.reach))
+		for _, ep := range p.reach {
+			if !seen[ep.IP] {
+				seen[ep.IP] = true
+				st.hairpin = append(st.hairpin, ep.IP)
+			}
+		}
+	}
+
+	rules := make(chainRules, len(st.chains))
+	b.writeInternalRules(rules, p)
+	b.writeExternalRules(rules, p)
+	b.writeFirewallRules(rules, p, node)
+	if p.usesClusterChain {
+		b.writeServiceToEndpointRules(rules, p, p.clusterChain, p.cluster)
+	}
+	if p.usesLocalChain {
+		b.writeServiceToEndpointRules(rules, p, p.localChain, p.local)
+	}
+	if p.windows == nil {
+		for _, ep := range p.reach {
+			b.writeEndpointRules(rules, p, ep)
+		}
+	}
+
+	var changed []string
 	for _, c := range st.chains {
+		h := rules.hash(c)
+		st.hashes = append(st.hashes, h)
+		if old != nil {
+			if i := slices.Index(old.chains, c); i >= 0 && old.hashes[i] == h {
+				continue
+			}
+		}
+		changed = append(changed, c)
 		tx.Add(&knftables.Chain{Name: c})
 		tx.Flush(&knftables.Chain{Name: c})
 		delete(b.staleChains, c)
@@ -222,20 +349,19 @@ func (b *Backend) writeServicePort(tx *txn, name proxy.ServicePortName, svc *pro
 			st.affinitySets = append(st.affinitySets, set)
 		}
 	}
+	if len(changed) > 0 {
+		// Before the rules that use them (an add of an existing map is a no-op).
+		for _, w := range st.windows {
+			tx.Add(b.bucketMap(w.mapName()))
+		}
+	}
+	for _, c := range changed {
+		for _, r := range rules[c] {
+			tx.Add(r)
+		}
+	}
 
 	b.setServiceElements(p)
-	b.writeInternalRules(tx, p)
-	b.writeExternalRules(tx, p)
-	b.writeFirewallRules(tx, p, node)
-	if p.usesClusterChain {
-		b.writeServiceToEndpointRules(tx, p, p.clusterChain, p.cluster)
-	}
-	if p.usesLocalChain {
-		b.writeServiceToEndpointRules(tx, p, p.localChain, p.local)
-	}
-	for _, ep := range p.reach {
-		b.writeEndpointRules(tx, p, ep)
-	}
 	return st
 }
 
@@ -289,7 +415,7 @@ func (b *Backend) setServiceElements(p *servicePlan) {
 // writeInternalRules masquerades ClusterIP traffic that comes from outside the
 // cluster (or all of it with MasqueradeAll): a route to the Service range via
 // any node works, and replies come back through that node.
-func (b *Backend) writeInternalRules(tx *txn, p *servicePlan) {
+func (b *Backend) writeInternalRules(tx chainRules, p *servicePlan) {
 	if !p.hasInternal {
 		return
 	}
@@ -301,7 +427,7 @@ func (b *Backend) writeInternalRules(tx *txn, p *servicePlan) {
 	default:
 		return // no local-traffic detector: nothing to tell outside traffic by
 	}
-	tx.Add(&knftables.Rule{Chain: p.internalChain, Rule: knftables.Concat(match, "jump", markMasqChain)})
+	tx.add(&knftables.Rule{Chain: p.internalChain, Rule: knftables.Concat(match, "jump", markMasqChain)})
 }
 
 // writeExternalRules fills the external chain, where node ports, external IPs
@@ -310,7 +436,7 @@ func (b *Backend) writeInternalRules(tx *txn, p *servicePlan) {
 // address, except for traffic from this node's pods and from the node itself,
 // which goes to the cluster policy chain as if it had left the cluster and come
 // back through a load balancer.
-func (b *Backend) writeExternalRules(tx *txn, p *servicePlan) {
+func (b *Backend) writeExternalRules(tx chainRules, p *servicePlan) {
 	if !p.usesExternalChain {
 		return
 	}
@@ -319,7 +445,7 @@ func (b *Backend) writeExternalRules(tx *txn, p *servicePlan) {
 		if comment != "" {
 			r.Comment = knftables.PtrTo(comment)
 		}
-		tx.Add(r)
+		tx.add(r)
 	}
 	if !p.svc.ExternalPolicyLocal {
 		add(knftables.Concat("jump", markMasqChain), "")
@@ -341,7 +467,7 @@ func (b *Backend) writeExternalRules(tx *txn, p *servicePlan) {
 // outside loadBalancerSourceRanges. When a range holds a node address, traffic
 // from the load-balancer IPs themselves is allowed too: a node that has a VIP as
 // a local address reaches it with the VIP as source.
-func (b *Backend) writeFirewallRules(tx *txn, p *servicePlan, node proxy.NodeInfo) {
+func (b *Backend) writeFirewallRules(tx chainRules, p *servicePlan, node proxy.NodeInfo) {
 	if !p.usesFirewallChain {
 		return
 	}
@@ -367,16 +493,27 @@ func (b *Backend) writeFirewallRules(tx *txn, p *servicePlan, node proxy.NodeInf
 		// Only ranges of the other family: nothing of this family may pass.
 		rule = "drop"
 	}
-	tx.Add(&knftables.Rule{Chain: p.firewallChain, Rule: rule})
+	tx.add(&knftables.Rule{Chain: p.firewallChain, Rule: rule})
 }
 
 // writeServiceToEndpointRules fills a policy chain: with ClientIP affinity, a
 // client seen recently goes to the endpoint it had; otherwise an endpoint at
-// random.
-func (b *Backend) writeServiceToEndpointRules(tx *txn, p *servicePlan, chain string, eps []proxy.Endpoint) {
+// random — in the chain's window of endpoint-buckets when it has one (and its
+// elements go to p.buckets), else through endpoint chains.
+func (b *Backend) writeServiceToEndpointRules(tx chainRules, p *servicePlan, chain string, eps []proxy.Endpoint) {
+	if win, ok := p.windows[chain]; ok {
+		base := uint64(win) * bucketsPerWindow
+		m := bucketMapName(p.protocol, win)
+		rule := knftables.Concat("meta l4proto", p.protocol, "dnat", b.ipX, "to numgen random mod", bucketsPerWindow)
+		if base > 0 {
+			rule = knftables.Concat(rule, "offset", base)
+		}
+		tx.add(&knftables.Rule{Chain: chain, Rule: knftables.Concat(rule, "map", "@", m)})
+		return
+	}
 	if p.affinityTimeout > 0 {
 		for _, ep := range eps {
-			tx.Add(&knftables.Rule{
+			tx.add(&knftables.Rule{
 				Chain: chain,
 				Rule:  knftables.Concat(b.ipX, "saddr", "@", p.affinitySet(ep), "goto", p.endpointChain(ep)),
 			})
@@ -391,26 +528,25 @@ func (b *Backend) writeServiceToEndpointRules(tx *txn, p *servicePlan, chain str
 	// 15.6 s with these rules; see the README).
 	for i, ep := range eps {
 		if left := len(eps) - i; left > 1 {
-			tx.Add(&knftables.Rule{
+			tx.add(&knftables.Rule{
 				Chain: chain,
 				Rule:  knftables.Concat("numgen random mod", left, "== 0 goto", p.endpointChain(ep)),
 			})
 			continue
 		}
-		tx.Add(&knftables.Rule{Chain: chain, Rule: knftables.Concat("goto", p.endpointChain(ep))})
+		tx.add(&knftables.Rule{Chain: chain, Rule: knftables.Concat("goto", p.endpointChain(ep))})
 	}
 }
 
-// writeEndpointRules fills an endpoint chain: masquerade hairpin traffic (the
-// endpoint reaching itself through the Service, which would otherwise answer
-// itself directly), remember the client for affinity, DNAT.
-func (b *Backend) writeEndpointRules(tx *txn, p *servicePlan, ep proxy.Endpoint) {
+// writeEndpointRules fills an endpoint chain: remember the client for
+// affinity, DNAT. (Hairpin traffic is masqueraded in postrouting, through
+// hairpin-endpoints.)
+func (b *Backend) writeEndpointRules(tx chainRules, p *servicePlan, ep proxy.Endpoint) {
 	chain := p.endpointChain(ep)
-	tx.Add(&knftables.Rule{Chain: chain, Rule: knftables.Concat(b.ipX, "saddr", ep.IP, "jump", markMasqChain)})
 	if set := p.affinitySet(ep); set != "" {
-		tx.Add(&knftables.Rule{Chain: chain, Rule: knftables.Concat("update", "@", set, "{", b.ipX, "saddr }")})
+		tx.add(&knftables.Rule{Chain: chain, Rule: knftables.Concat("update", "@", set, "{", b.ipX, "saddr }")})
 	}
-	tx.Add(&knftables.Rule{
+	tx.add(&knftables.Rule{
 		Chain: chain,
 		Rule:  knftables.Concat("meta l4proto", p.protocol, "dnat to", netip.AddrPortFrom(ep.IP, uint16(ep.Port)).String()),
 	})

@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,8 +59,8 @@ func (b *Backend) writeTable(tx *txn) {
 		addChain(c)
 	}
 
-	b.writeMasquerade(tx)
 	b.writeSetsAndMaps(tx)
+	b.writeMasquerade(tx) // after the sets: it uses hairpin-endpoints
 	b.writeDispatch(tx)
 	b.writeNoEndpointChecks(tx)
 	b.writeClusterIPsCheck(tx)
@@ -85,6 +86,15 @@ func (b *Backend) writeLocalnetGuard(tx *txn) {
 // masquerading (in postrouting: masquerade marked packets, clearing the bit so
 // that it does not leak to an encapsulating tunnel).
 func (b *Backend) writeMasquerade(tx *txn) {
+	// Hairpin: an endpoint that reached itself through a Service would answer
+	// itself directly; masquerade it (kube-proxy does it in each endpoint chain:
+	// "ip saddr EP jump mark-for-masquerade"). Here after DNAT, with one set of
+	// every endpoint address, so that endpoint changes touch no rule.
+	tx.Add(&knftables.Rule{
+		Chain:   masqueradingChain,
+		Rule:    knftables.Concat("ct status dnat", b.ipX, "saddr .", b.ipX, "daddr", "@", hairpinSet, "jump", markMasqChain),
+		Comment: knftables.PtrTo("hairpin"),
+	})
 	tx.Add(&knftables.Rule{Chain: markMasqChain, Rule: knftables.Concat("mark set mark or", b.masqMark)})
 	tx.Add(&knftables.Rule{Chain: masqueradingChain, Rule: knftables.Concat("mark and", b.masqMark, "== 0 return")})
 	tx.Add(&knftables.Rule{Chain: masqueradingChain, Rule: knftables.Concat("mark set mark xor", b.masqMark)})
@@ -100,6 +110,11 @@ func (b *Backend) writeSetsAndMaps(tx *txn) {
 		Type:    b.addrType,
 		Flags:   []knftables.SetFlag{knftables.IntervalFlag},
 		Comment: knftables.PtrTo("IPs that accept NodePort traffic"),
+	})
+	tx.Add(&knftables.Set{
+		Name:    hairpinSet,
+		Type:    b.addrType + " . " + b.addrType,
+		Comment: knftables.PtrTo("endpoint . endpoint: masquerade an endpoint that reached itself"),
 	})
 	tx.Add(&knftables.Map{Name: serviceIPsMap, Type: ipProtoPort, Comment: knftables.PtrTo("ClusterIP, ExternalIP and LoadBalancer IP traffic")})
 	tx.Add(&knftables.Map{Name: serviceNodePortsMap, Type: "inet_proto . inet_service : verdict", Comment: knftables.PtrTo("NodePort traffic")})
@@ -240,4 +255,19 @@ func (b *Backend) affinitySet(name string, timeout time.Duration) *knftables.Set
 		set.Timeout = knftables.PtrTo(timeout)
 	}
 	return set
+}
+
+// bucketMap is the definition of the endpoint-buckets map name
+// ("endpoint-buckets-PROTO-SHARD"); nil for a name of another form.
+func (b *Backend) bucketMap(name string) *knftables.Map {
+	proto, _, ok := strings.Cut(strings.TrimPrefix(name, endpointBucketsMapPrefix), "-")
+	if !ok || !isBucketMapName(name) || !slices.Contains([]string{"tcp", "udp", "sctp"}, proto) {
+		return nil
+	}
+	return &knftables.Map{
+		Name:    name,
+		TypeOf:  knftables.Concat("numgen random mod", bucketsPerWindow, ":", b.ipX, "daddr .", proto, "dport"),
+		Flags:   []knftables.SetFlag{knftables.IntervalFlag},
+		Comment: knftables.PtrTo("endpoints of policy chains, by random bucket"),
+	}
 }

@@ -207,6 +207,16 @@ func (tr *tracer) rule(rule string, p pkt, depth int) (ruleOutcome, []pkt) {
 	}
 	for i := 0; i < len(toks); {
 		switch tok := toks[i]; {
+		case i+2 < len(toks) && toks[i+2] == "." && !slices.Contains(toks[i:], "vmap"):
+			// A concatenation ("ip saddr . ip daddr") looked up in a set.
+			j := slices.IndexFunc(toks[i:], func(t string) bool { return strings.HasPrefix(t, "@") }) + i
+			if j < i {
+				fail("concatenation without a set")
+			}
+			if !tr.inSet(strings.TrimPrefix(toks[j], "@"), tr.concatKey(toks[i:j], p, fail)) {
+				return noMatch, nil
+			}
+			i = j + 1
 		case i+2 < len(toks) && toks[i+2] == ".":
 			// A concatenation ("ip daddr . meta l4proto . th dport") looked up
 			// in a verdict map.
@@ -231,6 +241,10 @@ func (tr *tracer) rule(rule string, p pkt, depth int) (ruleOutcome, []pkt) {
 				}
 			}
 			return final, out
+		case tok == "dnat" && toks[i+1] != "to":
+			// dnat ip to numgen random mod M [offset O] map @m: every endpoint
+			// with a bucket in [O, O+M).
+			return final, tr.dnatMap(toks[i:], p, fail)
 		case tok == "dnat":
 			ap, err := netip.ParseAddrPort(toks[i+2])
 			if err != nil {
@@ -286,6 +300,8 @@ func (tr *tracer) match(toks []string, i int, p *pkt, fail func(string, ...any))
 			return i + 3, true
 		case "ct status &": // ct status & dnat == 0
 			return i + 6, !p.dnat
+		case "ct status dnat":
+			return i + 3, p.dnat
 		}
 	case "iifname": // iifname != "lo"
 		return i + 3, toks[i+1] == "!=" && p.iif != strings.Trim(toks[i+2], `"`)
@@ -414,4 +430,71 @@ func mustMark(toks []string, fail func(string, ...any)) uint32 {
 	}
 	fail("no mark value")
 	return 0
+}
+
+// inSet reports whether key is an element of the named set.
+func (tr *tracer) inSet(name string, key []string) bool {
+	set := tr.table.Sets[name]
+	if set == nil {
+		tr.t.Fatalf("tracer: no set %s", name)
+	}
+	return set.FindElement(key...) != nil
+}
+
+// dnatMap follows "dnat ip to numgen random mod M [offset O] map @m" on every
+// branch: one DNATed packet per distinct endpoint whose interval of m meets
+// [O, O+M). The intervals must cover the window exactly once.
+func (tr *tracer) dnatMap(toks []string, p pkt, fail func(string, ...any)) []pkt {
+	mod, err := strconv.ParseUint(toks[6], 10, 32)
+	if err != nil {
+		fail("%v", err)
+	}
+	var offset uint64
+	j := 7
+	if toks[j] == "offset" {
+		if offset, err = strconv.ParseUint(toks[j+1], 10, 32); err != nil {
+			fail("%v", err)
+		}
+		j += 2
+	}
+	if toks[j] != "map" {
+		fail("expected map")
+	}
+	m := tr.table.Maps[strings.TrimPrefix(toks[j+1], "@")]
+	if m == nil {
+		fail("no map %s", toks[j+1])
+	}
+	var out []pkt
+	covered := uint64(0)
+	for _, e := range m.Elements {
+		lo, hi, _ := strings.Cut(e.Key[0], "-")
+		first, err1 := strconv.ParseUint(lo, 10, 32)
+		last, err2 := strconv.ParseUint(hi, 10, 32)
+		if err1 != nil || err2 != nil {
+			fail("element key %q", e.Key[0])
+		}
+		if last < offset || first >= offset+mod {
+			continue
+		}
+		if first < offset || last >= offset+mod {
+			fail("element %q crosses the window [%d, %d)", e.Key[0], offset, offset+mod)
+		}
+		covered += last - first + 1
+		v := strings.Split(strings.Join(e.Value, " . "), " . ")
+		a, err := netip.ParseAddr(strings.TrimSpace(v[0]))
+		if err != nil {
+			fail("value %q: %v", e.Value, err)
+		}
+		port, err := strconv.Atoi(strings.TrimSpace(v[1]))
+		if err != nil {
+			fail("value %q: %v", e.Value, err)
+		}
+		q := p
+		q.daddr, q.dport, q.dnat, q.verdict = a, port, true, "accept"
+		out = append(out, q)
+	}
+	if covered != mod {
+		fail("the window [%d, %d) has %d buckets covered, not %d", offset, offset+mod, covered, mod)
+	}
+	return out
 }

@@ -271,8 +271,10 @@ func (b *Batch) unnest(off int) {
 	binary.NativeEndian.PutUint16(b.buf[off:], uint16(l))
 }
 
-// comment is a userdata TLV holding a comment of type typ (0 for tables,
+// Comment is a userdata TLV holding a comment of type typ (0 for tables,
 // chains, rules and elements; 7 for sets).
+func Comment(typ byte, s string) []byte { return comment(typ, s) }
+
 func comment(typ byte, s string) []byte {
 	if len(s) > 254 {
 		s = s[:254]
@@ -389,11 +391,17 @@ type Set struct {
 	KeyType, KeyLen uint32
 	// Verdict makes the set a verdict map.
 	Verdict bool
+	// DataType and DataLen, when DataLen > 0, make the set a data map (its
+	// values are DataLen bytes of datatype DataType, as KeyType is built).
+	DataType, DataLen uint32
 	// Interval, Timeout (with Dynamic) are the set's flags.
 	Interval, Dynamic, HasTimeout bool
 	// Timeout is the default timeout of elements (HasTimeout).
 	TimeoutMs uint64
 	Comment   string
+	// Userdata, when set, is the set's whole userdata (nft's TLVs: key and data
+	// byte order, "typeof" expressions, comment) instead of Comment alone.
+	Userdata []byte
 }
 
 // Set flags (linux/netfilter/nf_tables.h).
@@ -415,7 +423,7 @@ func (b *Batch) AddSet(s Set) {
 	if s.Interval {
 		flags |= setInterval
 	}
-	if s.Verdict {
+	if s.Verdict || s.DataLen > 0 {
 		flags |= setMap
 	}
 	if s.HasTimeout {
@@ -430,13 +438,19 @@ func (b *Batch) AddSet(s Set) {
 	if s.Verdict {
 		b.u32(unix.NFTA_SET_DATA_TYPE, unix.NFT_DATA_VERDICT)
 		b.u32(unix.NFTA_SET_DATA_LEN, 0)
+	} else if s.DataLen > 0 {
+		b.u32(unix.NFTA_SET_DATA_TYPE, s.DataType)
+		b.u32(unix.NFTA_SET_DATA_LEN, s.DataLen)
 	}
 	if s.HasTimeout && s.TimeoutMs > 0 {
 		b.attr(unix.NFTA_SET_TIMEOUT, binary.BigEndian.AppendUint64(nil, s.TimeoutMs))
 	}
 	b.setID++
 	b.u32(unix.NFTA_SET_ID, b.setID)
-	if s.Comment != "" {
+	switch {
+	case s.Userdata != nil:
+		b.attr(unix.NFTA_SET_USERDATA, s.Userdata)
+	case s.Comment != "":
 		b.attr(unix.NFTA_SET_USERDATA, comment(7, s.Comment))
 	}
 	b.end()
@@ -500,7 +514,9 @@ type Element struct {
 	VerdictCode  int32
 	VerdictChain string
 	HasVerdict   bool
-	Comment      string
+	// Data is a data map element's value (nil in sets and verdict maps).
+	Data    []byte
+	Comment string
 }
 
 // AddElements adds elements to a set or map (several messages when many).
@@ -546,6 +562,10 @@ func (b *Batch) element(e Element, withValue bool) {
 			b.str(unix.NFTA_VERDICT_CHAIN, e.VerdictChain)
 		}
 		b.unnest(v)
+		b.unnest(d)
+	} else if withValue && e.Data != nil {
+		d := b.nest(unix.NFTA_SET_ELEM_DATA)
+		b.attr(unix.NFTA_DATA_VALUE, e.Data)
 		b.unnest(d)
 	}
 	if withValue && e.Comment != "" {
