@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -69,14 +70,31 @@ type result struct {
 	WithPods   memSample      `json:"agent_with_pods"`
 	IdleAfter  memSample      `json:"agent_idle_after_delete"`
 	Startup    latencies      `json:"pod_startup"`
-	AllReady   string         `json:"all_ready_after_first_create"`
-	PodPSSMiB  float64        `json:"pod_processes_pss_mib_per_pod"`
-	PodProcs   int            `json:"pod_processes"`
-	Deleted    string         `json:"all_deleted_after_first_delete"`
-	Cycles     int            `json:"cycles"`
-	Before     leftovers      `json:"node_before"`
-	After      leftovers      `json:"node_after_last_cycle"`
-	AgentCPU   float64        `json:"agent_cpu_seconds_total"`
+	// Phases split the start-up (with -agent-log): create → the agent's
+	// "container started", and that → Ready seen in the watch.
+	ToStarted    *latencies `json:"create_to_container_started,omitempty"`
+	StartedReady *latencies `json:"container_started_to_ready,omitempty"`
+	StartupCPU   startupCPU `json:"startup_cpu"`
+	AllReady     string     `json:"all_ready_after_first_create"`
+	PodPSSMiB    float64    `json:"pod_processes_pss_mib_per_pod"`
+	PodProcs     int        `json:"pod_processes"`
+	Deleted      string     `json:"all_deleted_after_first_delete"`
+	Cycles       int        `json:"cycles"`
+	Before       leftovers  `json:"node_before"`
+	After        leftovers  `json:"node_after_last_cycle"`
+	AgentCPU     float64    `json:"agent_cpu_seconds_total"`
+}
+
+// startupCPU is the CPU time (user+system, seconds) spent from the first create
+// until every pod was Ready, by process, and per pod: what the load of other work
+// on the machine does not inflate (it makes the wall times longer instead).
+type startupCPU struct {
+	Server       float64 `json:"server_s"`
+	Agent        float64 `json:"agent_s"`
+	PodProcesses float64 `json:"pod_processes_s"`
+	PerPodMs     float64 `json:"per_pod_ms"`
+	LoadBefore   string  `json:"loadavg_before"`
+	LoadAfter    string  `json:"loadavg_after"`
 }
 
 type memSample struct {
@@ -166,11 +184,40 @@ func run(o options) error {
 		return err
 	}
 
-	startup, allReady, err := createPods(ctx, client, o)
+	res.StartupCPU.LoadBefore = benchproc.LoadAvg()
+	srvCPU0, err := benchproc.CPUSeconds(srv.PID())
+	if err != nil {
+		return err
+	}
+	agentCPU0, err := benchproc.CPUSeconds(agent.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	startup, allReady, created, err := createPods(ctx, client, o)
 	if err != nil {
 		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.Tail())
 	}
-	res.Startup = summarize(startup)
+	res.StartupCPU.LoadAfter = benchproc.LoadAvg()
+	srvCPU1, err := benchproc.CPUSeconds(srv.PID())
+	if err != nil {
+		return err
+	}
+	agentCPU1, err := benchproc.CPUSeconds(agent.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	podCPU, err := podProcessesCPU(agent.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	res.StartupCPU.Server, res.StartupCPU.Agent, res.StartupCPU.PodProcesses = round2(srvCPU1-srvCPU0), round2(agentCPU1-agentCPU0), round2(podCPU)
+	res.StartupCPU.PerPodMs = round1((srvCPU1 - srvCPU0 + agentCPU1 - agentCPU0 + podCPU) * 1000 / float64(o.pods))
+	if o.agentLog != "" {
+		if res.ToStarted, res.StartedReady, err = phases(o.agentLog, created, startup); err != nil {
+			return err
+		}
+	}
+	res.Startup = summarize(slices.Collect(maps.Values(startup)))
 	res.AllReady = allReady.Round(time.Millisecond).String()
 	time.Sleep(5 * time.Second)
 	if res.WithPods, err = sampleMem(agent.cmd.Process.Pid); err != nil {
@@ -189,7 +236,7 @@ func run(o options) error {
 	res.Deleted = deleted.Round(time.Millisecond).String()
 	res.Cycles = max(o.cycles, 1)
 	for i := 1; i < o.cycles; i++ {
-		if _, _, err := createPods(ctx, client, o); err != nil {
+		if _, _, _, err := createPods(ctx, client, o); err != nil {
 			return fmt.Errorf("cycle %d: %w\nagent log:\n%s", i+1, err, agent.log.Tail())
 		}
 		if _, err := deletePods(ctx, client); err != nil {
@@ -281,12 +328,12 @@ func waitNodeReady(ctx context.Context, client kubernetes.Interface, name string
 }
 
 // createPods creates o.pods nginx pods at once and returns each one's start-up
-// latency and the time until all were Ready.
-func createPods(ctx context.Context, client kubernetes.Interface, o options) ([]time.Duration, time.Duration, error) {
+// latency by name, the time until all were Ready, and when each was created.
+func createPods(ctx context.Context, client kubernetes.Interface, o options) (map[string]time.Duration, time.Duration, map[string]time.Time, error) {
 	pods := client.CoreV1().Pods(metav1.NamespaceDefault)
 	w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: "bench=agent"})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	defer w.Stop()
 	var mu sync.Mutex
@@ -332,12 +379,12 @@ func createPods(ctx context.Context, client kubernetes.Interface, o options) ([]
 	for len(ready) < o.pods {
 		select {
 		case err := <-errc:
-			return nil, 0, fmt.Errorf("create: %w", err)
+			return nil, 0, nil, fmt.Errorf("create: %w", err)
 		case <-ctx.Done():
-			return nil, 0, fmt.Errorf("%d of %d pods Ready: %w", len(ready), o.pods, ctx.Err())
+			return nil, 0, nil, fmt.Errorf("%d of %d pods Ready: %w", len(ready), o.pods, ctx.Err())
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return nil, 0, errors.New("the pod watch ended")
+				return nil, 0, nil, errors.New("the pod watch ended")
 			}
 			if ev.Type != watch.Added && ev.Type != watch.Modified {
 				continue
@@ -355,11 +402,54 @@ func createPods(ctx context.Context, client kubernetes.Interface, o options) ([]
 		}
 	}
 	all := time.Since(first)
-	out := make([]time.Duration, 0, len(ready))
-	for _, d := range ready {
-		out = append(out, d)
+	mu.Lock()
+	defer mu.Unlock()
+	return ready, all, maps.Clone(created), nil
+}
+
+// phases splits each pod's start-up at the agent's "container started" log line
+// (the runtime's Start returned: the program runs): create → started, started →
+// Ready seen.
+func phases(agentLog string, created map[string]time.Time, ready map[string]time.Duration) (*latencies, *latencies, error) {
+	data, err := os.ReadFile(agentLog)
+	if err != nil {
+		return nil, nil, err
 	}
-	return out, all, nil
+	var toStarted, toReady []time.Duration
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, `msg="container started"`) {
+			continue
+		}
+		ts, pod := logValue(line, "time"), logValue(line, "pod")
+		name := strings.TrimPrefix(pod, metav1.NamespaceDefault+"/")
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		c, ok := created[name]
+		if err != nil || !ok {
+			continue
+		}
+		toStarted = append(toStarted, at.Sub(c))
+		if r, ok := ready[name]; ok {
+			toReady = append(toReady, c.Add(r).Sub(at))
+		}
+	}
+	a, b := summarize(toStarted), summarize(toReady)
+	return &a, &b, nil
+}
+
+// logValue is the value of key in a log line of slog's text handler.
+func logValue(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		if !strings.HasPrefix(line, key+"=") {
+			return ""
+		}
+		i = -1
+	}
+	v := line[i+len(key)+2:]
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	return v
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -487,6 +577,47 @@ func podProcessesPSS(agentPID int) (float64, int, error) {
 	return total, n, nil
 }
 
+// podProcessesCPU sums the CPU time (user+system, with reaped children's) of every
+// process of the pods, as podProcessesPSS finds them.
+func podProcessesCPU(agentPID int) (float64, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	var total float64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == agentPID {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if !slices.Contains(args, "containerinit") && !slices.Contains(args, "builtin-image") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b)[i+1:])
+		if len(f) < 15 {
+			continue
+		}
+		for _, k := range f[11:15] { // fields 14-17: utime, stime, cutime, cstime
+			n, _ := strconv.ParseInt(k, 10, 64)
+			total += float64(n) / 100
+		}
+	}
+	return total, nil
+}
+
 func summarize(ds []time.Duration) latencies {
 	slices.Sort(ds)
 	at := func(q float64) string {
@@ -503,3 +634,5 @@ func summarize(ds []time.Duration) latencies {
 func mib(kib int64) float64 { return round1(float64(kib) / 1024) }
 
 func round1(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
+
+func round2(f float64) float64 { return float64(int(f*100+0.5)) / 100 }

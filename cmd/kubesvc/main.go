@@ -14,9 +14,17 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/process"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == process.SubcommandName {
+		// A container's process (its shim, init, or a built-in image's process
+		// that is its own shim), started once per container: straight to it,
+		// without building every command's flags first.
+		os.Exit(runContainerInit(os.Args[2:]))
+	}
 	if os.Getenv("GOGC") == "" {
 		// The watch cache keeps every object decoded; collecting at 50% growth
 		// instead of 100% keeps the heap near the live data for a little CPU.
@@ -43,7 +51,6 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCommand(), newUpCommand(), newAgentCommand(), newProxyCommand(), newDNSCommand(), newResetCommand())
-	root.AddCommand(newContainerInitCommand())
 	root.AddCommand(newBuiltinImageCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "kubesvc:", err)

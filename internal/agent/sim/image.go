@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // A simulated node pulls no image, so it cannot know whether an image exists. What
@@ -23,9 +24,14 @@ const (
 	refMaxNameLength = 255
 )
 
+// The expressions are compiled on first use, not at package initialisation: every
+// process of the kubesvc binary runs the initialisers, a container's process
+// among them, and this one took 1.7 ms of each start.
 var (
-	referenceRE  = regexp.MustCompile(`^(` + refName + `)(?::(` + refTag + `))?(?:@(` + refDigest + `))?$`)
-	identifierRE = regexp.MustCompile(`^[a-f0-9]{64}$`)
+	referenceRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(` + refName + `)(?::(` + refTag + `))?(?:@(` + refDigest + `))?$`)
+	})
+	identifierRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-f0-9]{64}$`) })
 )
 
 // digestHexLength is the hex length of each digest algorithm a reference may use.
@@ -46,7 +52,7 @@ func imageReferenceError(image string) error {
 
 // parseNormalizedNamed follows distribution/reference.ParseNormalizedNamed.
 func parseNormalizedNamed(s string) error {
-	if identifierRE.MatchString(s) {
+	if identifierRE().MatchString(s) {
 		return fmt.Errorf("invalid repository name (%s), cannot specify 64-byte hexadecimal strings", s)
 	}
 	domain, remainder := splitDockerDomain(s)
@@ -74,9 +80,9 @@ func splitDockerDomain(name string) (domain, remainder string) {
 
 // parseReference follows distribution/reference.Parse.
 func parseReference(s string) error {
-	m := referenceRE.FindStringSubmatch(s)
+	m := referenceRE().FindStringSubmatch(s)
 	if m == nil {
-		if referenceRE.MatchString(strings.ToLower(s)) {
+		if referenceRE().MatchString(strings.ToLower(s)) {
 			return errors.New("repository name must be lowercase")
 		}
 		return errInvalidReference

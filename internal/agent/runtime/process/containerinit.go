@@ -16,7 +16,7 @@ const (
 )
 
 // errUsage: ContainerInit was called with arguments it does not know.
-var errUsage = errors.New("usage: containerinit shim|init CONTAINER-DIR")
+var errUsage = errors.New("usage: containerinit shim|init|run CONTAINER-DIR")
 
 // ContainerInit is the hidden `kubesvc containerinit` subcommand, with the arguments
 // after the subcommand's name. It is not meant to be run by hand: the runtime runs
@@ -28,6 +28,10 @@ var errUsage = errors.New("usage: containerinit shim|init CONTAINER-DIR")
 //	containerinit init DIR   in the container's new namespaces: join the pod's
 //	                         network namespace, mount, set the hostname and user,
 //	                         and execute the program (never returns on success)
+//	containerinit run DIR    a built-in image's container that is its own shim
+//	                         (self.go): set up as init does, copy its own output
+//	                         into the CRI log, run the program in-process, record
+//	                         the exit (exits with the program's code)
 //
 // The binary that registers it must call it before doing anything else that starts
 // goroutines with a purpose (it is fine under cobra) and exit non-zero on an error.
@@ -38,11 +42,14 @@ func ContainerInit(args []string, inProcess InProcessFunc) error {
 	if len(args) != 2 || args[1] == "" {
 		return errUsage
 	}
+	restoreRuntimeDefaults()
 	switch args[0] {
 	case modeShim:
 		return runShim(args[1])
 	case modeInit:
 		return runInit(args[1], inProcess)
+	case modeRun:
+		return runSelf(args[1], inProcess)
 	default:
 		return fmt.Errorf("unknown mode %q: %w", args[0], errUsage)
 	}

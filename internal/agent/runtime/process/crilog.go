@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The CRI log format, as containerd and CRI-O write it and kubelet reads it: one
@@ -47,6 +49,11 @@ type criLog struct {
 	path    string
 	maxSize int64
 	now     func() time.Time
+	// dir is the log's folder, opened when the log was: the log is reopened and
+	// rotated relative to it, so that a container that logs for itself keeps its
+	// log after its mounts have covered the log's path (an emptyDir on /tmp over
+	// an agent root under /tmp).
+	dir *os.File
 
 	mu   sync.Mutex
 	f    *os.File
@@ -62,18 +69,27 @@ func openCRILog(path string, maxSize int64, now func() time.Time) (*criLog, erro
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create log folder: %w", err)
 	}
-	l := &criLog{path: path, maxSize: maxSize, now: now}
+	dfd, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open log folder: %w", err)
+	}
+	l := &criLog{path: path, maxSize: maxSize, now: now, dir: os.NewFile(uintptr(dfd), filepath.Dir(path))}
 	if err := l.open(); err != nil {
+		_ = l.dir.Close()
 		return nil, err
 	}
 	return l, nil
 }
 
 func (l *criLog) open() error {
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		return fmt.Errorf("open log: %w", err)
+	if l.dir == nil {
+		return errors.New("open log: closed")
 	}
+	fd, err := unix.Openat(int(l.dir.Fd()), filepath.Base(l.path), unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return fmt.Errorf("open log %s: %w", l.path, err)
+	}
+	f := os.NewFile(uintptr(fd), l.path)
 	fi, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
@@ -91,7 +107,8 @@ func (l *criLog) rotate() error {
 	if err != nil {
 		return fmt.Errorf("rotate log: %w", err)
 	}
-	if err := os.Rename(l.path, RotatedLogPath(l.path)); err != nil {
+	dfd := int(l.dir.Fd())
+	if err := unix.Renameat(dfd, filepath.Base(l.path), dfd, filepath.Base(RotatedLogPath(l.path))); err != nil {
 		// Keep logging into the same file rather than losing lines.
 		if oerr := l.open(); oerr != nil {
 			return errors.Join(fmt.Errorf("rotate log: %w", err), oerr)
@@ -164,10 +181,15 @@ func (l *criLog) copyStream(r io.Reader, stream string) error {
 func (l *criLog) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
-		return nil
+	var err error
+	if l.dir != nil {
+		err = l.dir.Close()
+		l.dir = nil
 	}
-	err := l.f.Close()
+	if l.f == nil {
+		return err
+	}
+	err = errors.Join(l.f.Close(), err)
 	l.f = nil
 	return err
 }

@@ -11,8 +11,11 @@
 // pod's files and volumes, sets the hostname, drops to the container's user, and
 // executes the program, so that the program keeps init's pid. A program that is
 // the binary itself (a built-in image) is run by init in-process instead, when the
-// caller of ContainerInit says so (InProcessFunc): one start of the binary per
-// container instead of two. The shim copies the program's stdout and
+// caller of ContainerInit says so (InProcessFunc). Such a container, when it runs
+// as root without stdin or a terminal, is started without a shim: one process,
+// `kubesvc containerinit run DIR`, born in the container's namespaces, is its own
+// shim (self.go): one start of the binary per container instead of two. The shim
+// copies the program's stdout and
 // stderr into the container's log in the CRI format, records the program's pid
 // and, when it exits, its exit code, and then exits itself.
 //

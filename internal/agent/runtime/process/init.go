@@ -78,6 +78,29 @@ func initAndExec(dir string, beforeExec func(runtime.ContainerSpec)) error {
 	if err := readJSON(filepath.Join(dir, stateFile), &st); err != nil {
 		return fmt.Errorf("read container state: %w", err)
 	}
+	if err := setupContainer(st); err != nil {
+		return err
+	}
+	spec := st.Spec
+	beforeExec(spec)
+	path, err := lookPath(spec.Program.Path, spec.Env)
+	if err != nil {
+		return err
+	}
+	argv := append([]string{spec.Program.Path}, spec.Program.Args...)
+	if err := unix.Exec(path, argv, spec.Env); err != nil {
+		return fmt.Errorf("exec %q: %w", spec.Program.Path, err)
+	}
+	return nil // not reached: exec does not return on success
+}
+
+// setupContainer makes the calling process the container's, short of its program:
+// it joins the container's cgroup and (this thread) the pod's network namespace,
+// makes its mounts slaves of the machine's, binds the pod's files and volumes, sets
+// the hostname, switches to the container's user and enters its working directory.
+// The process must be in mount and UTS namespaces of its own (the clone flags of
+// its start) and its goroutine locked to its thread.
+func setupContainer(st containerState) error {
 	spec := st.Spec
 	// Into the container's cgroup first, while still root: the program and every
 	// process it starts are born in it.
@@ -138,16 +161,7 @@ func initAndExec(dir string, beforeExec func(runtime.ContainerSpec)) error {
 	if err := os.Chdir(wd); err != nil {
 		return fmt.Errorf("working directory: %w", err)
 	}
-	beforeExec(spec)
-	path, err := lookPath(spec.Program.Path, spec.Env)
-	if err != nil {
-		return err
-	}
-	argv := append([]string{spec.Program.Path}, spec.Program.Args...)
-	if err := unix.Exec(path, argv, spec.Env); err != nil {
-		return fmt.Errorf("exec %q: %w", spec.Program.Path, err)
-	}
-	return nil // not reached: exec does not return on success
+	return nil
 }
 
 // joinNetNS moves the calling thread into the network namespace at path.

@@ -46,6 +46,9 @@ func TestResourceLimits(t *testing.T) {
 		wantCode   int32
 		wantReason string
 		inGroup    bool
+		// builtin, when set, is the selftest program's arguments instead of
+		// the script: a self-supervised container.
+		builtin []string
 	}{
 		{
 			name: "within its limits", res: cgroups.Resources{MemoryLimit: 64 << 20, CPULimitMilli: 500, CPURequestMilli: 100},
@@ -60,10 +63,22 @@ func TestResourceLimits(t *testing.T) {
 		{
 			name: "no limits", script: "cat /proc/self/cgroup", wantCode: 0, wantReason: "Completed",
 		},
+		{
+			name: "built-in within its limits", res: cgroups.Resources{MemoryLimit: 64 << 20},
+			builtin: []string{"cgroup"}, wantCode: 0, wantReason: "Completed", inGroup: true,
+		},
+		{
+			// killed by the OOM killer, it records nothing: the runtime does
+			name: "built-in over its memory limit", res: cgroups.Resources{MemoryLimit: 32 << 20},
+			builtin: []string{"alloc"}, wantCode: 137, wantReason: "OOMKilled",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := baseSpec(strings.ReplaceAll(tc.name, " ", "-"), "sh", "-c", tc.script)
+			if tc.builtin != nil {
+				spec = selfSpec(t, strings.ReplaceAll(tc.name, " ", "-"), tc.builtin...)
+			}
 			spec.Resources = tc.res
 			cs := start(t, r, spec)
 			st, err := r.loadState(cs.ID)

@@ -19,7 +19,7 @@ const agentRootEnv = "PROCESS_TEST_AGENT_ROOT"
 // subcommand does.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == SubcommandName {
-		if err := ContainerInit(os.Args[2:], nil); err != nil {
+		if err := ContainerInit(os.Args[2:], testInProcess); err != nil {
 			fmt.Fprintln(os.Stderr, "containerinit:", err)
 			os.Exit(1)
 		}

@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,11 +66,20 @@ type Config struct {
 	// CgroupsUnavailable (which ResourceLimits returns).
 	Cgroups            *cgroups.Manager
 	CgroupsUnavailable error
+	// MaxParallelStarts bounds how many containers start at once (default: twice
+	// the number of CPUs). A start is mostly the CPU of a new process (the kubesvc
+	// binary's start); many more at once than there are CPUs only make each of
+	// them, and so every pod of a burst, later. The slack above the CPUs keeps a
+	// start that waits (a slow mount source, up to StartTimeout) from holding
+	// up every other pod.
+	MaxParallelStarts int
 }
 
-// Runtime is the process runtime (see the package doc). It keeps no state in
-// memory: everything is on disk and in /proc, so it is safe for concurrent use and
-// several Runtimes on one RootDir see the same containers.
+// Runtime is the process runtime (see the package doc). It keeps no container
+// state in memory: everything is on disk and in /proc, so it is safe for
+// concurrent use and several Runtimes on one RootDir see the same containers. (It
+// only remembers which self-supervised containers it is reaping, to show them
+// running until their exit is recorded.)
 type Runtime struct {
 	root         string
 	self         string
@@ -78,6 +89,12 @@ type Runtime struct {
 	startTimeout time.Duration
 	cgroups      *cgroups.Manager
 	noCgroups    error
+	// starts bounds the containers starting at once (Config.MaxParallelStarts).
+	starts chan struct{}
+	// recording holds the IDs of the self-supervised containers this Runtime
+	// started and has not yet reaped: one that is gone without an exit record is
+	// still running until the runtime has recorded its exit (recordExit).
+	recording sync.Map
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -128,6 +145,11 @@ func New(cfg Config) (*Runtime, error) {
 	if r.startTimeout <= 0 {
 		r.startTimeout = DefaultStartTimeout
 	}
+	n := cfg.MaxParallelStarts
+	if n <= 0 {
+		n = 2 * goruntime.NumCPU()
+	}
+	r.starts = make(chan struct{}, n)
 	return r, nil
 }
 
@@ -184,12 +206,25 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 	if err := writeJSONAtomic(filepath.Join(dir, stateFile), st); err != nil {
 		return runtime.ContainerStatus{}, errors.Join(fmt.Errorf("start container %q: %w", spec.Name, err), removeAll())
 	}
-	reportR, done, err := r.startShim(id)
+	select {
+	case r.starts <- struct{}{}:
+	case <-ctx.Done():
+		return runtime.ContainerStatus{}, errors.Join(fmt.Errorf("start container %q: %w", spec.Name, ctx.Err()), removeAll())
+	}
+	var reportR *os.File
+	var done <-chan struct{}
+	if r.selfSupervised(spec) {
+		reportR, done, err = r.startSelf(id, spec.NetNSPath)
+	} else {
+		reportR, done, err = r.startShim(id)
+	}
 	if err != nil {
+		<-r.starts
 		return runtime.ContainerStatus{}, errors.Join(fmt.Errorf("start container %q: %w", spec.Name, err), removeAll())
 	}
 	defer reportR.Close()
 	rep, err := r.readReport(ctx, reportR)
+	<-r.starts
 	if err == nil && rep.Error == "" && rep.Pid > 0 {
 		r.log.Info("container started", "id", id, "pod", spec.PodNamespace+"/"+spec.PodName, "container", spec.Name, "pid", rep.Pid)
 		return r.Status(ctx, id)
@@ -270,6 +305,7 @@ func (r *Runtime) startShim(id runtime.ContainerID) (*os.File, <-chan struct{}, 
 	defer reportW.Close()
 	cmd := exec.Command(r.self, SubcommandName, modeShim, dir)
 	cmd.Dir = "/"
+	cmd.Env = withStartEnv(os.Environ())
 	cmd.Stdout, cmd.Stderr = shimLog, shimLog
 	cmd.ExtraFiles = []*os.File{reportW} // reportFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -404,6 +440,12 @@ func (r *Runtime) statusOf(st containerState) (runtime.ContainerStatus, error) {
 	default:
 		if err := readJSON(filepath.Join(dir, exitFile), &ex); err == nil {
 			return exited(cs, ex), nil
+		}
+		if _, recording := r.recording.Load(st.ID); recording {
+			// A self-supervised container that this Runtime is reaping:
+			// its exit is being recorded.
+			cs.State = runtime.StateRunning
+			return cs, nil
 		}
 		cs.State = runtime.StateUnknown
 		return cs, nil
@@ -581,6 +623,11 @@ func (r *Runtime) Remove(ctx context.Context, id runtime.ContainerID) error {
 		}
 		if cs.State == runtime.StateRunning || cs.State == runtime.StateCreated {
 			return fmt.Errorf("remove container %s: %w", id, runtime.ErrRunning)
+		}
+		// Exited: its process is gone or going; if this Runtime is its
+		// parent, it may still be writing into the folder.
+		if err := r.waitRecorded(ctx, id); err != nil {
+			return fmt.Errorf("remove container %s: %w", id, err)
 		}
 	}
 	if st.Cgroup != nil {

@@ -105,9 +105,14 @@ func start(t *testing.T, r *Runtime, spec runtime.ContainerSpec) runtime.Contain
 		// empty").
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 			if st, err := r.Status(context.Background(), cs.ID); err != nil || st.State == runtime.StateExited {
-				return
+				break
 			}
 		}
+		// A self-supervised container's parent (this Runtime) may still be
+		// recording its exit.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = r.waitRecorded(ctx, cs.ID)
 	})
 	return cs
 }

@@ -239,7 +239,7 @@ func (s *shim) startInit() (*exec.Cmd, error) {
 	}
 	// /proc/self/exe is this very binary, even if the file was replaced since.
 	cmd := exec.Command("/proc/self/exe", SubcommandName, modeInit, s.dir)
-	cmd.Env = []string{} // init executes the program with the container's env
+	cmd.Env = withStartEnv(nil) // init executes the program with the container's env
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
