@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/sim"
+	"github.com/kubesvc/kubesvc/internal/memtrim"
 )
 
 // agentFlags are the flags of `kubesvc agent` (the names are a contract).
@@ -133,6 +134,10 @@ needs no root.`,
 				if !rf.disableDNS {
 					nd := nodeDNS{client: cfg.Client, nodeName: cfg.NodeName, domain: cfg.ClusterDomain, log: cfg.Log.With("component", "dns")}
 					runs = append(runs, nd.run)
+				}
+				if rf.trimMemory {
+					trim := &memtrim.Periodic{First: 10 * time.Second, Every: time.Minute, Growth: 8 << 20, Log: cfg.Log.With("component", "memtrim")}
+					runs = append(runs, trim.Run)
 				}
 				return runAll(cmd.Context(), runs...)
 			}

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubesvc/kubesvc/internal/memtrim"
 )
 
 // Defaults.
@@ -94,7 +96,7 @@ type Config struct {
 	// TrimMemory gives back, once the informers have synced, the memory
 	// start-up used and serving does not: the freed heap of the initial
 	// lists and the executable's pages touched only at start-up (see
-	// trimMemory). For a process that runs the server alone (kubesvc dns);
+	// memtrim.Trim). For a process that runs the server alone (kubesvc dns);
 	// a process with other work should leave it off.
 	TrimMemory bool
 }
@@ -338,7 +340,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.idx.synced.Store(true)
 			s.log.Info("informers synced; answering the cluster domain", "domain", s.cfg.Domain)
 			if s.cfg.TrimMemory {
-				n, err := trimMemory()
+				n, err := memtrim.Trim()
 				if err != nil {
 					s.log.Warn("giving back start-up memory", "err", err)
 				}

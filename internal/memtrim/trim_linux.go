@@ -1,6 +1,6 @@
 //go:build linux
 
-package dns
+package memtrim
 
 import (
 	"bufio"
@@ -16,34 +16,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// trimMemory gives back the memory that start-up used and serving does not:
-// the heap freed since the informers' initial lists (debug.FreeOSMemory),
+// Trim gives back the memory that start-up used and serving does not:
+// the heap freed since (debug.FreeOSMemory: the informers' initial lists),
 // and the pages of the executable's read-only mappings (code and read-only
 // data) that this process touched once, for package initialisation of a
 // binary that holds every kubesvc component. madvise MADV_PAGEOUT has the
 // kernel reclaim the clean pages no other process maps; MADV_DONTNEED then
 // drops our mapping of the rest (pages another kubesvc process maps, such as
 // the API server's on the same machine: they stay in the page cache for it).
-// Both are safe on private read-only mappings: a page the DNS server uses
+// Both are safe on private read-only mappings: a page the process uses
 // comes back, unchanged, on its next access, from the page cache or the
 // file. It returns the bytes of executable mappings so trimmed.
-func trimMemory() (int64, error) {
+func Trim() (int64, error) {
 	debug.FreeOSMemory()
 	exe, err := os.Executable()
 	if err != nil {
-		return 0, fmt.Errorf("dns: trimming memory: %w", err)
+		return 0, fmt.Errorf("memtrim: %w", err)
 	}
 	if p, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = p
 	}
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
-		return 0, fmt.Errorf("dns: trimming memory: %w", err)
+		return 0, fmt.Errorf("memtrim: %w", err)
 	}
 	defer f.Close()
 	ranges, err := readOnlyMappings(f, exe)
 	if err != nil {
-		return 0, fmt.Errorf("dns: trimming memory: %w", err)
+		return 0, fmt.Errorf("memtrim: %w", err)
 	}
 	var total int64
 	var errs []error
@@ -57,7 +57,7 @@ func trimMemory() (int64, error) {
 		total += int64(r.end - r.start)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return total, fmt.Errorf("dns: trimming memory: %w", err)
+		return total, fmt.Errorf("memtrim: %w", err)
 	}
 	return total, nil
 }

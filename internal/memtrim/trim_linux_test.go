@@ -1,6 +1,6 @@
 //go:build linux
 
-package dns
+package memtrim
 
 import (
 	"reflect"
@@ -62,11 +62,11 @@ func TestReadOnlyMappings(t *testing.T) {
 }
 
 func TestTrimMemory(t *testing.T) {
-	n, err := trimMemory()
+	n, err := Trim()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n == 0 {
-		t.Error("trimMemory found no read-only mapping of the test binary")
+		t.Error("Trim found no read-only mapping of the test binary")
 	}
 }

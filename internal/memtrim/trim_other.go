@@ -1,10 +1,10 @@
 //go:build !linux
 
-package dns
+package memtrim
 
 import "errors"
 
-// trimMemory is Linux-only (see trim_linux.go).
-func trimMemory() (int64, error) {
-	return 0, errors.New("dns: trimming memory is implemented on Linux only")
+// Trim is Linux-only (see trim_linux.go).
+func Trim() (int64, error) {
+	return 0, errors.New("memtrim: trimming memory is implemented on Linux only")
 }
