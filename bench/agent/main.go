@@ -539,30 +539,43 @@ func sampleMem(pid int) (memSample, error) {
 	return memSample{RSSMiB: mib(st["VmRSS"]), RSSAnonMiB: mib(st["RssAnon"]), RSSFileMiB: mib(st["RssFile"])}, nil
 }
 
-// podProcessesPSS sums the PSS (MiB) of every process of the pods: all processes
-// in this PID namespace but this command, the server, the agent and their threads'
-// leaders' ancestors (pid 1 and the go tool).
-func podProcessesPSS(agentPID int) (float64, int, error) {
+// podProcessDirs returns the /proc/PID directories of the pods' processes: the
+// kubesvc containerinit and builtin-image processes (not the agent's).
+func podProcessDirs(agentPID int) ([]string, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	var total float64
-	n := 0
+	var dirs []string
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == agentPID {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		dir := filepath.Join("/proc", e.Name())
+		cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
 		if err != nil {
 			continue
 		}
 		args := strings.Split(string(cmdline), "\x00")
-		if !slices.Contains(args, "containerinit") && !slices.Contains(args, "builtin-image") {
-			continue
+		if slices.Contains(args, "containerinit") || slices.Contains(args, "builtin-image") {
+			dirs = append(dirs, dir)
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "smaps_rollup"))
+	}
+	return dirs, nil
+}
+
+// podProcessesPSS sums the PSS (MiB) of every process of the pods
+// (podProcessDirs) and counts them.
+func podProcessesPSS(agentPID int) (float64, int, error) {
+	dirs, err := podProcessDirs(agentPID)
+	if err != nil {
+		return 0, 0, err
+	}
+	var total float64
+	n := 0
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "smaps_rollup"))
 		if err != nil {
 			continue
 		}
@@ -578,27 +591,15 @@ func podProcessesPSS(agentPID int) (float64, int, error) {
 }
 
 // podProcessesCPU sums the CPU time (user+system, with reaped children's) of every
-// process of the pods, as podProcessesPSS finds them.
+// process of the pods (podProcessDirs).
 func podProcessesCPU(agentPID int) (float64, error) {
-	entries, err := os.ReadDir("/proc")
+	dirs, err := podProcessDirs(agentPID)
 	if err != nil {
 		return 0, err
 	}
 	var total float64
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == agentPID {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if !slices.Contains(args, "containerinit") && !slices.Contains(args, "builtin-image") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "stat"))
 		if err != nil {
 			continue
 		}

@@ -288,26 +288,39 @@ func (r *Runtime) complete(spec runtime.ContainerSpec) runtime.ContainerSpec {
 	return spec
 }
 
+// hiddenCommand is `SELF containerinit MODE DIR` (env with startEnv) with the
+// container's shim log as its stdout and stderr and the write end of a report pipe
+// as its reportFD. It returns the command, the pipe's read end, and closeParent,
+// which closes this process's copies of the log and of the write end: call it once
+// the command started or failed to.
+func (r *Runtime) hiddenCommand(dir, mode string, env []string) (*exec.Cmd, *os.File, func(), error) {
+	shimLog, err := os.OpenFile(filepath.Join(dir, shimLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("shim log: %w", err)
+	}
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		shimLog.Close()
+		return nil, nil, nil, fmt.Errorf("report pipe: %w", err)
+	}
+	cmd := exec.Command(r.self, SubcommandName, mode, dir)
+	cmd.Dir = "/"
+	cmd.Env = withStartEnv(env)
+	cmd.Stdout, cmd.Stderr = shimLog, shimLog
+	cmd.ExtraFiles = []*os.File{reportW} // reportFD
+	return cmd, reportR, func() { shimLog.Close(); reportW.Close() }, nil
+}
+
 // startShim starts `SELF containerinit shim DIR` in a session of its own (so that
 // it outlives the agent and no signal to the agent's group reaches it) and returns
 // the read end of its report pipe and a channel closed once it has been reaped.
 func (r *Runtime) startShim(id runtime.ContainerID) (*os.File, <-chan struct{}, error) {
 	dir := r.dir(id)
-	shimLog, err := os.OpenFile(filepath.Join(dir, shimLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	cmd, reportR, closeParent, err := r.hiddenCommand(dir, modeShim, os.Environ())
 	if err != nil {
-		return nil, nil, fmt.Errorf("shim log: %w", err)
+		return nil, nil, err
 	}
-	defer shimLog.Close()
-	reportR, reportW, err := os.Pipe()
-	if err != nil {
-		return nil, nil, fmt.Errorf("shim report pipe: %w", err)
-	}
-	defer reportW.Close()
-	cmd := exec.Command(r.self, SubcommandName, modeShim, dir)
-	cmd.Dir = "/"
-	cmd.Env = withStartEnv(os.Environ())
-	cmd.Stdout, cmd.Stderr = shimLog, shimLog
-	cmd.ExtraFiles = []*os.File{reportW} // reportFD
+	defer closeParent()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		reportR.Close()

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
@@ -88,21 +87,12 @@ func (r *Runtime) selfSupervised(spec runtime.ContainerSpec) bool {
 // channel closed once the process has been reaped and its exit recorded.
 func (r *Runtime) startSelf(id runtime.ContainerID, netns string) (*os.File, <-chan struct{}, error) {
 	dir := r.dir(id)
-	shimLog, err := os.OpenFile(filepath.Join(dir, shimLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	// No environment: the program gets the container's in-process.
+	cmd, reportR, closeParent, err := r.hiddenCommand(dir, modeRun, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("shim log: %w", err)
+		return nil, nil, err
 	}
-	defer shimLog.Close()
-	reportR, reportW, err := os.Pipe()
-	if err != nil {
-		return nil, nil, fmt.Errorf("report pipe: %w", err)
-	}
-	defer reportW.Close()
-	cmd := exec.Command(r.self, SubcommandName, modeRun, dir)
-	cmd.Dir = "/"
-	cmd.Env = withStartEnv(nil) // the program gets the container's env in-process
-	cmd.Stdout, cmd.Stderr = shimLog, shimLog
-	cmd.ExtraFiles = []*os.File{reportW} // reportFD
+	defer closeParent()
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
 		Setsid:     true,
