@@ -32,7 +32,11 @@ import (
 //	shim → client   frameStdout, frameStderr (data, as the program wrote it)
 //
 // The shim closes the connections once the program has exited and its output
-// has been sent. Every other container keeps exactly what it had before attach
+// has been sent. For a container with Stdin and StdinOnce (`kubectl run -i`), the
+// output made before the first client attached (up to 64 KiB) goes to that client
+// first: a program that prints at once is not lost to the race between its start
+// and the attach (`kubectl run -it --rm ... -- nslookup NAME` showed nothing when
+// nslookup had answered before kubectl attached). Every other container keeps exactly what it had before attach
 // existed (no socket, stdin /dev/null, output only into the log): Attach follows
 // its log from the end instead, line by line, which is its live output.
 

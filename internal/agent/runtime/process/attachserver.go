@@ -35,6 +35,15 @@ type attachHub struct {
 	mu      sync.Mutex
 	clients map[*attachClient]struct{}
 	closed  bool
+	// early is the output made before the first client attached, kept for a
+	// container that a client is about to attach to (Stdin and StdinOnce, as
+	// `kubectl run -i` makes it), up to maxEarly bytes: the first client gets
+	// it, so that the output of a program that prints at once (and perhaps
+	// exits) is not lost to the race between its start and the attach.
+	// keepEarly ends with the first client.
+	early     []outFrame
+	earlyLen  int
+	keepEarly bool
 	// writers counts the clients' writers, which close waits for (bounded).
 	writers sync.WaitGroup
 }
@@ -43,7 +52,12 @@ type attachClient struct {
 	conn net.Conn
 	out  chan outFrame
 	once sync.Once
+	// early is the output before it attached (attachHub.early), sent first.
+	early []outFrame
 }
+
+// maxEarly bounds attachHub.early: the first 64 KiB of output.
+const maxEarly = 64 << 10
 
 type outFrame struct {
 	typ  byte
@@ -72,7 +86,7 @@ func listenAttach(dir string) (net.Listener, error) {
 // program's input (nil without Stdin), tty its terminal (nil without TTY).
 func newAttachHub(ln net.Listener, spec runtime.ContainerSpec, stdin io.WriteCloser, tty *os.File) *attachHub {
 	return &attachHub{ln: ln, stdinOnce: spec.StdinOnce && !spec.TTY, tty: tty, stdin: stdin,
-		clients: map[*attachClient]struct{}{}}
+		clients: map[*attachClient]struct{}{}, keepEarly: spec.Stdin && spec.StdinOnce}
 }
 
 // serve accepts clients until the listener is closed.
@@ -90,6 +104,7 @@ func (h *attachHub) serve() {
 			continue
 		}
 		h.clients[c] = struct{}{}
+		c.early, h.early, h.keepEarly = h.early, nil, false
 		h.writers.Add(1)
 		h.mu.Unlock()
 		go h.write(c)
@@ -103,6 +118,13 @@ func (h *attachHub) write(c *attachClient) {
 	defer h.writers.Done()
 	defer c.conn.Close()
 	bw := bufio.NewWriterSize(c.conn, maxFrame+5)
+	for _, f := range c.early {
+		if writeFrame(bw, f.typ, f.data) != nil {
+			h.drop(c)
+			return
+		}
+	}
+	c.early = nil
 	for f := range c.out {
 		if writeFrame(bw, f.typ, f.data) != nil {
 			h.drop(c)
@@ -198,6 +220,12 @@ func (h *attachHub) output(typ byte, data []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.clients) == 0 {
+		for h.keepEarly && len(data) > 0 && h.earlyLen < maxEarly {
+			n := min(len(data), maxFrame, maxEarly-h.earlyLen)
+			h.early = append(h.early, outFrame{typ, append([]byte(nil), data[:n]...)})
+			h.earlyLen += n
+			data = data[n:]
+		}
 		return
 	}
 	for len(data) > 0 {
