@@ -689,18 +689,18 @@ func TestNotFound(t *testing.T) {
 	}
 }
 
-// TestSurvivesAgentKill: SIGKILL to the agent leaves the container running and
-// logging; a new agent adopts it (same pid) and stops it.
-func TestSurvivesAgentKill(t *testing.T) {
-	if isolate.Run(t) {
-		return
-	}
+// adoptAfterAgentKill runs a test agent (this test binary with agentRootEnv)
+// that starts a container of args and reports it, SIGKILLs the agent, and
+// checks that a new Runtime on the same root finds the container running with
+// the same pid and still logging. It returns that Runtime and the container.
+func adoptAfterAgentKill(t *testing.T, args ...string) (*Runtime, runtime.ContainerID) {
+	t.Helper()
 	root := t.TempDir()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent := exec.Command(self, "sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.02; done")
+	agent := exec.Command(self, args...)
 	agent.Env = append(os.Environ(), agentRootEnv+"="+root)
 	out, err := agent.StdoutPipe()
 	if err != nil {
@@ -724,6 +724,7 @@ func TestSurvivesAgentKill(t *testing.T) {
 		if err := readJSON(filepath.Join(root, containersDir, string(id), pidFile), &pr); err == nil {
 			_ = signalGroup(pr, unix.SIGKILL)
 		}
+		_ = unix.Kill(-pid, unix.SIGKILL)
 	})
 	if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -742,6 +743,16 @@ func TestSurvivesAgentKill(t *testing.T) {
 	testutil.Eventually(t, "more log lines", waitTimeout, func(context.Context) (bool, error) {
 		return len(readLines(t, cs.LogPath)) > n+2, nil
 	})
+	return r, id
+}
+
+// TestSurvivesAgentKill: SIGKILL to the agent leaves the container running and
+// logging; a new agent adopts it (same pid) and stops it.
+func TestSurvivesAgentKill(t *testing.T) {
+	if isolate.Run(t) {
+		return
+	}
+	r, id := adoptAfterAgentKill(t, "sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.02; done")
 	if err := r.Stop(t.Context(), id, time.Minute); err != nil {
 		t.Fatal(err)
 	}

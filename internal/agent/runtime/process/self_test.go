@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
 	"github.com/kubesvc/kubesvc/internal/agent/images"
 	"github.com/kubesvc/kubesvc/internal/agent/runtime"
@@ -325,46 +324,11 @@ func TestSelfSupervisedSurvivesAgentKill(t *testing.T) {
 	if isolate.Run(t) {
 		return
 	}
-	root := t.TempDir()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent := exec.Command(self, self, images.SubcommandBuiltinImage, testProgram, "tick")
-	agent.Env = append(os.Environ(), agentRootEnv+"="+root)
-	out, err := agent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent.Stderr = os.Stderr
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = agent.Process.Kill()
-		_ = agent.Wait()
-	})
-	var id runtime.ContainerID
-	var pid int
-	if _, err := fmt.Fscanf(out, "%s %d\n", &id, &pid); err != nil {
-		t.Fatalf("the test agent did not report its container: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Kill(-pid, unix.SIGKILL) })
-	if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := agent.Process.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	r := newTestRuntime(t, root)
-	cs, err := r.Status(t.Context(), id)
-	if err != nil || cs.State != runtime.StateRunning || cs.Pid != pid {
-		t.Fatalf("after the agent's death: %+v, %v; want running pid %d", cs, err, pid)
-	}
-	n := len(readLines(t, cs.LogPath))
-	testutil.Eventually(t, "more log lines", waitTimeout, func(context.Context) (bool, error) {
-		return len(readLines(t, cs.LogPath)) > n+2, nil
-	})
+	r, id := adoptAfterAgentKill(t, self, images.SubcommandBuiltinImage, testProgram, "tick")
 	// tick does not handle SIGTERM: its default action ends the process, which
 	// records nothing, and this Runtime is not its parent: unknown.
 	if err := r.Stop(t.Context(), id, time.Minute); err != nil {
