@@ -69,7 +69,7 @@ func (f *proxyFlags) add(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.nodePortAddresses, "nodeport-addresses", nil, `addresses that accept NodePort traffic: CIDRs, "primary" (the node's addresses; the nftables default), "localhost" or "all" (the iptables default)`)
 	fs.BoolVar(&f.masqueradeAll, "masquerade-all", false, "masquerade all traffic to Service cluster IPs")
 	fs.DurationVar(&f.syncPeriod, "sync-period", proxyconfig.DefaultSyncPeriod, "the longest time between two syncs of the proxy's rules")
-	fs.DurationVar(&f.minSyncPeriod, "min-sync-period", proxyconfig.DefaultMinSyncPeriod, "the least time between two syncs of the proxy's rules (changes in between are batched)")
+	fs.DurationVar(&f.minSyncPeriod, "min-sync-period", 0, "the least time between two syncs of the proxy's rules (changes in between are batched; 0: 100ms in nftables mode, 1s in iptables mode)")
 	fs.StringVar(&f.healthzBindAddress, "healthz-bind-address", "0.0.0.0:10256", "address of the proxy's /healthz and /livez (empty: none)")
 	fs.StringVar(&f.metricsBindAddress, "metrics-bind-address", "127.0.0.1:10249", "address of the proxy's /metrics (empty: none)")
 }

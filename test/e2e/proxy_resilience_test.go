@@ -355,7 +355,7 @@ func (rc *resCluster) containerTimes() map[string]resContainer {
 // proxies drop it) behind a ClusterIP Service, and res-pinned (2 pods on node-a)
 // behind a NodePort Service. Without --delay-shutdown a rollout loses a request
 // or two, as it would with kube-proxy: a deleted pod leaves the ready set of a
-// proxy up to a --min-sync-period (1 s) plus the controllers' delay after its
+// proxy up to a --min-sync-period (100 ms in nftables mode, 1 s in iptables mode) plus the controllers' delay after its
 // deletion, while its program exits at SIGTERM at once and its network namespace
 // goes a few hundred ms later (a SYN then is refused, or dropped and its
 // retransmissions pinned to the gone pod by its conntrack entry: a dial timeout).

@@ -38,7 +38,7 @@ func TestParseSeedConfigMap(t *testing.T) {
 		MasqueradeBit:      14,
 		LocalhostNodePorts: true,
 		SyncPeriod:         30 * time.Second,
-		MinSyncPeriod:      time.Second,
+		MinSyncPeriod:      DefaultNFTablesMinSyncPeriod,
 		Conntrack: Conntrack{
 			MaxPerCore: 32768, Min: 131072,
 			TCPEstablishedTimeout: 24 * time.Hour, TCPCloseWaitTimeout: time.Hour,
@@ -142,4 +142,41 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("round trip (-first +again):\n%s", d)
 		}
 	})
+}
+
+// --min-sync-period: unset, each mode's section keeps its default (nftables
+// 100ms, iptables kube-proxy's 1s); given, both sections get it, so the mode
+// can be switched in the ConfigMap without losing it.
+func TestFlagsMinSyncPeriod(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		flag                  time.Duration
+		wantNFTables, wantIPT time.Duration
+	}{
+		{name: "unset", flag: 0, wantNFTables: 100 * time.Millisecond, wantIPT: time.Second},
+		{name: "given", flag: 2 * time.Second, wantNFTables: 2 * time.Second, wantIPT: 2 * time.Second},
+		{name: "given below the nftables default", flag: 10 * time.Millisecond, wantNFTables: 10 * time.Millisecond, wantIPT: 10 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := Flags{Mode: "nftables", MinSyncPeriod: tc.flag}.Versioned()
+			if got := v.NFTables.MinSyncPeriod.Duration; got != tc.wantNFTables {
+				t.Errorf("nftables.minSyncPeriod = %v, want %v", got, tc.wantNFTables)
+			}
+			if got := v.IPTables.MinSyncPeriod.Duration; got != tc.wantIPT {
+				t.Errorf("iptables.minSyncPeriod = %v, want %v", got, tc.wantIPT)
+			}
+			// What the ConfigMap gets reads back the same.
+			text, err := Encode(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := Parse(text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Config.MinSyncPeriod != tc.wantNFTables {
+				t.Errorf("read back: minSyncPeriod %v, want %v", l.Config.MinSyncPeriod, tc.wantNFTables)
+			}
+		})
+	}
 }

@@ -13,21 +13,30 @@ import (
 )
 
 // kubesvc's defaults: kube-proxy's (pkg/proxy/apis/config/v1alpha1/defaults.go),
-// but for the mode.
+// but for the mode and the nftables mode's minSyncPeriod.
 const (
-	DefaultMode                = ModeNFTables
-	DefaultBindAddress         = "0.0.0.0"
-	DefaultHealthzPort         = 10256
-	DefaultMetricsPort         = 10249
-	DefaultSyncPeriod          = 30 * time.Second
-	DefaultMinSyncPeriod       = 1 * time.Second
-	DefaultMasqueradeBit       = 14
-	DefaultConfigSyncPeriod    = 15 * time.Minute
-	DefaultOOMScoreAdj         = -999
-	DefaultConntrackMaxPerCore = 32 * 1024
-	DefaultConntrackMin        = 128 * 1024
-	DefaultTCPEstablished      = 24 * time.Hour
-	DefaultTCPCloseWait        = 1 * time.Hour
+	DefaultMode          = ModeNFTables
+	DefaultBindAddress   = "0.0.0.0"
+	DefaultHealthzPort   = 10256
+	DefaultMetricsPort   = 10249
+	DefaultSyncPeriod    = 30 * time.Second
+	DefaultMinSyncPeriod = 1 * time.Second
+	// DefaultNFTablesMinSyncPeriod is the nftables section's minSyncPeriod
+	// (kube-proxy's is 1s in both modes). kube-proxy's 1s dates from
+	// iptables-restore runs of several seconds; kubesvc's nftables syncs are
+	// partial (only the changed Services' elements, rules and chains: a few
+	// milliseconds at 10,000 Services, tens when Services are added), so
+	// batching for a whole second only delays rules: the last Service of a
+	// burst of creates waited up to a second for its rules. At 100ms a
+	// continuous stream of changes still costs at most one sync per 100ms.
+	DefaultNFTablesMinSyncPeriod = 100 * time.Millisecond
+	DefaultMasqueradeBit         = 14
+	DefaultConfigSyncPeriod      = 15 * time.Minute
+	DefaultOOMScoreAdj           = -999
+	DefaultConntrackMaxPerCore   = 32 * 1024
+	DefaultConntrackMin          = 128 * 1024
+	DefaultTCPEstablished        = 24 * time.Hour
+	DefaultTCPCloseWait          = 1 * time.Hour
 )
 
 // SetDefaults fills in what cfg leaves unset, as kube-proxy defaults a v1alpha1
@@ -59,14 +68,14 @@ func SetDefaults(cfg *v1alpha1.KubeProxyConfiguration) {
 	if cfg.OOMScoreAdj == nil {
 		cfg.OOMScoreAdj = ptr.To(int32(DefaultOOMScoreAdj))
 	}
-	defaultPeriods(&cfg.IPTables.SyncPeriod, &cfg.IPTables.MinSyncPeriod)
+	defaultPeriods(&cfg.IPTables.SyncPeriod, &cfg.IPTables.MinSyncPeriod, DefaultMinSyncPeriod)
 	if cfg.IPTables.MasqueradeBit == nil {
 		cfg.IPTables.MasqueradeBit = ptr.To(int32(DefaultMasqueradeBit))
 	}
 	if cfg.IPTables.LocalhostNodePorts == nil {
 		cfg.IPTables.LocalhostNodePorts = ptr.To(true)
 	}
-	defaultPeriods(&cfg.NFTables.SyncPeriod, &cfg.NFTables.MinSyncPeriod)
+	defaultPeriods(&cfg.NFTables.SyncPeriod, &cfg.NFTables.MinSyncPeriod, DefaultNFTablesMinSyncPeriod)
 	if cfg.NFTables.MasqueradeBit == nil {
 		cfg.NFTables.MasqueradeBit = ptr.To(int32(DefaultMasqueradeBit))
 	}
@@ -107,14 +116,14 @@ func SetDefaults(cfg *v1alpha1.KubeProxyConfiguration) {
 	}
 }
 
-// defaultPeriods gives a mode's section kube-proxy's sync periods. As kube-proxy,
-// a minSyncPeriod of 0s is unset too (and becomes 1s).
-func defaultPeriods(sync, minSync *metav1.Duration) {
+// defaultPeriods gives a mode's section its default sync periods. As in
+// kube-proxy, a minSyncPeriod of 0s is unset too (and becomes minDefault).
+func defaultPeriods(sync, minSync *metav1.Duration, minDefault time.Duration) {
 	if sync.Duration == 0 {
 		sync.Duration = DefaultSyncPeriod
 	}
 	if minSync.Duration == 0 {
-		minSync.Duration = DefaultMinSyncPeriod
+		minSync.Duration = minDefault
 	}
 }
 

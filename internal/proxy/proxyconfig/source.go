@@ -60,7 +60,7 @@ type Flags struct {
 	NodePortAddresses  []string      // --nodeport-addresses
 	MasqueradeAll      bool          // --masquerade-all
 	SyncPeriod         time.Duration // --sync-period
-	MinSyncPeriod      time.Duration // --min-sync-period
+	MinSyncPeriod      time.Duration // --min-sync-period (0: each mode's default)
 	HealthzBindAddress string        // --healthz-bind-address ("": none)
 	MetricsBindAddress string        // --metrics-bind-address
 	ClusterCIDRs       []string      // --cluster-cidr
@@ -70,7 +70,8 @@ type Flags struct {
 // flags over them, as kube-proxy applies its flags (a flag given "" keeps ""
 // where Validate accepts it: healthzBindAddress and metricsBindAddress, no
 // server; a blank mode is the default mode). The mode's settings go to
-// both mode sections, so that editing only the mode keeps them.
+// both mode sections, so that editing only the mode keeps them; a zero
+// MinSyncPeriod keeps each section's default.
 func (f Flags) Versioned() *v1alpha1.KubeProxyConfiguration {
 	v := &v1alpha1.KubeProxyConfiguration{}
 	v.APIVersion, v.Kind = GroupVersion.String(), Kind
@@ -83,7 +84,9 @@ func (f Flags) Versioned() *v1alpha1.KubeProxyConfiguration {
 	v.ClusterCIDR = strings.Join(f.ClusterCIDRs, ",")
 	v.IPTables.MasqueradeAll, v.NFTables.MasqueradeAll = f.MasqueradeAll, f.MasqueradeAll
 	v.IPTables.SyncPeriod.Duration, v.NFTables.SyncPeriod.Duration = f.SyncPeriod, f.SyncPeriod
-	v.IPTables.MinSyncPeriod.Duration, v.NFTables.MinSyncPeriod.Duration = f.MinSyncPeriod, f.MinSyncPeriod
+	if f.MinSyncPeriod != 0 {
+		v.IPTables.MinSyncPeriod.Duration, v.NFTables.MinSyncPeriod.Duration = f.MinSyncPeriod, f.MinSyncPeriod
+	}
 	v.HealthzBindAddress = f.HealthzBindAddress
 	v.MetricsBindAddress = f.MetricsBindAddress
 	return v

@@ -17,7 +17,7 @@ import (
 // testFlags are the flags' configuration of the tests (kubesvc's defaults).
 func testFlags() Flags {
 	return Flags{
-		Mode: "nftables", SyncPeriod: DefaultSyncPeriod, MinSyncPeriod: DefaultMinSyncPeriod,
+		Mode: "nftables", SyncPeriod: DefaultSyncPeriod, // MinSyncPeriod 0: each mode's default, as the flag's
 		HealthzBindAddress: "0.0.0.0:10256", MetricsBindAddress: "127.0.0.1:10249", ClusterCIDRs: []string{"10.244.0.0/16"},
 	}
 }

@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		Mode: ModeNFTables, HealthzBindAddress: "0.0.0.0:10256", MetricsBindAddress: "127.0.0.1:10249",
 		DetectLocalMode: LocalModeClusterCIDR, MasqueradeBit: 14, LocalhostNodePorts: true,
-		SyncPeriod: 30 * time.Second, MinSyncPeriod: time.Second,
+		SyncPeriod: 30 * time.Second, MinSyncPeriod: DefaultNFTablesMinSyncPeriod,
 		Conntrack: Conntrack{MaxPerCore: 32768, Min: 131072, TCPEstablishedTimeout: 24 * time.Hour, TCPCloseWaitTimeout: time.Hour},
 	}
 	if d := cmp.Diff(want, l.Config); d != "" {
