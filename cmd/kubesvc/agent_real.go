@@ -51,7 +51,7 @@ func (f *realAgentFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.imageMaps, "image-map", nil, "IMAGE=PROGRAM: containers of IMAGE run PROGRAM from this machine (repeatable)")
 	fs.BoolVar(&f.disableDNS, "disable-dns", false, "run no cluster DNS server on this node (its pods then use --cluster-dns, or the node's resolvers)")
 	fs.BoolVar(&f.disableProxy, "disable-proxy", false, "run no service proxy in the agent (run kubesvc proxy, or another kube-proxy, for this node)")
-	fs.BoolVar(&f.trimMemory, "trim-memory", true, "give back the memory that start-up and bursts of pod starts touched and the idle agent does not use: the freed heap and the pages of this (all-component) binary read once (10 s after start, then at most every minute when they grew by 8 MiB)")
+	fs.BoolVar(&f.trimMemory, "trim-memory", true, "give back the memory that start-up and bursts of pod starts touched and the idle agent does not use: the freed heap and the pages of this (all-component) binary read once (10 s after start, then at most every minute when they are 8 MiB above their level at rest)")
 	fs.IntVar(&f.readOnlyPort, "read-only-port", defaultReadOnlyPort, "port of kubelet's read-only endpoints /metrics and /healthz, unauthenticated, on every address (0: none)")
 	fs.IntVar(&f.kubeletPort, "kubelet-port", agent.DefaultKubeletPort, "port of the kubelet server (container logs for the API server), HTTPS on every address, advertised in the Node's status.daemonEndpoints; only the API server's kubelet client certificate is served")
 }

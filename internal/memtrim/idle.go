@@ -10,19 +10,28 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Periodic trims a long-running process (the node agent) when start-up or a
 // burst of work has left pages of the executable it no longer touches: First
 // after Run starts, then at most every Every, when the process's file-backed
-// resident memory (RssFile) has grown by Growth bytes since the last trim. A
-// process at rest then keeps about what it uses at rest; one that keeps busy
+// resident memory (RssFile) is Growth bytes above its level at rest. RssFile is
+// read every Check; the level at rest is the lowest reading (taken Check after
+// a trim at the earliest: right after one RssFile is lower still, until the
+// pages the process uses at rest have come back). A process at rest then keeps
+// about what it uses at rest, also after a burst; one that keeps busy above it
 // is trimmed at most every Every (its pages come back on their next use).
 type Periodic struct {
 	First, Every time.Duration
-	Growth       int64
+	// Check is how often RssFile is read (0: Every).
+	Check  time.Duration
+	Growth int64
 	// Log receives each trim (nil: discarded).
 	Log *slog.Logger
+	// Clock drives the waits (nil: the real clock).
+	Clock clock.Clock
 	// trim and rssFile are Trim and the RssFile of /proc/self/status (tests
 	// replace them).
 	trim    func() (int64, error)
@@ -35,6 +44,10 @@ func (p *Periodic) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	clk := p.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
 	trim, rss := p.trim, p.rssFile
 	if trim == nil {
 		trim = Trim
@@ -42,27 +55,42 @@ func (p *Periodic) Run(ctx context.Context) error {
 	if rss == nil {
 		rss = selfRssFile
 	}
+	check := p.Check
+	if check <= 0 {
+		check = p.Every
+	}
 	wait := p.First
-	var after int64 = -1 // RssFile after the last trim; -1: none yet
+	var (
+		trimmed  bool           // a trim has run
+		lastTrim time.Time      // when it ran
+		rest     int64     = -1 // RssFile at rest: the lowest reading at a check
+	)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(wait):
+		case <-clk.After(wait):
 		}
-		wait = p.Every
-		if after >= 0 {
+		wait = check
+		if trimmed {
 			cur, err := rss()
-			if err != nil || cur-after < p.Growth {
+			if err != nil {
+				continue
+			}
+			if rest < 0 || cur < rest {
+				rest = cur
+			}
+			if clk.Since(lastTrim) < p.Every || cur-rest < p.Growth {
 				continue
 			}
 		}
 		n, err := trim()
+		trimmed, lastTrim = true, clk.Now()
 		if err != nil {
 			log.Warn("giving back unused memory", "err", err)
 			continue
 		}
-		after, _ = rss()
+		after, _ := rss()
 		log.Debug("gave back unused memory", "executableBytesPagedOut", n, "rssFileAfter", after)
 	}
 }

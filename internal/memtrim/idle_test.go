@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func TestParseRssFile(t *testing.T) {
@@ -28,57 +30,111 @@ func TestParseRssFile(t *testing.T) {
 	}
 }
 
-// Periodic trims first, then only when RssFile grew by Growth since.
+// Periodic trims First after start, then, checking every Check, only when
+// RssFile is Growth above the lowest reading at a check (the level at rest)
+// and Every has passed since the last trim.
 func TestPeriodic(t *testing.T) {
-	var mu sync.Mutex
-	rss := int64(100)
-	trims := 0
-	p := &Periodic{First: time.Millisecond, Every: time.Millisecond, Growth: 50,
-		trim: func() (int64, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			trims++
-			rss = 10
-			return 90, nil
-		},
-		rssFile: func() (int64, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return rss, nil
-		},
+	type step struct {
+		advance   time.Duration // the fake clock moves on by this much
+		rss       int64         // RssFile from then on (0: unchanged)
+		wantTrims int           // trims after the step
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	state := func() (int, int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		return trims, rss
-	}
-	waitFor := func(what string, cond func(int) bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if n, _ := state(); cond(n) {
-				return
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{name: "first trim after First", steps: []step{
+			{advance: 5 * time.Second, wantTrims: 0},
+			{advance: 5 * time.Second, wantTrims: 1},
+		}},
+		{name: "the pages used at rest come back: no second trim", steps: []step{
+			{advance: 10 * time.Second, wantTrims: 1},          // RssFile 10 right after it
+			{advance: 10 * time.Second, rss: 30, wantTrims: 1}, // at rest: 30
+			{advance: 10 * time.Second, rss: 31, wantTrims: 1},
+			{advance: 60 * time.Second, rss: 39, wantTrims: 1}, // 9 above: below Growth
+		}},
+		{name: "a burst ends above the level at rest: trimmed", steps: []step{
+			{advance: 10 * time.Second, wantTrims: 1},
+			{advance: 10 * time.Second, rss: 30, wantTrims: 1},
+			{advance: 10 * time.Second, rss: 28, wantTrims: 1}, // the lowest: 28
+			{advance: 10 * time.Second, rss: 40, wantTrims: 1}, // 12 above, but within Every
+			{advance: 30 * time.Second, wantTrims: 2},
+		}},
+		{name: "busy at the first check: a lower reading later is the level", steps: []step{
+			{advance: 10 * time.Second, wantTrims: 1},
+			{advance: 10 * time.Second, rss: 45, wantTrims: 1},
+			{advance: 10 * time.Second, rss: 30, wantTrims: 1},
+			{advance: 60 * time.Second, rss: 39, wantTrims: 1}, // 9 above 30: below Growth
+			{advance: 10 * time.Second, rss: 41, wantTrims: 2},
+		}},
+		{name: "busy between trims does not raise the level at rest", steps: []step{
+			{advance: 10 * time.Second, wantTrims: 1},
+			{advance: 10 * time.Second, rss: 30, wantTrims: 1},
+			{advance: 50 * time.Second, rss: 45, wantTrims: 2}, // a burst: trimmed at 70 s
+			{advance: 10 * time.Second, rss: 44, wantTrims: 2}, // still busy
+			{advance: 40 * time.Second, rss: 42, wantTrims: 2}, // burst over, pages left; within Every
+			{advance: 10 * time.Second, wantTrims: 3},          // 12 above 30
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			rss := int64(100)
+			trims := 0
+			clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+			p := &Periodic{First: 10 * time.Second, Every: time.Minute, Check: 10 * time.Second, Growth: 10, Clock: clk,
+				trim: func() (int64, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					trims++
+					rss = 10
+					return 90, nil
+				},
+				rssFile: func() (int64, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					return rss, nil
+				},
 			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Run = %v", err)
+				}
+			}()
+			for i, st := range tc.steps {
+				// Each step moves the clock in Check-sized ticks, each once Run
+				// waits, so that it reads RssFile at every one.
+				if st.rss != 0 {
+					mu.Lock()
+					rss = st.rss
+					mu.Unlock()
+				}
+				for left := st.advance; left > 0; left -= 10 * time.Second {
+					waitWaiting(t, clk)
+					clk.Step(min(left, 10*time.Second))
+				}
+				waitWaiting(t, clk) // the tick handled
+				mu.Lock()
+				n := trims
+				mu.Unlock()
+				if n != st.wantTrims {
+					t.Fatalf("step %d: %d trims, want %d", i, n, st.wantTrims)
+				}
+			}
+		})
+	}
+}
+
+// waitWaiting returns once Run waits on the clock.
+func waitWaiting(t *testing.T, clk *clocktesting.FakeClock) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if clk.HasWaiters() {
+			return
 		}
-		n, _ := state()
-		t.Fatalf("%s: %d trims", what, n)
 	}
-	waitFor("the first trim", func(n int) bool { return n == 1 })
-	mu.Lock()
-	rss = 40 // grew by 30 < Growth
-	mu.Unlock()
-	time.Sleep(50 * time.Millisecond)
-	if n, _ := state(); n != 1 {
-		t.Fatalf("trimmed again after a growth below Growth: %d trims", n)
-	}
-	mu.Lock()
-	rss = 70 // grew by 60 >= Growth
-	mu.Unlock()
-	waitFor("a trim after growth", func(n int) bool { return n == 2 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run = %v", err)
-	}
+	t.Fatal("Run does not wait on the clock")
 }
