@@ -45,8 +45,10 @@ type Backend struct {
 	masqMark  string
 	masqAll   bool
 	clusterCI []netip.Prefix // ClusterCIDRs of this family
-	serviceCI []netip.Prefix // ServiceCIDRs of this family
-	nodePorts nodePortAddrs
+	// clusterCIText is clusterCI as nft writes it (anonSet).
+	clusterCIText string
+	serviceCI     []netip.Prefix // ServiceCIDRs of this family
+	nodePorts     nodePortAddrs
 
 	// needFull: the kernel may differ from the mirror below (start, or the last
 	// transaction failed), so the next Sync rebuilds everything.
@@ -62,6 +64,7 @@ type Backend struct {
 	staleChains map[string]time.Time
 
 	clusterIPs          *elementStore
+	masqClusterIPs      *elementStore
 	serviceIPs          *elementStore
 	firewallIPs         *elementStore
 	noEndpointServices  *elementStore
@@ -126,6 +129,7 @@ func New(cfg Config) (*Backend, error) {
 
 		staleChains:         make(map[string]time.Time),
 		clusterIPs:          newElementStore(true, clusterIPsSet),
+		masqClusterIPs:      newElementStore(true, clusterIPsMasqSet),
 		serviceIPs:          newElementStore(false, serviceIPsMap),
 		firewallIPs:         newElementStore(false, firewallIPsMap),
 		noEndpointServices:  newElementStore(false, noEndpointServicesMap),
@@ -138,6 +142,9 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if ipv6 {
 		b.ipX, b.addrType = "ip6", "ipv6_addr"
+	}
+	if len(b.clusterCI) > 0 {
+		b.clusterCIText = anonSet(b.clusterCI)
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -169,6 +176,7 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 	if full {
 		// The mirror is rebuilt from scratch: a failure below leaves needFull set.
 		b.needFull = true
+		tx.full = true
 		if err := b.fullSync(ctx, tx, s, start); err != nil {
 			return err
 		}
@@ -239,7 +247,17 @@ func (b *Backend) fullSync(ctx context.Context, tx *txn, s *proxy.Snapshot, now 
 	for _, st := range b.stores() {
 		st.reset(tx)
 	}
-	b.hairpin.reset(tx)
+	// Every ServicePort has a ClusterIP and, mostly, a service-ips element.
+	b.clusterIPs.grow(len(s.Services))
+	if _, ok := b.masqMatch(); ok {
+		b.masqClusterIPs.grow(len(s.Services))
+	}
+	b.serviceIPs.grow(len(s.Services))
+	eps := 0
+	for _, e := range s.Endpoints {
+		eps += len(e)
+	}
+	b.hairpin.reset(tx, eps)
 	for _, name := range sortedNames(s.Services) {
 		b.syncServicePort(tx, s, name, now)
 	}
@@ -297,12 +315,15 @@ func (b *Backend) run(ctx context.Context, tx *txn) error {
 	}
 	err = b.nl.Send(batch)
 	if batch.Size() >= bigBatch {
-		// A full sync of a large table encodes ~100 MB (10,000 Services × 10
-		// endpoints) that is garbage once sent: give it back to the system now
-		// rather than keep it in the proxy's RSS until the scavenger gets to it.
+		// A full sync of a large table encodes ~20 MB (10,000 Services × 10
+		// endpoints) and allocates ~150 MB on the way, garbage once sent: give
+		// it back to the system now rather than keep it in the proxy's RSS
+		// until the scavenger gets to it. In the background: the rules are in
+		// place, and the forced collection (tens of milliseconds over the
+		// informers' caches) need not delay the end of the sync.
 		batch = nil
 		tx.c = nil
-		debug.FreeOSMemory()
+		go debug.FreeOSMemory()
 	}
 	return err
 }
@@ -379,9 +400,23 @@ func (b *Backend) deleteStaleChains(tx *txn, now time.Time) {
 // stores lists the element stores, in the order their operations are emitted.
 func (b *Backend) stores() []*elementStore {
 	return []*elementStore{
-		b.clusterIPs, b.nodePortIPs, b.serviceIPs, b.serviceNodePorts,
+		b.clusterIPs, b.masqClusterIPs, b.nodePortIPs, b.serviceIPs, b.serviceNodePorts,
 		b.firewallIPs, b.noEndpointServices, b.noEndpointNodePorts,
 	}
+}
+
+// masqMatch is the source match of the masquerade rule for ClusterIP traffic
+// (traffic from outside the ClusterCIDRs; "" with MasqueradeAll: all of it);
+// ok is false when there is no such rule (no local-traffic detector: nothing
+// to tell outside traffic by).
+func (b *Backend) masqMatch() (match string, ok bool) {
+	switch {
+	case b.masqAll:
+		return "", true
+	case len(b.clusterCI) > 0:
+		return b.ipX + " saddr != " + b.clusterCIText, true
+	}
+	return "", false
 }
 
 // familyAddrs returns the addresses of this family among addrs, unmapped and

@@ -40,13 +40,19 @@ type txOp struct {
 // txn collects a sync's operations, in order. Over netlink each is compiled
 // into the batch at once (nothing else is kept: the batch's bytes are the whole
 // transaction); for knftables (the nft binary, or the Fake in tests) they are
-// recorded and replayed. Its methods mirror knftables.Transaction's.
+// recorded and replayed. Its methods mirror knftables.Transaction's, plus typed
+// element operations for the sets with the most elements (compile_elements.go).
 type txn struct {
 	ops []txOp
 	n   int
 	// c compiles to netlink when set; err is its first error.
 	c   *compiler
 	err error
+	// full: the transaction starts with "flush table", so every chain in it
+	// is empty until this transaction adds rules (no chain flush needed).
+	full bool
+	// maps are the endpoint-buckets maps added so far (each once).
+	maps map[string]bool
 }
 
 func (t *txn) Add(o knftables.Object)    { t.do(txOp{verbAdd, o}) }
@@ -78,7 +84,7 @@ func (t *txn) finish() (*nftnl.Batch, error) {
 	if t.err != nil {
 		return nil, t.err
 	}
-	t.c.flushElements()
+	t.c.endElements()
 	if err := t.c.batch.Err(); err != nil {
 		return nil, err
 	}
@@ -105,39 +111,43 @@ func (t *txn) knftables(nft knftables.Interface) *knftables.Transaction {
 type compiler struct {
 	ipv6  bool
 	batch *nftnl.Batch
-	// pending elements, merged into one message per set and verb.
-	pendSet  string
-	pendVerb txVerb
-	pend     []nftnl.Element
+	// The element operations of consecutive operations on one set with one
+	// verb go into one run of the batch (as few messages as their size
+	// allows): runOpen, on runSet with runVerb.
+	runOpen bool
+	runSet  string
+	runVerb txVerb
 }
 
-func (c *compiler) flushElements() {
-	if len(c.pend) == 0 {
-		return
+// elements makes the batch's element run the one of set and verb.
+func (c *compiler) elements(set string, verb txVerb) {
+	if !c.runOpen || set != c.runSet || verb != c.runVerb {
+		c.batch.BeginElements(set, verb == verbAdd)
+		c.runOpen, c.runSet, c.runVerb = true, set, verb
 	}
-	if c.pendVerb == verbAdd {
-		c.batch.AddElements(c.pendSet, c.pend)
-	} else {
-		c.batch.DeleteElements(c.pendSet, c.pend)
+}
+
+// endElements ends the element run, if any.
+func (c *compiler) endElements() {
+	if c.runOpen {
+		c.batch.EndElements()
+		c.runOpen = false
 	}
-	c.pend = c.pend[:0]
 }
 
 func (c *compiler) op(op txOp) error {
 	if el, ok := op.obj.(*knftables.Element); ok {
-		set := el.Set + el.Map
-		if set != c.pendSet || op.verb != c.pendVerb {
-			c.flushElements()
-			c.pendSet, c.pendVerb = set, op.verb
-		}
 		elems, err := c.element(el, op.verb == verbAdd)
 		if err != nil {
 			return err
 		}
-		c.pend = append(c.pend, elems...)
+		c.elements(el.Set+el.Map, op.verb)
+		for i := range elems {
+			c.batch.Element(&elems[i])
+		}
 		return nil
 	}
-	c.flushElements()
+	c.endElements()
 	b := c.batch
 	switch o := op.obj.(type) {
 	case *knftables.Table:
@@ -846,7 +856,8 @@ func (p *ruleParser) prefixMatch(s string, neq bool) error {
 	return nil
 }
 
-// concat handles "[ADDR .] meta l4proto . th dport vmap @map": addrOff is the
+// concat handles "[ADDR .] meta l4proto . th dport vmap @map" and the lookup
+// "[ADDR .] meta l4proto . th dport @set": addrOff is the
 // address already named (its load is emitted here), -1 when the concatenation
 // starts with meta l4proto (already consumed).
 func (p *ruleParser) concat(addrOff int64) error {
@@ -863,13 +874,21 @@ func (p *ruleParser) concat(addrOff int64) error {
 	}
 	p.emit(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg})
 	reg++
-	if err := p.expect(".", "th", "dport", "vmap"); err != nil {
+	if err := p.expect(".", "th", "dport"); err != nil {
 		return err
 	}
 	p.emit(&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+	vmap := p.peek() == "vmap"
+	if vmap {
+		p.next()
+	}
 	set := p.next()
 	if !strings.HasPrefix(set, "@") {
-		return fmt.Errorf("vmap %q: only named maps are implemented", set)
+		return fmt.Errorf("lookup in %q: only named sets and maps are implemented", set)
+	}
+	if !vmap {
+		p.emit(&expr.Lookup{SourceRegister: reg32A, SetName: set[1:]})
+		return nil
 	}
 	p.emit(&expr.Lookup{SourceRegister: reg32A, DestRegister: 0, IsDestRegSet: true, SetName: set[1:]})
 	return nil

@@ -46,6 +46,10 @@ func TestCompileRules(t *testing.T) {
 		{false, "meta l4proto udp dnat ip to numgen random mod 65536 offset 131072 map @endpoint-buckets-udp-2", 6},
 		{true, "meta l4proto tcp dnat ip6 to numgen random mod 65536 offset 65536 map @endpoint-buckets-tcp-1", 6},
 		{false, "ct status dnat ip saddr . ip daddr @hairpin-endpoints jump mark-for-masquerade", 7},
+		// masquerade of ClusterIP traffic from outside the cluster, by set
+		{false, "ip saddr != 10.0.0.0/8 ip daddr . meta l4proto . th dport @cluster-ips-masquerade jump mark-for-masquerade", 8},
+		{false, "ip daddr . meta l4proto . th dport @cluster-ips-masquerade jump mark-for-masquerade", 5},
+		{true, "ip6 saddr != fd00:10::/64 ip6 daddr . meta l4proto . th dport @cluster-ips-masquerade jump mark-for-masquerade", 8},
 		{true, "ct status dnat ip6 saddr . ip6 daddr @hairpin-endpoints jump mark-for-masquerade", 7},
 		// refused
 		{false, "ip6 saddr fd00::1 drop", 0},
@@ -58,6 +62,7 @@ func TestCompileRules(t *testing.T) {
 		{false, "meta l4proto tcp dnat ip to numgen random mod 65536 map { 0 : 10.0.0.1 . 80 }", 0},
 		{false, "meta l4proto tcp dnat ip6 to numgen random mod 65536 map @m", 0},
 		{false, "ip saddr . ip daddr { 10.0.0.1 . 10.0.0.1 } drop", 0},
+		{false, "ip daddr . meta l4proto . th dport { 10.0.0.1 . tcp . 80 } drop", 0},
 	}
 	for _, tc := range tests {
 		fam := nftnl.Family(unix.NFPROTO_IPV4)

@@ -33,6 +33,8 @@ type elementStore struct {
 	applied map[string]storedElement
 	// dirty are the keys whose owners changed since the last flushTo.
 	dirty map[string]struct{}
+	// sized is the number of keys the maps were last made for (grow).
+	sized int
 }
 
 // keyOwners are the owners of one key and what each wants. Almost every key
@@ -106,6 +108,20 @@ func (s *elementStore) reset(tx *txn) {
 	} else {
 		tx.Flush(&knftables.Map{Name: s.name})
 	}
+}
+
+// grow makes the (empty) maps room for n keys at once, when they were made
+// for fewer: a full sync then does not rehash them a dozen times on the way to
+// 10,000 ClusterIPs.
+func (s *elementStore) grow(n int) {
+	if n <= s.sized || len(s.owners) > 0 || len(s.applied) > 0 {
+		return
+	}
+	s.owners = make(map[string]keyOwners, n)
+	s.byOwner = make(map[proxy.ServicePortName][]string, n)
+	s.applied = make(map[string]storedElement, n)
+	s.dirty = make(map[string]struct{}, n)
+	s.sized = n
 }
 
 // set makes elems everything owner wants in this set or map (none: the owner is

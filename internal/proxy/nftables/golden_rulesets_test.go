@@ -26,6 +26,7 @@ add chain ip kubesvc reject-chain
 add chain ip kubesvc service-endpoints-check
 add chain ip kubesvc services
 add set ip kubesvc cluster-ips { type ipv4_addr ; comment "Active ClusterIPs" ; }
+add set ip kubesvc cluster-ips-masquerade { type ipv4_addr . inet_proto . inet_service ; comment "ClusterIP traffic to masquerade when it comes from outside the cluster" ; }
 add set ip kubesvc hairpin-endpoints { type ipv4_addr . ipv4_addr ; comment "endpoint . endpoint: masquerade an endpoint that reached itself" ; }
 add set ip kubesvc nodeport-ips { type ipv4_addr ; flags interval ; comment "IPs that accept NodePort traffic" ; }
 add map ip kubesvc firewall-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }
@@ -59,6 +60,7 @@ add rule ip kubesvc nodeport-endpoints-check ip daddr 127.0.0.0/8 meta l4proto .
 add rule ip kubesvc reject-chain meta l4proto tcp reject with tcp reset
 add rule ip kubesvc reject-chain reject
 add rule ip kubesvc service-endpoints-check ip daddr . meta l4proto . th dport vmap @no-endpoint-services
+add rule ip kubesvc services ip saddr != 10.0.0.0/8 ip daddr . meta l4proto . th dport @cluster-ips-masquerade jump mark-for-masquerade comment "ClusterIP traffic from outside the cluster"
 add rule ip kubesvc services ip daddr . meta l4proto . th dport vmap @service-ips
 add rule ip kubesvc services ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
 add element ip kubesvc nodeport-ips { 192.168.0.2 }
@@ -84,6 +86,7 @@ add chain ip6 kubesvc reject-chain
 add chain ip6 kubesvc service-endpoints-check
 add chain ip6 kubesvc services
 add set ip6 kubesvc cluster-ips { type ipv6_addr ; comment "Active ClusterIPs" ; }
+add set ip6 kubesvc cluster-ips-masquerade { type ipv6_addr . inet_proto . inet_service ; comment "ClusterIP traffic to masquerade when it comes from outside the cluster" ; }
 add set ip6 kubesvc hairpin-endpoints { type ipv6_addr . ipv6_addr ; comment "endpoint . endpoint: masquerade an endpoint that reached itself" ; }
 add set ip6 kubesvc nodeport-ips { type ipv6_addr ; flags interval ; comment "IPs that accept NodePort traffic" ; }
 add map ip6 kubesvc firewall-ips { type ipv6_addr . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }
@@ -114,6 +117,7 @@ add rule ip6 kubesvc nodeport-endpoints-check ip6 daddr @nodeport-ips meta l4pro
 add rule ip6 kubesvc reject-chain meta l4proto tcp reject with tcp reset
 add rule ip6 kubesvc reject-chain reject
 add rule ip6 kubesvc service-endpoints-check ip6 daddr . meta l4proto . th dport vmap @no-endpoint-services
+add rule ip6 kubesvc services ip6 saddr != fd00:10::/64 ip6 daddr . meta l4proto . th dport @cluster-ips-masquerade jump mark-for-masquerade comment "ClusterIP traffic from outside the cluster"
 add rule ip6 kubesvc services ip6 daddr . meta l4proto . th dport vmap @service-ips
 add rule ip6 kubesvc services ip6 daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
 add element ip6 kubesvc nodeport-ips { 2001:db8::2 }
@@ -124,7 +128,7 @@ var goldenWant = map[string]string{
 	"ClusterIP with two endpoints": `
 add chain ip kubesvc service-ULMVA6XW-ns1/svc1/tcp/p80
 add map ip kubesvc endpoint-buckets-tcp-0 { typeof numgen random mod 65536 : ip daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
-add rule ip kubesvc service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+add element ip kubesvc cluster-ips-masquerade { 172.30.0.41 . tcp . 80 }
 add rule ip kubesvc service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
 add element ip kubesvc cluster-ips { 172.30.0.41 }
 add element ip kubesvc hairpin-endpoints { 10.180.0.1 . 10.180.0.1 }
@@ -139,7 +143,7 @@ add chain ip kubesvc service-42NFTM6N-ns2/svc2/tcp/p80
 add map ip kubesvc endpoint-buckets-tcp-0 { typeof numgen random mod 65536 : ip daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
 add rule ip kubesvc external-42NFTM6N-ns2/svc2/tcp/p80 jump mark-for-masquerade
 add rule ip kubesvc external-42NFTM6N-ns2/svc2/tcp/p80 goto service-42NFTM6N-ns2/svc2/tcp/p80
-add rule ip kubesvc service-42NFTM6N-ns2/svc2/tcp/p80 ip daddr 172.30.0.42 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+add element ip kubesvc cluster-ips-masquerade { 172.30.0.42 . tcp . 80 }
 add rule ip kubesvc service-42NFTM6N-ns2/svc2/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
 add element ip kubesvc cluster-ips { 172.30.0.42 }
 add element ip kubesvc hairpin-endpoints { 10.180.0.2 . 10.180.0.2 }
@@ -155,7 +159,7 @@ add map ip kubesvc endpoint-buckets-tcp-0 { typeof numgen random mod 65536 : ip 
 add rule ip kubesvc external-HVFWP5L3-ns5/svc5/tcp/p80 jump mark-for-masquerade
 add rule ip kubesvc external-HVFWP5L3-ns5/svc5/tcp/p80 goto service-HVFWP5L3-ns5/svc5/tcp/p80
 add rule ip kubesvc firewall-HVFWP5L3-ns5/svc5/tcp/p80 ip saddr != { 198.51.100.0/24, 192.168.0.0/16, 203.0.113.5 } drop
-add rule ip kubesvc service-HVFWP5L3-ns5/svc5/tcp/p80 ip daddr 172.30.0.45 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+add element ip kubesvc cluster-ips-masquerade { 172.30.0.45 . tcp . 80 }
 add rule ip kubesvc service-HVFWP5L3-ns5/svc5/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
 add element ip kubesvc cluster-ips { 172.30.0.45 }
 add element ip kubesvc hairpin-endpoints { 10.180.0.5 . 10.180.0.5 }
@@ -171,7 +175,7 @@ add chain ip kubesvc service-NUL5PKWM-ns3/svc3/udp/p53
 add map ip kubesvc endpoint-buckets-udp-0 { typeof numgen random mod 65536 : ip daddr . udp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
 add rule ip kubesvc external-NUL5PKWM-ns3/svc3/udp/p53 jump mark-for-masquerade
 add rule ip kubesvc external-NUL5PKWM-ns3/svc3/udp/p53 goto service-NUL5PKWM-ns3/svc3/udp/p53
-add rule ip kubesvc service-NUL5PKWM-ns3/svc3/udp/p53 ip daddr 172.30.0.43 udp dport 53 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+add element ip kubesvc cluster-ips-masquerade { 172.30.0.43 . udp . 53 }
 add rule ip kubesvc service-NUL5PKWM-ns3/svc3/udp/p53 meta l4proto udp dnat ip to numgen random mod 65536 map @endpoint-buckets-udp-0
 add element ip kubesvc cluster-ips { 172.30.0.43 }
 add element ip kubesvc hairpin-endpoints { 10.180.0.3 . 10.180.0.3 }
@@ -195,7 +199,7 @@ add rule ip kubesvc endpoint-CD2M2PRI-ns6/svc6/tcp/p80__10.180.0.62/80 update @a
 add rule ip kubesvc endpoint-CD2M2PRI-ns6/svc6/tcp/p80__10.180.0.62/80 meta l4proto tcp dnat to 10.180.0.62:80
 add rule ip kubesvc endpoint-CTXLCDQA-ns6/svc6/tcp/p80__10.180.0.61/80 update @affinity-JCPABYND-ns6/svc6/tcp/p80__10.180.0.61/80 { ip saddr }
 add rule ip kubesvc endpoint-CTXLCDQA-ns6/svc6/tcp/p80__10.180.0.61/80 meta l4proto tcp dnat to 10.180.0.61:80
-add rule ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80 ip daddr 172.30.0.46 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+add element ip kubesvc cluster-ips-masquerade { 172.30.0.46 . tcp . 80 }
 add rule ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80 ip saddr @affinity-JCPABYND-ns6/svc6/tcp/p80__10.180.0.61/80 goto endpoint-CTXLCDQA-ns6/svc6/tcp/p80__10.180.0.61/80
 add rule ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80 ip saddr @affinity-HS224N67-ns6/svc6/tcp/p80__10.180.0.62/80 goto endpoint-CD2M2PRI-ns6/svc6/tcp/p80__10.180.0.62/80
 add rule ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80 numgen random mod 2 == 0 goto endpoint-CTXLCDQA-ns6/svc6/tcp/p80__10.180.0.61/80
@@ -222,9 +226,9 @@ add rule ip kubesvc external-IM37MCWO-ns7/remote/tcp/p80 ip saddr 10.0.0.0/8 got
 add rule ip kubesvc external-IM37MCWO-ns7/remote/tcp/p80 fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"
 add rule ip kubesvc external-IM37MCWO-ns7/remote/tcp/p80 fib saddr type local goto service-IM37MCWO-ns7/remote/tcp/p80 comment "short-circuit local traffic"
 add rule ip kubesvc local-H5D5N55F-ns7/svc7/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 offset 131072 map @endpoint-buckets-tcp-2
-add rule ip kubesvc service-H5D5N55F-ns7/svc7/tcp/p80 ip daddr 172.30.0.47 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+add element ip kubesvc cluster-ips-masquerade { 172.30.0.47 . tcp . 80 }
 add rule ip kubesvc service-H5D5N55F-ns7/svc7/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 offset 65536 map @endpoint-buckets-tcp-1
-add rule ip kubesvc service-IM37MCWO-ns7/remote/tcp/p80 ip daddr 172.30.0.48 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+add element ip kubesvc cluster-ips-masquerade { 172.30.0.48 . tcp . 80 }
 add rule ip kubesvc service-IM37MCWO-ns7/remote/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
 add element ip kubesvc cluster-ips { 172.30.0.47 }
 add element ip kubesvc cluster-ips { 172.30.0.48 }
@@ -245,7 +249,7 @@ add element ip kubesvc service-nodeports { tcp . 3008 : goto external-IM37MCWO-n
 	"internalTrafficPolicy Local": `
 add chain ip kubesvc local-QAZH6GIY-ns8/svc8/tcp/p80
 add map ip kubesvc endpoint-buckets-tcp-0 { typeof numgen random mod 65536 : ip daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
-add rule ip kubesvc local-QAZH6GIY-ns8/svc8/tcp/p80 ip daddr 172.30.0.81 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+add element ip kubesvc cluster-ips-masquerade { 172.30.0.81 . tcp . 80 }
 add rule ip kubesvc local-QAZH6GIY-ns8/svc8/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
 add element ip kubesvc cluster-ips { 172.30.0.81 }
 add element ip kubesvc cluster-ips { 172.30.0.82 }
@@ -260,7 +264,7 @@ add chain ip6 kubesvc service-CWPUIX4O-ns9/svc9/tcp/p80
 add map ip6 kubesvc endpoint-buckets-tcp-0 { typeof numgen random mod 65536 : ip6 daddr . tcp dport ; flags interval ; comment "endpoints of policy chains, by random bucket" ; }
 add rule ip6 kubesvc external-CWPUIX4O-ns9/svc9/tcp/p80 jump mark-for-masquerade
 add rule ip6 kubesvc external-CWPUIX4O-ns9/svc9/tcp/p80 goto service-CWPUIX4O-ns9/svc9/tcp/p80
-add rule ip6 kubesvc service-CWPUIX4O-ns9/svc9/tcp/p80 ip6 daddr fd00:30::91 tcp dport 80 ip6 saddr != fd00:10::/64 jump mark-for-masquerade
+add element ip6 kubesvc cluster-ips-masquerade { fd00:30::91 . tcp . 80 }
 add rule ip6 kubesvc service-CWPUIX4O-ns9/svc9/tcp/p80 meta l4proto tcp dnat ip6 to numgen random mod 65536 map @endpoint-buckets-tcp-0
 add element ip6 kubesvc cluster-ips { fd00:30::91 }
 add element ip6 kubesvc hairpin-endpoints { fd00:10::91 . fd00:10::91 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/knftables"
@@ -38,6 +39,9 @@ const (
 
 	// active ClusterIPs
 	clusterIPsSet = "cluster-ips"
+	// ClusterIP . protocol . port of the ServicePorts with endpoints for
+	// internal traffic: such traffic from outside the cluster is masqueraded
+	clusterIPsMasqSet = "cluster-ips-masquerade"
 
 	// Services without (usable) endpoints
 	serviceEndpointsCheckChain  = "service-endpoints-check"
@@ -115,7 +119,7 @@ const bucketShards = 256
 // "endpoint-buckets-tcp-17". Shard maps are created when first needed and
 // deleted by the next full sync that does not need them.
 func bucketMapName(proto string, win uint32) string {
-	return fmt.Sprintf("%s%s-%d", endpointBucketsMapPrefix, proto, win%bucketShards)
+	return endpointBucketsMapPrefix + proto + "-" + strconv.Itoa(int(win%bucketShards))
 }
 
 // isBucketMapName reports whether set is an endpoint-buckets map.

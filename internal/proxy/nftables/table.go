@@ -106,6 +106,11 @@ func (b *Backend) writeSetsAndMaps(tx *txn) {
 	ipProtoPort := b.addrType + " . inet_proto . inet_service : verdict"
 	tx.Add(&knftables.Set{Name: clusterIPsSet, Type: b.addrType, Comment: knftables.PtrTo("Active ClusterIPs")})
 	tx.Add(&knftables.Set{
+		Name:    clusterIPsMasqSet,
+		Type:    b.addrType + " . inet_proto . inet_service",
+		Comment: knftables.PtrTo("ClusterIP traffic to masquerade when it comes from outside the cluster"),
+	})
+	tx.Add(&knftables.Set{
 		Name:    nodePortIPsSet,
 		Type:    b.addrType,
 		Flags:   []knftables.SetFlag{knftables.IntervalFlag},
@@ -126,6 +131,14 @@ func (b *Backend) writeSetsAndMaps(tx *txn) {
 // writeDispatch fills services (Service IPs, then node ports), firewall-check,
 // and the localhost NodePort rule of nat-output.
 func (b *Backend) writeDispatch(tx *txn) {
+	if match, ok := b.masqMatch(); ok {
+		// Before the dispatch: it marks the packets the policy chains DNAT.
+		tx.Add(&knftables.Rule{
+			Chain:   servicesChain,
+			Rule:    knftables.Concat(match, b.ipX, "daddr . meta l4proto . th dport", "@", clusterIPsMasqSet, "jump", markMasqChain),
+			Comment: knftables.PtrTo("ClusterIP traffic from outside the cluster"),
+		})
+	}
 	tx.Add(&knftables.Rule{
 		Chain: servicesChain,
 		Rule:  knftables.Concat(b.ipX, "daddr . meta l4proto . th dport vmap", "@", serviceIPsMap),

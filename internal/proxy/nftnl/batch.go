@@ -66,12 +66,14 @@ type Batch struct {
 	// lastOpen is the offset in buf of the message being encoded.
 	lastOpen int
 	setID    uint32
-	err      error
+	// run is the run of element operations being written, if any.
+	run elemRun
+	err error
 }
 
 // NewBatch starts a batch on table of family.
 func NewBatch(family Family, table string) *Batch {
-	b := &Batch{family: family, table: table, firstSeq: 1, seq: 0, lastMsg: -1}
+	b := &Batch{family: family, table: table, firstSeq: 1, seq: 0, lastMsg: -1, run: elemRun{list: -1}}
 	b.buf = make([]byte, 0, 4096)
 	b.starts = []int{0}
 	b.begin(unix.NFNL_MSG_BATCH_BEGIN, nlmRequest)
@@ -165,6 +167,7 @@ func describeMessage(m []byte) string {
 // it with the sequence number of the last operation; ok is false for an empty
 // batch.
 func (b *Batch) bytes() (msg [][]byte, lastSeq uint32, ok bool) {
+	b.closeElements()
 	if b.lastMsg < 0 {
 		return nil, 0, false
 	}
@@ -207,6 +210,7 @@ func (b *Batch) end() {
 
 // op starts the message of one operation.
 func (b *Batch) op(msgType uint16, flags uint16) {
+	b.closeElements()
 	if len(b.buf) >= chunkSize {
 		b.chunks = append(b.chunks, b.buf)
 		b.base += len(b.buf)
@@ -226,13 +230,12 @@ func (b *Batch) attr(typ uint16, data []byte) {
 }
 
 func appendAttr(buf []byte, typ uint16, data []byte) []byte {
-	buf = binary.NativeEndian.AppendUint16(buf, uint16(4+len(data)))
-	buf = binary.NativeEndian.AppendUint16(buf, typ)
-	buf = append(buf, data...)
-	for len(buf)%4 != 0 {
-		buf = append(buf, 0)
-	}
-	return buf
+	var h [4]byte
+	binary.NativeEndian.PutUint16(h[:], uint16(4+len(data)))
+	binary.NativeEndian.PutUint16(h[2:], typ)
+	buf = append(append(buf, h[:]...), data...)
+	var zeros [3]byte // padding to 4 bytes
+	return append(buf, zeros[:(4-len(data)%4)%4]...)
 }
 
 func (b *Batch) str(typ uint16, s string) {
@@ -240,26 +243,22 @@ func (b *Batch) str(typ uint16, s string) {
 }
 
 func appendStr(buf []byte, typ uint16, s string) []byte {
-	l := 4 + len(s) + 1
-	buf = binary.NativeEndian.AppendUint16(buf, uint16(l))
-	buf = binary.NativeEndian.AppendUint16(buf, typ)
-	buf = append(buf, s...)
-	buf = append(buf, 0)
-	for len(buf)%4 != 0 {
-		buf = append(buf, 0)
-	}
-	return buf
+	var h [4]byte
+	binary.NativeEndian.PutUint16(h[:], uint16(4+len(s)+1))
+	binary.NativeEndian.PutUint16(h[2:], typ)
+	buf = append(append(buf, h[:]...), s...)
+	var zeros [4]byte // the terminating NUL and the padding to 4 bytes
+	return append(buf, zeros[:(len(s)+1+3)&^3-len(s)]...)
 }
 
-func (b *Batch) u32(typ uint16, v uint32) {
-	b.attr(typ, binary.BigEndian.AppendUint32(nil, v))
-}
+func (b *Batch) u32(typ uint16, v uint32) { b.be32(typ, v) }
 
 // nest opens a nested attribute and returns its offset for unnest.
 func (b *Batch) nest(typ uint16) int {
 	off := len(b.buf)
-	b.buf = binary.NativeEndian.AppendUint16(b.buf, 0)
-	b.buf = binary.NativeEndian.AppendUint16(b.buf, typ|unix.NLA_F_NESTED)
+	var h [4]byte
+	binary.NativeEndian.PutUint16(h[2:], typ|unix.NLA_F_NESTED)
+	b.buf = append(b.buf, h[:]...)
 	return off
 }
 
@@ -363,15 +362,16 @@ func (b *Batch) AddRule(chain string, exprs []expr.Any, ruleComment, desc string
 	b.str(unix.NFTA_RULE_CHAIN, chain)
 	list := b.nest(unix.NFTA_RULE_EXPRESSIONS)
 	for _, e := range exprs {
-		data, err := expr.Marshal(byte(b.family), e)
-		if err != nil {
-			if b.err == nil {
+		elem := b.nest(unix.NFTA_LIST_ELEM)
+		if !b.expr(e) {
+			// Forms appendExpr does not know: through the library (an
+			// allocation per attribute; only the fixed rules use them).
+			data, err := expr.Marshal(byte(b.family), e)
+			if err != nil && b.err == nil {
 				b.err = fmt.Errorf("rule %q in chain %s: %w", desc, chain, err)
 			}
-			continue
+			b.buf = append(b.buf, data...)
 		}
-		elem := b.nest(unix.NFTA_LIST_ELEM)
-		b.buf = append(b.buf, data...)
 		b.unnest(elem)
 	}
 	b.unnest(list)
@@ -481,8 +481,8 @@ func (b *Batch) AddAnonIntervalSet(keyType, keyLen uint32, elems []Element) (id 
 	b.str(unix.NFTA_SET_ELEM_LIST_SET, AnonSetName)
 	b.u32(unix.NFTA_SET_ELEM_LIST_SET_ID, id)
 	list := b.nest(unix.NFTA_SET_ELEM_LIST_ELEMENTS)
-	for _, e := range elems {
-		b.element(e, true)
+	for i := range elems {
+		b.element(&elems[i], true)
 	}
 	b.unnest(list)
 	b.end()
@@ -521,32 +521,85 @@ type Element struct {
 
 // AddElements adds elements to a set or map (several messages when many).
 func (b *Batch) AddElements(set string, elems []Element) {
-	b.elements(unix.NFT_MSG_NEWSETELEM, nlmCreate, set, elems)
+	b.BeginElements(set, true)
+	for i := range elems {
+		b.Element(&elems[i])
+	}
+	b.EndElements()
 }
 
 // DeleteElements deletes elements (by key) from a set or map.
 func (b *Batch) DeleteElements(set string, elems []Element) {
-	b.elements(unix.NFT_MSG_DELSETELEM, 0, set, elems)
+	b.BeginElements(set, false)
+	for i := range elems {
+		b.Element(&elems[i])
+	}
+	b.EndElements()
 }
 
-func (b *Batch) elements(msg uint16, flags uint16, set string, elems []Element) {
-	for len(elems) > 0 {
+// elemRun is a run of element operations on one set (BeginElements), written
+// as they come: one message until its elements reach maxElementsBytes, then
+// the next. list is the offset in buf of the open message's element list, -1
+// when no message is open.
+type elemRun struct {
+	active bool
+	add    bool
+	set    string
+	list   int
+}
+
+// BeginElements starts a run of additions (add) or deletions of elements of
+// set: each Element is encoded at once into the batch (no copy of the
+// elements is kept), in as many messages as their size needs, and EndElements
+// ends the run. Another operation in between ends the current message (the
+// run's next element starts a new one); a run without elements writes
+// nothing.
+func (b *Batch) BeginElements(set string, add bool) {
+	b.EndElements()
+	b.run = elemRun{active: true, add: add, set: set, list: -1}
+}
+
+// Element adds e to the run BeginElements started (its key only, for a
+// deletion).
+func (b *Batch) Element(e *Element) {
+	if !b.run.active {
+		if b.err == nil {
+			b.err = fmt.Errorf("nftnl: element outside BeginElements/EndElements")
+		}
+		return
+	}
+	if b.run.list >= 0 && len(b.buf)-b.run.list >= maxElementsBytes {
+		b.closeElements()
+	}
+	if b.run.list < 0 {
+		msg, flags := uint16(unix.NFT_MSG_DELSETELEM), uint16(0)
+		if b.run.add {
+			msg, flags = unix.NFT_MSG_NEWSETELEM, nlmCreate
+		}
 		b.op(msg, flags)
 		b.str(unix.NFTA_SET_ELEM_LIST_TABLE, b.table)
-		b.str(unix.NFTA_SET_ELEM_LIST_SET, set)
-		list := b.nest(unix.NFTA_SET_ELEM_LIST_ELEMENTS)
-		n := 0
-		for n < len(elems) && len(b.buf)-list < maxElementsBytes {
-			b.element(elems[n], msg == unix.NFT_MSG_NEWSETELEM)
-			n++
-		}
-		b.unnest(list)
-		b.end()
-		elems = elems[n:]
+		b.str(unix.NFTA_SET_ELEM_LIST_SET, b.run.set)
+		b.run.list = b.nest(unix.NFTA_SET_ELEM_LIST_ELEMENTS)
 	}
+	b.element(e, b.run.add)
 }
 
-func (b *Batch) element(e Element, withValue bool) {
+// EndElements ends the run of BeginElements (none: nothing to do).
+func (b *Batch) EndElements() {
+	b.closeElements()
+	b.run = elemRun{list: -1}
+}
+
+func (b *Batch) closeElements() {
+	if b.run.list < 0 {
+		return
+	}
+	b.unnest(b.run.list)
+	b.end()
+	b.run.list = -1
+}
+
+func (b *Batch) element(e *Element, withValue bool) {
 	el := b.nest(unix.NFTA_LIST_ELEM)
 	k := b.nest(unix.NFTA_SET_ELEM_KEY)
 	b.attr(unix.NFTA_DATA_VALUE, e.Key)

@@ -43,6 +43,23 @@ func TestBatchFraming(t *testing.T) {
 			b.FlushSet("service-ips")
 			b.DeleteSet("service-ips")
 		}, nil},
+		{"element runs", func(b *Batch) {
+			b.BeginElements("a", true)
+			b.EndElements() // no element: no message
+			b.BeginElements("a", true)
+			b.Element(&Element{Key: []byte{10, 0, 0, 1}})
+			b.Element(&Element{Key: []byte{10, 0, 0, 2}})
+			b.FlushChain("c") // ends the message; the run goes on in a new one
+			b.Element(&Element{Key: []byte{10, 0, 0, 3}})
+			b.BeginElements("b", false) // ends the run on a
+			b.Element(&Element{Key: []byte{10, 0, 0, 4}})
+			b.EndElements()
+			b.DeleteChain("c")
+		}, []uint16{unix.NFT_MSG_NEWSETELEM, unix.NFT_MSG_DELRULE, unix.NFT_MSG_NEWSETELEM, unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_DELCHAIN}},
+		{"element run open at the end", func(b *Batch) {
+			b.BeginElements("a", true)
+			b.Element(&Element{Key: []byte{10, 0, 0, 1}})
+		}, []uint16{unix.NFT_MSG_NEWSETELEM}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,6 +100,13 @@ func TestBatchFraming(t *testing.T) {
 				}
 				if m.Data[0] != unix.NFPROTO_IPV4 {
 					t.Errorf("operation %d: family %d", i, m.Data[0])
+				}
+			}
+			if tc.name == "element runs" {
+				for i, want := range []string{"add elements to a", "flush chain c", "add elements to a", "delete elements from b"} {
+					if got := b.describe(ops[i].Header.Seq); got != want {
+						t.Errorf("operation %d: %q, want %q", i, got, want)
+					}
 				}
 			}
 			if tc.name == "sets and many elements" {
