@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/knftables"
 
+	"github.com/kubesvc/kubesvc/internal/memtrim"
 	"github.com/kubesvc/kubesvc/internal/proxy"
 	"github.com/kubesvc/kubesvc/internal/proxy/conntrack"
 	"github.com/kubesvc/kubesvc/internal/proxy/healthcheck"
@@ -136,6 +137,10 @@ type serviceProxy struct {
 	// nodeIPs are the machine's addresses, for a proxy with no Node (the
 	// "primary" NodePort addresses).
 	nodeIPs []netip.Addr
+	// trimMemory gives back what start-up used (memtrim.Trim) after each
+	// proxy's first successful full sync: for `kubesvc proxy`, whose process
+	// is the proxy alone (the agent trims its whole process periodically).
+	trimMemory bool
 }
 
 // run runs the proxy under a proxyconfig.Supervisor until ctx ends: the
@@ -194,15 +199,22 @@ func (sp serviceProxy) build(ctx context.Context, cfg proxyconfig.Config) (func(
 	}
 	reg := prometheus.NewRegistry()
 	health := healthcheck.NewServiceServers()
+	var backend proxy.Backend = &withConntrackSysctls{
+		Backend: withServiceHealth{
+			Backend: withConntrack{Backend: backends, r: conntrack.NewReconciler(conntrack.Netlink{}), log: sp.log},
+			servers: health, log: sp.log,
+		},
+		sysctls: cfg.Conntrack.Sysctls(), set: nftables.ProcSysctl{}.Set, log: sp.log,
+	}
+	// firstSynced tells trimAfterFirstSync that the first full sync is done.
+	var firstSynced chan struct{}
+	if sp.trimMemory {
+		firstSynced = make(chan struct{}, 1)
+		backend = &withFirstSyncSignal{Backend: backend, done: firstSynced}
+	}
 	p, err := proxy.New(proxy.Config{
 		Client: sp.client, NodeName: sp.nodeName, NodeIPs: sp.nodeIPs,
-		Backend: &withConntrackSysctls{
-			Backend: withServiceHealth{
-				Backend: withConntrack{Backend: backends, r: conntrack.NewReconciler(conntrack.Netlink{}), log: sp.log},
-				servers: health, log: sp.log,
-			},
-			sysctls: cfg.Conntrack.Sysctls(), set: nftables.ProcSysctl{}.Set, log: sp.log,
-		},
+		Backend:       backend,
 		MinSyncPeriod: cfg.MinSyncPeriod, SyncPeriod: cfg.SyncPeriod,
 		Log: sp.log, Registerer: reg,
 	})
@@ -210,6 +222,9 @@ func (sp serviceProxy) build(ctx context.Context, cfg proxyconfig.Config) (func(
 		return nil, fmt.Errorf("%w: %w", proxyconfig.ErrInvalid, err)
 	}
 	runs := []func(context.Context) error{p.Run, health.Run}
+	if firstSynced != nil {
+		runs = append(runs, trimAfterFirstSync(firstSynced, memtrim.Trim, sp.log))
+	}
 	if addr := cfg.HealthzBindAddress; addr != "" {
 		hs := healthcheck.NewProxyServer(addr, 2*cfg.SyncPeriod, proxyStatus{p}, nil)
 		runs = append(runs, sp.server("health", addr, cfg.BindAddressHardFail, hs.Run))
@@ -423,6 +438,54 @@ func (w *withConntrackSysctls) Sync(ctx context.Context, s *proxy.Snapshot) erro
 	return nil
 }
 
+// withFirstSyncSignal sends on done once, after the first full sync that
+// succeeded.
+type withFirstSyncSignal struct {
+	proxy.Backend
+	done chan<- struct{} // buffered: the send never blocks a sync
+	sent bool            // only the runner's goroutine calls Sync
+}
+
+func (w *withFirstSyncSignal) Sync(ctx context.Context, s *proxy.Snapshot) error {
+	if err := w.Backend.Sync(ctx, s); err != nil {
+		return err
+	}
+	if s.Full && !w.sent {
+		w.sent = true
+		select {
+		case w.done <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// trimAfterFirstSync returns a run that waits for the first full sync (a
+// receive on synced) and then gives back the memory start-up used and serving
+// does not, once (trim, memtrim.Trim): the freed heap of the initial lists and
+// of the first sync's transaction, and the pages of this all-component binary
+// that start-up touched once (at 10,000 Services, with the periodic trim, the
+// binary's resident pages go from 51-55 MiB to 12-16 MiB at rest;
+// docs/benchmarks.md, "Memory"). A page the proxy uses again comes back on its
+// next access. It runs beside the sync loop, so that no sync waits for
+// it or counts its time. A failed trim is logged; the run returns nil.
+func trimAfterFirstSync(synced <-chan struct{}, trim func() (int64, error), log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-synced:
+		}
+		n, err := trim()
+		if err != nil {
+			log.Warn("giving back unused memory after the first sync", "err", err)
+		} else {
+			log.Debug("gave back unused memory after the first sync", "executableBytesPagedOut", n)
+		}
+		return nil
+	}
+}
+
 // proxyStatus adapts the proxy's Healthz to the health server.
 type proxyStatus struct{ p *proxy.Proxy }
 
@@ -478,6 +541,7 @@ func runAll(ctx context.Context, runs ...func(context.Context) error) error {
 func newProxyCommand() *cobra.Command {
 	f := &proxyFlags{}
 	var kubeconfig, hostname, clusterCIDR, logLevel string
+	var trimMemory bool
 	cmd := &cobra.Command{
 		Use:   "proxy",
 		Short: "Run the service proxy (kube-proxy's job) for one node",
@@ -528,7 +592,14 @@ it read its configuration again and restart with it.`,
 			if err != nil {
 				return fmt.Errorf("client: %w", err)
 			}
-			return serviceProxy{flags: f, client: client, nodeName: hostname, clusterCIDRs: cidrs, log: log}.run(cmd.Context())
+			sp := serviceProxy{flags: f, client: client, nodeName: hostname, clusterCIDRs: cidrs, log: log, trimMemory: trimMemory}
+			if !trimMemory {
+				return sp.run(cmd.Context())
+			}
+			// As the agent: later bursts of work (a full sync every hour, a
+			// new configuration) leave pages too.
+			trim := &memtrim.Periodic{First: time.Minute, Every: time.Minute, Check: 10 * time.Second, Growth: 8 << 20, Log: log.With("component", "memtrim")}
+			return runAll(cmd.Context(), sp.run, trim.Run)
 		},
 	}
 	host, _ := os.Hostname()
@@ -536,6 +607,7 @@ it read its configuration again and restart with it.`,
 	cmd.Flags().StringVar(&hostname, "hostname-override", strings.ToLower(host), "the name of this proxy's Node")
 	cmd.Flags().StringVar(&clusterCIDR, "cluster-cidr", "10.244.0.0/16", "the cluster's pod ranges: traffic from them to a cluster IP is not masqueraded")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.Flags().BoolVar(&trimMemory, "trim-memory", true, "after the first full sync, a minute after start, and then at most once a minute when the binary's resident pages are 8 MiB above their level at rest, give back the memory start-up and bursts used: the freed heap (the initial lists, the first sync's transaction) and the pages of this (all-component) binary touched only then")
 	f.add(cmd.Flags())
 	return cmd
 }

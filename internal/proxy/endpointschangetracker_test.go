@@ -55,7 +55,7 @@ func TestBuildSliceEndpoints(t *testing.T) {
 			want: map[ServicePortName][]Endpoint{http: {
 				e("10.0.0.1", func(e *Endpoint) {
 					e.NodeName, e.IsLocal, e.Zone = thisNode, true, "z1"
-					e.ZoneHints, e.NodeHints = []string{"z1", "z2"}, []string{thisNode}
+					e.Hints = &EndpointHints{ForZones: []string{"z1", "z2"}, ForNodes: []string{thisNode}}
 				}),
 				e("10.0.0.2", func(e *Endpoint) { e.NodeName = "node-b" }),
 			}},
@@ -351,6 +351,17 @@ func TestEndpointEqualCoversEveryField(t *testing.T) {
 			setNonZero(t, reflect.ValueOf(&other).Elem().Field(i))
 			if base.equal(&other) {
 				t.Errorf("Endpoint.equal ignores field %s", f.Name)
+			}
+		})
+	}
+	hints := reflect.TypeFor[EndpointHints]()
+	for i := range hints.NumField() {
+		f := hints.Field(i)
+		t.Run("Hints."+f.Name, func(t *testing.T) {
+			other := Endpoint{Hints: &EndpointHints{}}
+			setNonZero(t, reflect.ValueOf(other.Hints).Elem().Field(i))
+			if base.equal(&other) || other.equal(&base) {
+				t.Errorf("Endpoint.equal ignores field Hints.%s", f.Name)
 			}
 		})
 	}

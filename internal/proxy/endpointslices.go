@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
+	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -124,24 +125,37 @@ func makeEndpoint(ep *discoveryv1.Endpoint, family discoveryv1.AddressType, node
 		e.Serving = *c.Serving
 	}
 	e.Terminating = c.Terminating != nil && *c.Terminating
+	// Node and zone names repeat across every endpoint of a node: one copy
+	// of each name (unique.Make) rather than one per endpoint.
 	if ep.NodeName != nil {
-		e.NodeName = *ep.NodeName
+		e.NodeName = intern(*ep.NodeName)
 		e.IsLocal = nodeName != "" && e.NodeName == nodeName
 	}
 	if ep.Zone != nil {
-		e.Zone = *ep.Zone
+		e.Zone = intern(*ep.Zone)
 	}
 	if h := ep.Hints; h != nil {
+		var hints EndpointHints
 		for _, z := range h.ForZones {
-			e.ZoneHints = append(e.ZoneHints, z.Name)
+			hints.ForZones = append(hints.ForZones, intern(z.Name))
 		}
 		for _, n := range h.ForNodes {
-			e.NodeHints = append(e.NodeHints, n.Name)
+			hints.ForNodes = append(hints.ForNodes, intern(n.Name))
 		}
-		e.ZoneHints = sortedSet(e.ZoneHints)
-		e.NodeHints = sortedSet(e.NodeHints)
+		hints.ForZones, hints.ForNodes = sortedSet(hints.ForZones), sortedSet(hints.ForNodes)
+		if hints.ForZones != nil || hints.ForNodes != nil {
+			e.Hints = &hints
+		}
 	}
 	return e, true
+}
+
+// intern returns the one copy of s that every caller shares.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
 }
 
 // sortedSet sorts ss and removes repeats and empty names; nil for none.
@@ -224,7 +238,7 @@ func (e *Endpoint) equal(o *Endpoint) bool {
 	return e.IP == o.IP && e.Port == o.Port &&
 		e.Ready == o.Ready && e.Serving == o.Serving && e.Terminating == o.Terminating &&
 		e.NodeName == o.NodeName && e.IsLocal == o.IsLocal && e.Zone == o.Zone &&
-		slices.Equal(e.ZoneHints, o.ZoneHints) && slices.Equal(e.NodeHints, o.NodeHints)
+		e.Hints.equal(o.Hints)
 }
 
 func endpointsEqual(a, b []Endpoint) bool {

@@ -8,13 +8,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/cache"
 )
 
-// slimObject is the informers' cache.TransformFunc: it replaces each Service,
-// EndpointSlice and Node with a new object that holds only what the proxy reads
-// (no managedFields, no pod references, no node conditions or images), so the
-// informer caches stay small at 10,000 Services. It is idempotent, and returns
+// slimObject is the feeds' cache.TransformFunc (feed.Transformer): it replaces
+// each Service, EndpointSlice and Node with a new object that holds only what
+// the proxy reads (no managedFields, no pod references, no node conditions or
+// images), so that a streaming initial list (WatchList) of 10,000 Services
+// holds small objects until it is complete. It is idempotent, and returns
 // other objects (tombstones) unchanged.
 func slimObject(obj any) (any, error) {
 	switch o := obj.(type) {
@@ -180,31 +180,4 @@ func nodeDeleting(n *corev1.Node) bool {
 	return slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool {
 		return t.Key == TaintToBeDeletedByClusterAutoscaler
 	})
-}
-
-// handlerFuncs adapts typed add/update/delete callbacks to an informer
-// handler: on is called with (nil, new), (old, new) and (old, nil), and a
-// delete's tombstone is unwrapped.
-func handlerFuncs[T any](on func(old, cur *T)) cache.ResourceEventHandlerFuncs {
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			if o, ok := obj.(*T); ok {
-				on(nil, o)
-			}
-		},
-		UpdateFunc: func(oldObj, newObj any) {
-			o, _ := oldObj.(*T)
-			if n, ok := newObj.(*T); ok {
-				on(o, n)
-			}
-		},
-		DeleteFunc: func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			if o, ok := obj.(*T); ok {
-				on(o, nil)
-			}
-		},
-	}
 }

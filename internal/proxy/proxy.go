@@ -18,9 +18,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
@@ -181,16 +181,14 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return errors.New("proxy: Run called twice")
 	}
-	// The informers stop with ctx; their goroutines are gone when Run returns.
+	// The reflectors stop with ctx; their goroutines are gone when Run returns.
 	ctx, cancel := context.WithCancel(ctx)
-	var factories []informers.SharedInformerFactory
+	var wg sync.WaitGroup
 	defer func() {
 		cancel()
-		for _, f := range factories {
-			f.Shutdown()
-		}
+		wg.Wait()
 	}()
-	factories, synced, err := p.startInformers(ctx)
+	synced, err := p.startInformers(ctx, &wg)
 	if err != nil {
 		return err
 	}
@@ -204,59 +202,52 @@ func (p *Proxy) Run(ctx context.Context) error {
 	return nil
 }
 
-// startInformers creates the three informers with their handlers and starts
-// them. It returns the factories (to shut down once ctx has ended) and what to
-// wait for before the first sync.
-func (p *Proxy) startInformers(ctx context.Context) ([]informers.SharedInformerFactory, []cache.DoneChecker, error) {
+// startInformers starts a reflector on Services, EndpointSlices and this
+// proxy's Node, each feeding its handler directly (see feed: the proxy keeps
+// no informer caches). It returns what to wait for before the first sync; the
+// reflectors run in wg until ctx ends.
+func (p *Proxy) startInformers(ctx context.Context, wg *sync.WaitGroup) ([]cache.DoneChecker, error) {
 	// As kube-proxy: Services claimed by another proxy and headless Services
 	// are not even listed; neither are headless Services' slices. The trackers
 	// check again, so a server that ignores a selector costs memory only.
 	noProxyName, err := labels.NewRequirement(LabelServiceProxyName, selection.DoesNotExist, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("proxy: label selector: %w", err)
+		return nil, fmt.Errorf("proxy: label selector: %w", err)
 	}
 	noHeadless, err := labels.NewRequirement(corev1.IsHeadlessService, selection.DoesNotExist, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("proxy: label selector: %w", err)
+		return nil, fmt.Errorf("proxy: label selector: %w", err)
 	}
-	svcFactory := informers.NewSharedInformerFactoryWithOptions(p.cfg.Client, 0,
-		informers.WithTransform(slimObject),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = labels.NewSelector().Add(*noProxyName).String()
-			o.FieldSelector = fields.OneTermNotEqualSelector("spec.clusterIP", corev1.ClusterIPNone).String()
-		}))
-	sliceFactory := informers.NewSharedInformerFactoryWithOptions(p.cfg.Client, 0,
-		informers.WithTransform(slimObject),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = labels.NewSelector().Add(*noHeadless).String()
-		}))
-	nodeFactory := informers.NewSharedInformerFactoryWithOptions(p.cfg.Client, 0,
-		informers.WithTransform(slimObject),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", p.cfg.NodeName).String()
-		}))
-	factories := []informers.SharedInformerFactory{svcFactory, sliceFactory, nodeFactory}
-
-	var synced []cache.DoneChecker
-	add := func(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
-		reg, err := inf.AddEventHandler(h)
-		if err != nil {
-			return fmt.Errorf("proxy: adding event handler: %w", err)
-		}
-		synced = append(synced, inf.HasSyncedChecker(), reg.HasSyncedChecker())
-		return nil
-	}
-	if err := errors.Join(
-		add(svcFactory.Core().V1().Services().Informer(), handlerFuncs(p.onService)),
-		add(sliceFactory.Discovery().V1().EndpointSlices().Informer(), handlerFuncs(p.onEndpointSlice)),
-		add(nodeFactory.Core().V1().Nodes().Informer(), handlerFuncs(p.onNode)),
-	); err != nil {
-		return nil, nil, err
-	}
-	for _, f := range factories {
-		f.Start(ctx.Done())
-	}
-	return factories, synced, nil
+	c := p.cfg.Client
+	services := newFeed("proxy-services", p.onService, func(n types.NamespacedName) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: n.Name}}
+	})
+	endpointSlices := newFeed("proxy-endpointslices", p.onEndpointSlice, func(n types.NamespacedName) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: n.Name}}
+	})
+	nodes := newFeed("proxy-node", p.onNode, func(n types.NamespacedName) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name}}
+	})
+	svcLW := listWatch(c, func(o *metav1.ListOptions) {
+		o.LabelSelector = labels.NewSelector().Add(*noProxyName).String()
+		o.FieldSelector = fields.OneTermNotEqualSelector("spec.clusterIP", corev1.ClusterIPNone).String()
+	}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return c.CoreV1().Services(metav1.NamespaceAll).List(ctx, o)
+	}, c.CoreV1().Services(metav1.NamespaceAll).Watch)
+	sliceLW := listWatch(c, func(o *metav1.ListOptions) {
+		o.LabelSelector = labels.NewSelector().Add(*noHeadless).String()
+	}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return c.DiscoveryV1().EndpointSlices(metav1.NamespaceAll).List(ctx, o)
+	}, c.DiscoveryV1().EndpointSlices(metav1.NamespaceAll).Watch)
+	nodeLW := listWatch(c, func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", p.cfg.NodeName).String()
+	}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return c.CoreV1().Nodes().List(ctx, o)
+	}, c.CoreV1().Nodes().Watch)
+	wg.Go(func() { services.run(ctx, svcLW, &corev1.Service{}) })
+	wg.Go(func() { endpointSlices.run(ctx, sliceLW, &discoveryv1.EndpointSlice{}) })
+	wg.Go(func() { nodes.run(ctx, nodeLW, &corev1.Node{}) })
+	return []cache.DoneChecker{services, endpointSlices, nodes}, nil
 }
 
 func (p *Proxy) onService(old, cur *corev1.Service) {

@@ -528,26 +528,91 @@ func sliceServiceOrFail(t *testing.T, s *discoveryv1.EndpointSlice) types.Namesp
 	return n
 }
 
-func TestHandlerFuncsUnwrapsTombstones(t *testing.T) {
-	var got []string
-	h := handlerFuncs(func(old, cur *corev1.Service) {
-		switch {
-		case old == nil:
-			got = append(got, "add "+cur.Name)
-		case cur == nil:
-			got = append(got, "delete "+old.Name)
-		default:
-			got = append(got, "update "+cur.Name)
-		}
-	})
-	h.OnAdd(svc("ns", "a"), false)
-	h.OnUpdate(svc("ns", "a"), svc("ns", "a"))
-	h.OnDelete(svc("ns", "a"))
-	h.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/b", Obj: svc("ns", "b")})
-	h.OnAdd(&corev1.Pod{}, false)
-	want := []string{"add a", "update a", "delete a", "delete b"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("handler calls (-want +got):\n%s", diff)
+// TestFeed: what a feed hands its tracker for each reflector call, and when it
+// counts as synced.
+func TestFeed(t *testing.T) {
+	type op struct {
+		add, update, del any
+		replace          []any
+	}
+	tests := []struct {
+		name    string
+		ops     []op
+		want    []string
+		wantErr bool
+		synced  bool
+	}{
+		{
+			name: "watch events before any list",
+			ops:  []op{{add: svc("ns", "a")}, {update: svc("ns", "a")}, {del: svc("ns", "a")}, {del: cache.DeletedFinalStateUnknown{Key: "ns/b", Obj: svc("ns", "b")}}},
+			want: []string{"set ns/a", "set ns/a", "delete ns/a (full)", "delete ns/b (full)"},
+		},
+		{
+			name:   "the initial list syncs",
+			ops:    []op{{replace: []any{svc("ns", "a"), svc("ns", "b")}}},
+			want:   []string{"set ns/a", "set ns/b"},
+			synced: true,
+		},
+		{
+			name: "a relist deletes what it lacks, with a stub",
+			ops: []op{{replace: []any{svc("ns", "a"), svc("ns", "b")}}, {add: svc("ns", "c")}, {del: svc("ns", "a")},
+				{replace: []any{svc("ns", "b")}}},
+			want:   []string{"set ns/a", "set ns/b", "set ns/c", "delete ns/a (full)", "delete ns/c (stub)", "set ns/b"},
+			synced: true,
+		},
+		{
+			name:    "another type fails the list and hands nothing over",
+			ops:     []op{{replace: []any{svc("ns", "a"), &corev1.Pod{}}}},
+			wantErr: true,
+		},
+		{
+			name:    "another type fails an add",
+			ops:     []op{{add: &corev1.Pod{}}},
+			wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			f := newFeed("test", func(old, cur *corev1.Service) {
+				switch {
+				case cur != nil && old == nil:
+					got = append(got, "set "+cur.Namespace+"/"+cur.Name)
+				case old != nil && cur == nil:
+					kind := "full"
+					if old.Spec.ClusterIP == "" {
+						kind = "stub"
+					}
+					got = append(got, "delete "+old.Namespace+"/"+old.Name+" ("+kind+")")
+				default:
+					t.Errorf("on(%v, %v)", old, cur)
+				}
+			}, func(n types.NamespacedName) *corev1.Service {
+				return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: n.Name}}
+			})
+			var errs []error
+			for _, o := range tt.ops {
+				switch {
+				case o.add != nil:
+					errs = append(errs, f.Add(o.add))
+				case o.update != nil:
+					errs = append(errs, f.Update(o.update))
+				case o.del != nil:
+					errs = append(errs, f.Delete(o.del))
+				default:
+					errs = append(errs, f.Replace(o.replace, "1"))
+				}
+			}
+			if err := errors.Join(errs...); (err != nil) != tt.wantErr {
+				t.Errorf("error = %v, want an error: %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("tracker calls (-want +got):\n%s", diff)
+			}
+			if synced := cache.IsDone(f); synced != tt.synced {
+				t.Errorf("synced = %v, want %v", synced, tt.synced)
+			}
+		})
 	}
 }
 

@@ -463,6 +463,14 @@ func setNonZero(t *testing.T, v reflect.Value) {
 		s := reflect.MakeSlice(v.Type(), 1, 1)
 		setNonZero(t, s.Index(0))
 		v.Set(s)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		setNonZero(t, p.Elem())
+		v.Set(p)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			setNonZero(t, v.Field(i))
+		}
 	default:
 		t.Fatalf("setNonZero: unhandled kind %v (%v)", v.Kind(), v.Type())
 	}

@@ -115,14 +115,14 @@ func topologyFilter(endpoints []Endpoint, nodeName, zone string) func(*Endpoint)
 			continue
 		}
 		anyReady = true
-		if len(e.NodeHints) == 0 {
+		if len(e.Hints.nodes()) == 0 {
 			allNodeHints = false
-		} else if nodeName != "" && slices.Contains(e.NodeHints, nodeName) {
+		} else if nodeName != "" && slices.Contains(e.Hints.nodes(), nodeName) {
 			forNode = true
 		}
-		if len(e.ZoneHints) == 0 {
+		if len(e.Hints.zones()) == 0 {
 			allZoneHints = false
-		} else if zone != "" && slices.Contains(e.ZoneHints, zone) {
+		} else if zone != "" && slices.Contains(e.Hints.zones(), zone) {
 			forZone = true
 		}
 	}
@@ -130,9 +130,9 @@ func topologyFilter(endpoints []Endpoint, nodeName, zone string) func(*Endpoint)
 	case !anyReady:
 		return nil
 	case allNodeHints && forNode:
-		return func(e *Endpoint) bool { return slices.Contains(e.NodeHints, nodeName) }
+		return func(e *Endpoint) bool { return slices.Contains(e.Hints.nodes(), nodeName) }
 	case allZoneHints && forZone:
-		return func(e *Endpoint) bool { return slices.Contains(e.ZoneHints, zone) }
+		return func(e *Endpoint) bool { return slices.Contains(e.Hints.zones(), zone) }
 	}
 	return nil
 }

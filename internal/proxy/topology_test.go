@@ -20,7 +20,10 @@ func (d tep) endpoint() Endpoint {
 	e := Endpoint{
 		IP: netip.MustParseAddr(d.ip), Port: 80,
 		Ready: !d.notReady, Serving: !d.notReady || d.serving, Terminating: d.term,
-		IsLocal: d.local, ZoneHints: d.zoneHints, NodeHints: d.nodeHints,
+		IsLocal: d.local,
+	}
+	if d.zoneHints != nil || d.nodeHints != nil {
+		e.Hints = &EndpointHints{ForZones: d.zoneHints, ForNodes: d.nodeHints}
 	}
 	if d.local {
 		e.NodeName = thisNode
