@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/sim"
@@ -168,9 +167,9 @@ func (f *agentFlags) config() (sim.Config, error) {
 	if f.kubeconfig == "" {
 		return sim.Config{}, errors.New("--kubeconfig is required")
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig)
+	rc, err := loadKubeconfig(f.kubeconfig)
 	if err != nil {
-		return sim.Config{}, fmt.Errorf("kubeconfig %s: %w", f.kubeconfig, err)
+		return sim.Config{}, err
 	}
 	rc.QPS, rc.Burst = f.kubeAPIQPS, f.kubeAPIBurst
 	rc.UserAgent = "kubesvc-agent/" + f.nodeName

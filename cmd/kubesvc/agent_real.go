@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/images"
@@ -65,9 +64,9 @@ func realAgentConfig(f *agentFlags, rf *realAgentFlags, reg prometheus.Registere
 	if f.kubeconfig == "" {
 		return agent.Config{}, errors.New("--kubeconfig is required")
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig)
+	rc, err := loadKubeconfig(f.kubeconfig)
 	if err != nil {
-		return agent.Config{}, fmt.Errorf("kubeconfig %s: %w", f.kubeconfig, err)
+		return agent.Config{}, err
 	}
 	rc.QPS, rc.Burst = f.kubeAPIQPS, f.kubeAPIBurst
 	lvl, err := parseLogLevel(f.logLevel)

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesvc/kubesvc/internal/dns"
 )
@@ -48,9 +47,9 @@ other names to --upstream (default: the nameservers of --resolv-conf) through a 
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-			rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			rc, err := loadKubeconfig(kubeconfig)
 			if err != nil {
-				return fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+				return err
 			}
 			rc.UserAgent = "kubesvc-dns"
 			client, err := kubernetes.NewForConfig(rc)

@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/knftables"
 
 	"github.com/kubesvc/kubesvc/internal/memtrim"
@@ -583,9 +582,9 @@ it read its configuration again and restart with it.`,
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-			rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			rc, err := loadKubeconfig(kubeconfig)
 			if err != nil {
-				return fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+				return err
 			}
 			rc.UserAgent = "kubesvc-proxy/" + hostname
 			client, err := kubernetes.NewForConfig(rc)

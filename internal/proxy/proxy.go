@@ -103,7 +103,7 @@ func (c Config) complete() (Config, error) {
 	return c, nil
 }
 
-// Proxy is kubesvc's service proxy: informers → change trackers → runner →
+// Proxy is kubesvc's service proxy: reflectors → change trackers → runner →
 // Backend. See the package documentation.
 type Proxy struct {
 	cfg       Config
@@ -172,8 +172,8 @@ func New(cfg Config) (*Proxy, error) {
 }
 
 // Run follows Services, EndpointSlices and the Node until ctx ends, and syncs
-// the Backend: first (Full) once every informer has synced and its handlers
-// have seen the initial objects, then on changes, bounded by MinSyncPeriod and
+// the Backend: first (Full) once every reflector's initial list has been
+// handed to the trackers, then on changes, bounded by MinSyncPeriod and
 // SyncPeriod. A failed sync is logged, counted and retried after RetryPeriod,
 // or sooner on a new change, as a Full sync. Run returns nil when ctx ends, and
 // an error when called twice.

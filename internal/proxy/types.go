@@ -9,11 +9,12 @@
 // Data flow, as in kube-proxy (pkg/proxy/{config,servicechangetracker.go,
 // endpointschangetracker.go,runner,nftables}):
 //
-//	informers ─▶ ServiceChangeTracker ─┐
-//	          ─▶ EndpointsChangeTracker ┼─▶ runner (minSyncPeriod, syncPeriod, retry) ─▶ Backend.Sync(Snapshot)
-//	          ─▶ Node (labels, addresses)┘
+//	reflectors ─▶ ServiceChangeTracker ─┐
+//	           ─▶ EndpointsChangeTracker ┼─▶ runner (minSyncPeriod, syncPeriod, retry) ─▶ Backend.Sync(Snapshot)
+//	           ─▶ Node (labels, addresses)┘
 //
-// Nothing is programmed before every informer has synced.
+// (client-go reflectors whose store feeds the trackers: feed.go). Nothing is
+// programmed before every initial list has been handed over.
 //
 // The pieces, in data-flow order:
 //
