@@ -5,8 +5,9 @@
 //
 // Data flow: Service, Pod and EndpointSlice informer events → Service keys in a
 // rate-limited work queue → sync, which lists the selected pods and the Service's
-// slices from the caches and hands them to the reconciler (reconciler.go), which
-// computes and writes the minimal set of slice changes.
+// slices from the caches (the slices through the sliceindex index, not a scan of
+// the namespace) and hands them to the reconciler (reconciler.go), which computes
+// and writes the minimal set of slice changes.
 //
 // Contract with other components:
 //   - Slices are labelled kubernetes.io/service-name=<service> and
@@ -48,6 +49,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controller"
 	"github.com/kubesvc/kubesvc/internal/controller/epslice"
 	"github.com/kubesvc/kubesvc/internal/controller/podendpoint"
+	"github.com/kubesvc/kubesvc/internal/controller/sliceindex"
 )
 
 const (
@@ -72,6 +74,7 @@ type Controller struct {
 	serviceLister corelisters.ServiceLister
 	podLister     corelisters.PodLister
 	sliceLister   discoverylisters.EndpointSliceLister
+	slicesBySvc   *sliceindex.Lister
 	synced        []cache.InformerSynced
 	queue         *controller.Queue[string]
 	triggerTimes  *podendpoint.TriggerTimeTracker
@@ -120,6 +123,9 @@ func New(cc *controller.Context, opts ...Option) (*Controller, error) {
 	podInf := cc.Informers.Core().V1().Pods()
 	nodeInf := cc.Informers.Core().V1().Nodes()
 	sliceInf := cc.Informers.Discovery().V1().EndpointSlices()
+	if err := sliceindex.Add(sliceInf.Informer()); err != nil {
+		return nil, fmt.Errorf("endpointslice: %w", err)
+	}
 	tracker := epslice.NewTracker()
 	c := &Controller{
 		client:        cc.Client,
@@ -128,6 +134,7 @@ func New(cc *controller.Context, opts ...Option) (*Controller, error) {
 		serviceLister: svcInf.Lister(),
 		podLister:     podInf.Lister(),
 		sliceLister:   sliceInf.Lister(),
+		slicesBySvc:   sliceindex.NewLister(sliceInf.Informer().GetIndexer()),
 		queue: controller.NewQueue(controller.QueueConfig[string]{
 			Name: "endpoint_slice", NewRateLimiter: cfg.newRateLimiter, MaxRetries: maxRetries, Log: log,
 			Metrics: cc.QueueMetrics,
@@ -237,11 +244,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 // controller's own writes, read live (Kubernetes retries later instead; reading
 // through gives the same result without the backoff).
 func (c *Controller) managedSlices(ctx context.Context, svc *corev1.Service) ([]*discoveryv1.EndpointSlice, error) {
-	sel := labels.SelectorFromSet(labels.Set{
-		discoveryv1.LabelServiceName: svc.Name,
-		discoveryv1.LabelManagedBy:   ControllerName,
-	})
-	cached, err := c.sliceLister.EndpointSlices(svc.Namespace).List(sel)
+	cached, err := c.slicesBySvc.List(svc.Namespace, svc.Name, ControllerName)
 	if err != nil {
 		return nil, fmt.Errorf("list endpointslices of service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
@@ -250,6 +253,10 @@ func (c *Controller) managedSlices(ctx context.Context, svc *corev1.Service) ([]
 	if !c.tracker.StaleSlices(owner, svc.UID, cached) {
 		return cached, nil
 	}
+	sel := labels.SelectorFromSet(labels.Set{
+		discoveryv1.LabelServiceName: svc.Name,
+		discoveryv1.LabelManagedBy:   ControllerName,
+	})
 	list, err := c.client.DiscoveryV1().EndpointSlices(svc.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return nil, fmt.Errorf("list endpointslices of service %s/%s: %w", svc.Namespace, svc.Name, err)
@@ -274,8 +281,7 @@ func dropDeleting(in []*discoveryv1.EndpointSlice) []*discoveryv1.EndpointSlice 
 // have a Service owner reference (slices orphaned on purpose by a deletion with
 // propagationPolicy=Orphan have none, and stay).
 func (c *Controller) deleteOrphanedSlices(ctx context.Context, namespace, name string) error {
-	sel := labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: ControllerName})
-	cached, err := c.sliceLister.EndpointSlices(namespace).List(sel)
+	cached, err := c.slicesBySvc.List(namespace, name, ControllerName)
 	if err != nil {
 		return fmt.Errorf("list endpointslices of deleted service %s/%s: %w", namespace, name, err)
 	}

@@ -45,6 +45,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controller"
 	"github.com/kubesvc/kubesvc/internal/controller/epslice"
 	"github.com/kubesvc/kubesvc/internal/controller/podendpoint"
+	"github.com/kubesvc/kubesvc/internal/controller/sliceindex"
 )
 
 const (
@@ -66,6 +67,7 @@ type Controller struct {
 	endpointsLister corelisters.EndpointsLister
 	serviceLister   corelisters.ServiceLister
 	sliceLister     discoverylisters.EndpointSliceLister
+	slicesBySvc     *sliceindex.Lister
 	synced          []cache.InformerSynced
 	queue           *controller.Queue[string]
 	tracker         *epslice.Tracker
@@ -102,6 +104,9 @@ func New(cc *controller.Context, opts ...Option) (*Controller, error) {
 	epInf := cc.Informers.Core().V1().Endpoints()
 	svcInf := cc.Informers.Core().V1().Services()
 	sliceInf := cc.Informers.Discovery().V1().EndpointSlices()
+	if err := sliceindex.Add(sliceInf.Informer()); err != nil {
+		return nil, fmt.Errorf("endpointslicemirroring: %w", err)
+	}
 	tracker := epslice.NewTracker()
 	c := &Controller{
 		client:          cc.Client,
@@ -109,6 +114,7 @@ func New(cc *controller.Context, opts ...Option) (*Controller, error) {
 		endpointsLister: epInf.Lister(),
 		serviceLister:   svcInf.Lister(),
 		sliceLister:     sliceInf.Lister(),
+		slicesBySvc:     sliceindex.NewLister(sliceInf.Informer().GetIndexer()),
 		queue: controller.NewQueue(controller.QueueConfig[string]{
 			Name: "endpoint_slice_mirroring", NewRateLimiter: cfg.newRateLimiter, MaxRetries: maxRetries, Log: log,
 			Metrics: cc.QueueMetrics,
@@ -300,7 +306,7 @@ func mirroredSelector(name string) labels.Selector {
 // mirroredSlices returns the slices mirrored for owner: from the cache, or read
 // live when the cache has not caught up with this controller's own writes.
 func (c *Controller) mirroredSlices(ctx context.Context, owner types.NamespacedName, svcUID types.UID) ([]*discoveryv1.EndpointSlice, error) {
-	cached, err := c.sliceLister.EndpointSlices(owner.Namespace).List(mirroredSelector(owner.Name))
+	cached, err := c.slicesBySvc.List(owner.Namespace, owner.Name, ControllerName)
 	if err != nil {
 		return nil, fmt.Errorf("list mirrored endpointslices of %s: %w", owner, err)
 	}
@@ -319,7 +325,7 @@ func (c *Controller) mirroredSlices(ctx context.Context, owner types.NamespacedN
 
 // deleteMirroredSlices deletes every slice mirrored for owner.
 func (c *Controller) deleteMirroredSlices(ctx context.Context, owner types.NamespacedName) error {
-	cached, err := c.sliceLister.EndpointSlices(owner.Namespace).List(mirroredSelector(owner.Name))
+	cached, err := c.slicesBySvc.List(owner.Namespace, owner.Name, ControllerName)
 	if err != nil {
 		return fmt.Errorf("list mirrored endpointslices of %s: %w", owner, err)
 	}
