@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // The helpers below decide metadata.generation on update for any k8s.io/api type
@@ -31,7 +32,8 @@ func specChanged(a, b runtime.Object) bool {
 	return !equality.Semantic.DeepEqual(fa.Interface(), fb.Interface())
 }
 
-// contentChanged reports whether anything but metadata, or the labels, differ.
+// contentChanged reports whether anything but metadata and apiVersion/kind, or
+// the labels, differ.
 func contentChanged(a, b runtime.Object) bool {
 	ma, mb := objectMeta(a), objectMeta(b)
 	if ma == nil || mb == nil {
@@ -42,5 +44,9 @@ func contentChanged(a, b runtime.Object) bool {
 	}
 	ca, cb := a.DeepCopyObject(), b.DeepCopyObject()
 	*objectMeta(ca), *objectMeta(cb) = metav1.ObjectMeta{}, metav1.ObjectMeta{}
+	// apiVersion and kind say how the object was written, not what it holds:
+	// one decoded from storage has them, one a server component builds does not.
+	ca.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+	cb.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
 	return !equality.Semantic.DeepEqual(ca, cb)
 }
