@@ -3,10 +3,12 @@ package controllertest
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
@@ -94,4 +96,28 @@ func (f *Fake) GenerateNames(resource string) {
 		obj.SetUID(types.UID(fmt.Sprintf("uid-%d", id)))
 		return false, nil, nil
 	})
+}
+
+// ObjectNames returns "namespace/name" of each object, sorted: a test's view
+// of which objects a lookup returned.
+func ObjectNames[T metav1.Object](objs []T) []string {
+	out := []string{}
+	for _, o := range objs {
+		out = append(out, o.GetNamespace()+"/"+o.GetName())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// DeletedNames returns "namespace/name" of each delete of resource among
+// actions (a fake clientset's Actions()), sorted.
+func DeletedNames(actions []k8stesting.Action, resource string) []string {
+	out := []string{}
+	for _, a := range actions {
+		if d, ok := a.(k8stesting.DeleteAction); ok && a.GetResource().Resource == resource {
+			out = append(out, d.GetNamespace()+"/"+d.GetName())
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubesvc/kubesvc/internal/controller/controllertest"
 	"github.com/kubesvc/kubesvc/internal/controller/endpointslice"
@@ -35,26 +34,6 @@ func lookupFixture() []k8sruntime.Object {
 		lookupSlice("a", "we-1", "we", ControllerName),
 		lookupSlice("b", "web-1", "web", ControllerName),
 	}
-}
-
-func sliceNames(ss []*discoveryv1.EndpointSlice) []string {
-	out := []string{}
-	for _, s := range ss {
-		out = append(out, s.Namespace+"/"+s.Name)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func deletedNames(actions []k8stesting.Action) []string {
-	out := []string{}
-	for _, a := range actions {
-		if d, ok := a.(k8stesting.DeleteAction); ok && a.GetResource().Resource == "endpointslices" {
-			out = append(out, d.GetNamespace()+"/"+d.GetName())
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // TestSliceLookupByService: built after the EndpointSlice controller on the same
@@ -95,7 +74,7 @@ func TestSliceLookupByService(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if g := sliceNames(got); !slices.Equal(g, tc.want) {
+			if g := controllertest.ObjectNames(got); !slices.Equal(g, tc.want) {
 				t.Errorf("mirroredSlices = %q, want %q", g, tc.want)
 			}
 			if n := len(f.Client.Actions()); n != 0 {
@@ -106,7 +85,7 @@ func TestSliceLookupByService(t *testing.T) {
 			if err := c.sync(ctx, tc.ns+"/"+tc.svc); err != nil {
 				t.Fatal(err)
 			}
-			if g := deletedNames(f.Client.Actions()); !slices.Equal(g, tc.want) {
+			if g := controllertest.DeletedNames(f.Client.Actions(), "endpointslices"); !slices.Equal(g, tc.want) {
 				t.Errorf("deleted %q, want %q", g, tc.want)
 			}
 		})

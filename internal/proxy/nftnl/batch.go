@@ -609,12 +609,7 @@ func (b *Batch) element(e *Element, withValue bool) {
 	}
 	if withValue && e.HasVerdict {
 		d := b.nest(unix.NFTA_SET_ELEM_DATA)
-		v := b.nest(unix.NFTA_DATA_VERDICT)
-		b.u32(unix.NFTA_VERDICT_CODE, uint32(e.VerdictCode))
-		if e.VerdictChain != "" {
-			b.str(unix.NFTA_VERDICT_CHAIN, e.VerdictChain)
-		}
-		b.unnest(v)
+		b.verdict(uint32(e.VerdictCode), e.VerdictChain)
 		b.unnest(d)
 	} else if withValue && e.Data != nil {
 		d := b.nest(unix.NFTA_SET_ELEM_DATA)

@@ -116,12 +116,7 @@ func (b *Batch) expr(e expr.Any) bool {
 		d := b.exprHead("immediate")
 		b.be32(unix.NFTA_IMMEDIATE_DREG, unix.NFT_REG_VERDICT)
 		imm := b.nest(unix.NFTA_IMMEDIATE_DATA)
-		v := b.nest(unix.NFTA_DATA_VERDICT)
-		b.be32(unix.NFTA_VERDICT_CODE, uint32(e.Kind))
-		if e.Chain != "" {
-			b.str(unix.NFTA_VERDICT_CHAIN, e.Chain)
-		}
-		b.unnest(v)
+		b.verdict(uint32(e.Kind), e.Chain)
 		b.unnest(imm)
 		b.unnest(d)
 	default:
@@ -137,6 +132,17 @@ func (b *Batch) exprHead(name string) (data int) {
 }
 
 // be32 appends a 32-bit big-endian attribute.
+// verdict writes an NFTA_DATA_VERDICT nest: the verdict code and, for a jump
+// or goto, the chain (an immediate's data and a verdict map element's alike).
+func (b *Batch) verdict(code uint32, chain string) {
+	v := b.nest(unix.NFTA_DATA_VERDICT)
+	b.be32(unix.NFTA_VERDICT_CODE, code)
+	if chain != "" {
+		b.str(unix.NFTA_VERDICT_CHAIN, chain)
+	}
+	b.unnest(v)
+}
+
 func (b *Batch) be32(typ uint16, v uint32) {
 	var a [8]byte
 	binary.NativeEndian.PutUint16(a[:], 8)
