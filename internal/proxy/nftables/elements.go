@@ -183,8 +183,18 @@ func (s *elementStore) flushTo(tx *txn) {
 			s.applied[k] = want
 		}
 	}
-	clear(s.dirty)
+	if len(keys) > smallDirty {
+		// A full sync marked every key: a cleared map keeps its buckets, so
+		// start over with a small one for the partial syncs that follow.
+		s.dirty = make(map[string]struct{})
+	} else {
+		clear(s.dirty)
+	}
 }
+
+// smallDirty is how many dirty keys a partial sync usually has at most; a
+// dirty set that grew beyond it is dropped rather than kept for reuse.
+const smallDirty = 1024
 
 // winner is the element of the least owner of key.
 func (s *elementStore) winner(key string) (storedElement, bool) {
