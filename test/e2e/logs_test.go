@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,14 +132,19 @@ func TestLogs(t *testing.T) {
 	})
 	t.Run("two containers: -c, --all-containers, --since-time", func(t *testing.T) {
 		k := k.on(t)
+		// kubectl fetches the containers' logs in no fixed order (its requests
+		// are a map: kubernetes/kubernetes#113869), so the lines are compared
+		// sorted.
 		eventually(t, "both containers' lines", 60*time.Second, func() error {
-			if r := k.run("logs", "two", "--all-containers"); r.code != 0 || r.stdout != "from-a\nfrom-b\n" {
+			if r := k.run("logs", "two", "--all-containers"); r.code != 0 || sortedOutput(r.stdout) != "from-a\nfrom-b\n" {
 				return fmt.Errorf("%s", r)
 			}
 			return nil
 		})
 		k.expectOut("from-b\n", "logs", "two", "-c", "b")
-		k.expectOut("[pod/two/a] from-a\n[pod/two/b] from-b\n", "logs", "two", "--all-containers", "--prefix")
+		if r := k.run("logs", "two", "--all-containers", "--prefix"); r.code != 0 || sortedOutput(r.stdout) != "[pod/two/a] from-a\n[pod/two/b] from-b\n" {
+			t.Errorf("want exit 0 and the lines [pod/two/a] from-a and [pod/two/b] from-b; got:\n%s", r)
+		}
 		k.expectOut("from-a\n", "logs", "two", "-c", "a", "--since-time=2020-01-01T00:00:00Z")
 		k.expectOut("", "logs", "two", "-c", "a", "--since-time="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
 	})
@@ -252,3 +258,10 @@ spec:
     image: busybox
     command: ["sleep", "3600"]
 `
+
+// sortedOutput is s's lines sorted, each ended by a newline.
+func sortedOutput(s string) string {
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	slices.Sort(lines)
+	return strings.Join(lines, "\n") + "\n"
+}
