@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kubesvc/kubesvc/internal/agent/runtime"
 	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 )
@@ -81,29 +83,16 @@ type startReport struct {
 }
 
 // writeJSONAtomic writes v to path through a temporary file and a rename, so that a
-// reader sees the old content or the new one, never a part.
+// reader sees the old content or the new one, never a part (writeJSONAtomicAt in
+// path's folder).
 func writeJSONAtomic(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", path, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	dir, err := os.OpenFile(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	_, err = tmp.Write(append(data, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
+	defer dir.Close()
+	if err := writeJSONAtomicAt(dir, filepath.Base(path), v); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Dir(path), err)
 	}
 	return nil
 }
