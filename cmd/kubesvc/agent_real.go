@@ -17,6 +17,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/images"
 	"github.com/kubesvc/kubesvc/internal/agent/podnet"
+	"github.com/kubesvc/kubesvc/internal/agent/runner"
 	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 	"github.com/kubesvc/kubesvc/internal/agent/runtime/process"
 )
@@ -135,9 +136,16 @@ func (r realAgent) config() (agent.Config, error) {
 	if err != nil {
 		return agent.Config{}, err
 	}
+	// The small executable that starts containers (internal/agent/runner); without
+	// it (a build that skipped `go generate`) containers start as kubesvc itself.
+	containerRunner, err := runner.Install(filepath.Join(root, "runner"))
+	if err != nil {
+		r.log.Warn("containers start as the kubesvc binary itself, which takes longer", "reason", err)
+		containerRunner = ""
+	}
 	cg, cgErr := cgroups.Detect("")
-	rt, err := process.New(process.Config{RootDir: filepath.Join(root, "runtime"), Self: self, Log: r.log,
-		Cgroups: cg, CgroupsUnavailable: cgErr})
+	rt, err := process.New(process.Config{RootDir: filepath.Join(root, "runtime"), Self: self, Runner: containerRunner,
+		Log: r.log, Cgroups: cg, CgroupsUnavailable: cgErr})
 	if err != nil {
 		return agent.Config{}, err
 	}

@@ -67,6 +67,14 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
+	// The small executable that starts containers first, so that kubesvc carries
+	// it (internal/agent/runner), as the README's build does.
+	gen := exec.Command("go", "generate", "./internal/agent/runner")
+	gen.Dir = root
+	if out, err := gen.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go generate ./internal/agent/runner failed: %v\n%s", err, out)
+		return 1
+	}
 	kubesvcBin = filepath.Join(tmp, "kubesvc")
 	build := exec.Command("go", "build", "-o", kubesvcBin, "./cmd/kubesvc")
 	build.Dir = root

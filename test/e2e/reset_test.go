@@ -131,7 +131,7 @@ func testReset(t *testing.T, mode string) {
 	}
 }
 
-// kubesvcProcesses counts the processes of the kubesvc binary (a pod's
+// kubesvcProcesses counts the processes of the kubesvc binary and its runner (a pod's
 // containers run it), the test's own namespace being the test's alone.
 func kubesvcProcesses(t *testing.T) int {
 	t.Helper()
@@ -149,7 +149,10 @@ func kubesvcProcesses(t *testing.T) int {
 			continue
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err == nil && strings.TrimSuffix(exe, " (deleted)") == want {
+		exe = strings.TrimSuffix(exe, " (deleted)")
+		// Containers run in kubesvc-runner, which kubesvc installs under its data
+		// directory (internal/agent/runner), or in kubesvc itself.
+		if err == nil && (exe == want || strings.HasPrefix(filepath.Base(exe), "kubesvc-runner-")) {
 			n++
 		}
 	}

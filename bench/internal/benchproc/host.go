@@ -9,7 +9,7 @@ import (
 )
 
 // PrepareBinary returns the binary to measure: bin if set (made absolute), else a build
-// of ./cmd/kubesvc — or of ./bench/pprofserver when profiling — into dir. built
+// (after `go generate ./internal/agent/runner`) of ./cmd/kubesvc — or of ./bench/pprofserver when profiling — into dir. built
 // reports whether it was built here (then GitCommit describes it).
 func PrepareBinary(bin string, profiling bool, buildFlags, dir string) (path string, built bool, err error) {
 	pkg, name := "./cmd/kubesvc", "kubesvc"
@@ -29,6 +29,14 @@ func PrepareBinary(bin string, profiling bool, buildFlags, dir string) (path str
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", false, err
+	}
+	// As the README's build: kubesvc carries kubesvc-runner, which starts its
+	// containers (internal/agent/runner).
+	gen := exec.Command("go", "generate", "./internal/agent/runner")
+	gen.Dir = root
+	gen.Stdout, gen.Stderr = os.Stderr, os.Stderr
+	if err := gen.Run(); err != nil {
+		return "", false, fmt.Errorf("go generate ./internal/agent/runner: %w", err)
 	}
 	path = filepath.Join(dir, name)
 	args := []string{"build", "-o", path}

@@ -3,20 +3,22 @@ package images
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 )
 
 // nettestState is nettest's state, served as JSON on /read.
@@ -279,26 +281,132 @@ func (s *nettestState) contactSingle(ctx context.Context, ep string) {
 	s.Sent[wr.Hostname]++
 }
 
+// Where a pod finds its in-cluster API access (what client-go's
+// rest.InClusterConfig reads): the Service environment of the kubernetes Service
+// and the mounted service account token and CA.
+const (
+	serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+	errNotInCluster   = "unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined"
+)
+
+// inClusterAPI is a pod's access to the API server: base URL, bearer token file
+// and the CA that signs the server's certificate.
+type inClusterAPI struct {
+	base      string
+	tokenFile string
+	caFile    string
+}
+
+// inClusterFromEnv is the pod's in-cluster API access, from getenv (os.Getenv)
+// and the service account files under dir.
+func inClusterFromEnv(getenv func(string) string, dir string) (inClusterAPI, error) {
+	host, port := getenv("KUBERNETES_SERVICE_HOST"), getenv("KUBERNETES_SERVICE_PORT")
+	if host == "" || port == "" {
+		return inClusterAPI{}, errors.New(errNotInCluster)
+	}
+	return inClusterAPI{
+		base:      "https://" + net.JoinHostPort(host, port),
+		tokenFile: filepath.Join(dir, "token"),
+		caFile:    filepath.Join(dir, "ca.crt"),
+	}, nil
+}
+
+// client is an HTTPS client that trusts only the service account's CA.
+func (a inClusterAPI) client() (*http.Client, error) {
+	ca, err := os.ReadFile(a.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("service account CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("service account CA %s: no PEM certificate", a.caFile)
+	}
+	return &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+	}, nil
+}
+
+// v1Endpoints is the part of a v1 Endpoints object that nettest reads.
+type v1Endpoints struct {
+	Subsets []struct {
+		Addresses []struct {
+			IP string `json:"ip"`
+		} `json:"addresses"`
+		Ports []struct {
+			Port int32 `json:"port"`
+		} `json:"ports"`
+	} `json:"subsets"`
+}
+
+// getEndpoints reads namespace/name's v1 Endpoints. The token is read on each
+// call, as client-go rereads a rotated one.
+func (a inClusterAPI) getEndpoints(ctx context.Context, c *http.Client, namespace, name string) (*v1Endpoints, error) {
+	token, err := os.ReadFile(a.tokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("service account token: %w", err)
+	}
+	u := a.base + "/api/v1/namespaces/" + url.PathEscape(namespace) + "/endpoints/" + url.PathEscape(name)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	req.Header.Set("User-Agent", "agnhost-nettest (kubesvc)")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		// The API's Status says why (not found, forbidden ...).
+		var st struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(body, &st) == nil && st.Message != "" {
+			return nil, errors.New(st.Message)
+		}
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	var ep v1Endpoints
+	if err := json.Unmarshal(body, &ep); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", u, err)
+	}
+	return &ep, nil
+}
+
 // inClusterPeers lists the service's endpoints through the API, with the pod's
-// in-cluster configuration (service account token, KUBERNETES_SERVICE_HOST).
+// in-cluster configuration (service account token, KUBERNETES_SERVICE_HOST). It
+// speaks plain HTTPS rather than through client-go so that the small image
+// runner (cmd/kubesvc-runner) that starts built-in images does not link the
+// API's types.
 func inClusterPeers(namespace, service string) peerSource {
+	return apiPeers(func() (inClusterAPI, error) { return inClusterFromEnv(os.Getenv, serviceAccountDir) }, namespace, service)
+}
+
+// apiPeers lists the service's endpoints through the API that access returns.
+func apiPeers(access func() (inClusterAPI, error), namespace, service string) peerSource {
 	var (
 		once   sync.Once
-		client kubernetes.Interface
+		api    inClusterAPI
+		client *http.Client
 		cerr   error
 	)
 	return func(ctx context.Context) ([]string, error) {
 		once.Do(func() {
-			var cfg *rest.Config
-			if cfg, cerr = rest.InClusterConfig(); cerr == nil {
-				client, cerr = kubernetes.NewForConfig(cfg)
+			if api, cerr = access(); cerr == nil {
+				client, cerr = api.client()
 			}
 		})
 		if cerr != nil {
 			return nil, fmt.Errorf("no in-cluster API access: %w", cerr)
 		}
-		//nolint:staticcheck // nettest reads v1 Endpoints, as the real one does.
-		ep, err := client.CoreV1().Endpoints(namespace).Get(ctx, service, metav1.GetOptions{})
+		ep, err := api.getEndpoints(ctx, client, namespace, service)
 		if err != nil {
 			return nil, err
 		}

@@ -2,18 +2,20 @@
 // machine, in the pod's network namespace and in mount and UTS namespaces of its
 // own, supervised by a small per-container shim that survives the agent.
 //
-// The agent (this package's Runtime) starts, for each container, the kubesvc binary
-// in a hidden mode, `kubesvc containerinit shim DIR`, in a session of its own: the
-// shim, like containerd-shim. The shim starts `kubesvc containerinit init DIR` in new
+// The agent (this package's Runtime) starts, for each container, the runner (the
+// small kubesvc-runner, Config.Runner, or else the kubesvc binary, Config.Self) in a
+// hidden mode, `RUNNER containerinit shim DIR`, in a session of its own: the shim,
+// like containerd-shim. The shim starts `RUNNER containerinit init DIR` in new
 // mount and UTS namespaces and a process group of its own, forking it from a
 // thread that has joined the pod's network namespace, so that init is born there
 // with every thread; init makes its mounts slaves of the machine's, binds the
 // pod's files and volumes, sets the hostname, drops to the container's user, and
 // executes the program, so that the program keeps init's pid. A program that is
-// the binary itself (a built-in image) is run by init in-process instead, when the
+// the runner itself in its builtin-image mode (a built-in image run as root; the
+// runtime points such a program at the runner) is run by init in-process instead, when the
 // caller of ContainerInit says so (InProcessFunc). Such a container, when it runs
 // as root without stdin or a terminal, is started without a shim: one process,
-// `kubesvc containerinit run DIR`, born in the container's namespaces, is its own
+// `RUNNER containerinit run DIR`, born in the container's namespaces, is its own
 // shim (self.go): one start of the binary per container instead of two. The shim
 // copies the program's stdout and
 // stderr into the container's log in the CRI format, records the program's pid

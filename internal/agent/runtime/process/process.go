@@ -52,6 +52,11 @@ type Config struct {
 	// Self is the kubesvc binary (with the containerinit subcommand), which the
 	// runtime runs as each container's shim. Required.
 	Self string
+	// Runner, when set, is kubesvc-runner (package internal/agent/runner): the
+	// runtime runs it instead of Self as each container's shim and init, and as
+	// the process of a built-in image's container that runs as root; it behaves
+	// as Self's hidden modes and starts much faster.
+	Runner string
 	// Log receives what the runtime does (default: discard).
 	Log *slog.Logger
 	// Clock stamps CreatedAt and paces the waits of Stop (default: the real clock).
@@ -81,8 +86,11 @@ type Config struct {
 // only remembers which self-supervised containers it is reaping, to show them
 // running until their exit is recorded.)
 type Runtime struct {
-	root         string
-	self         string
+	root string
+	self string
+	// runner is what runs as a container's shim and init (Config.Runner, or
+	// self).
+	runner       string
 	log          *slog.Logger
 	clock        clock.Clock
 	logMaxSize   int64
@@ -119,6 +127,15 @@ func New(cfg Config) (*Runtime, error) {
 	if _, err := os.Stat(self); err != nil {
 		return nil, fmt.Errorf("process runtime: the kubesvc binary: %w", err)
 	}
+	runner := self
+	if cfg.Runner != "" {
+		if runner, err = filepath.Abs(cfg.Runner); err != nil {
+			return nil, fmt.Errorf("process runtime: %w", err)
+		}
+		if _, err := os.Stat(runner); err != nil {
+			return nil, fmt.Errorf("process runtime: kubesvc-runner: %w", err)
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(root, containersDir), 0o700); err != nil {
 		return nil, fmt.Errorf("process runtime: %w", err)
 	}
@@ -126,7 +143,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("process runtime: %w", err)
 	}
 	r := &Runtime{
-		root: root, self: self, log: cfg.Log, clock: cfg.Clock,
+		root: root, self: self, runner: runner, log: cfg.Log, clock: cfg.Clock,
 		logMaxSize: cfg.LogMaxSize, startTimeout: cfg.StartTimeout,
 		cgroups: cfg.Cgroups, noCgroups: cfg.CgroupsUnavailable,
 	}
@@ -188,6 +205,8 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 		return runtime.ContainerStatus{}, err
 	}
 	spec = r.complete(spec)
+	selfSupervised := r.selfSupervised(spec)
+	spec = r.onRunner(spec)
 	dir := r.dir(id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return runtime.ContainerStatus{}, fmt.Errorf("start container %q: %w", spec.Name, err)
@@ -213,7 +232,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 	}
 	var reportR *os.File
 	var done <-chan struct{}
-	if r.selfSupervised(spec) {
+	if selfSupervised {
 		reportR, done, err = r.startSelf(id, spec.NetNSPath)
 	} else {
 		reportR, done, err = r.startShim(id)
@@ -288,7 +307,7 @@ func (r *Runtime) complete(spec runtime.ContainerSpec) runtime.ContainerSpec {
 	return spec
 }
 
-// hiddenCommand is `SELF containerinit MODE DIR` (env with startEnv) with the
+// hiddenCommand is `RUNNER containerinit MODE DIR` (env with startEnv) with the
 // container's shim log as its stdout and stderr and the write end of a report pipe
 // as its reportFD. It returns the command, the pipe's read end, and closeParent,
 // which closes this process's copies of the log and of the write end: call it once
@@ -303,7 +322,7 @@ func (r *Runtime) hiddenCommand(dir, mode string, env []string) (*exec.Cmd, *os.
 		shimLog.Close()
 		return nil, nil, nil, fmt.Errorf("report pipe: %w", err)
 	}
-	cmd := exec.Command(r.self, SubcommandName, mode, dir)
+	cmd := exec.Command(r.runner, SubcommandName, mode, dir)
 	cmd.Dir = "/"
 	cmd.Env = withStartEnv(env)
 	cmd.Stdout, cmd.Stderr = shimLog, shimLog

@@ -81,7 +81,20 @@ func (r *Runtime) selfSupervised(spec runtime.ContainerSpec) bool {
 		!spec.Stdin && !spec.TTY && spec.UID == nil && spec.GID == nil
 }
 
-// startSelf starts `SELF containerinit run DIR` in a session of its own (it
+// onRunner is spec with a built-in image's program (Self's builtin-image mode)
+// run by the runner instead, when there is one and the program runs as root: the
+// runner then runs it in-process (its in-process check looks for itself). A
+// program that drops to another user keeps Self, which any user may execute; the
+// runner's folder may be root's alone.
+func (r *Runtime) onRunner(spec runtime.ContainerSpec) runtime.ContainerSpec {
+	if r.runner != r.self && spec.Program.Path == r.self && len(spec.Program.Args) >= 2 &&
+		spec.Program.Args[0] == images.SubcommandBuiltinImage && spec.UID == nil && spec.GID == nil {
+		spec.Program.Path = r.runner
+	}
+	return spec
+}
+
+// startSelf starts `RUNNER containerinit run DIR` in a session of its own (it
 // outlives the agent) and in new mount and UTS namespaces, forked from a thread in
 // the pod's network namespace. It returns the read end of its report pipe and a
 // channel closed once the process has been reaped and its exit recorded.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,6 +48,7 @@ func testInProcess(p runtime.Program) (func() int, bool) {
 //	tick          print a line every 20 ms
 //	cgroup        print /proc/self/cgroup
 //	alloc         take memory until killed
+//	exe           print the executable the program runs in
 func runTestProgram(mode string, args []string) int {
 	switch mode {
 	case "cgroup":
@@ -98,6 +100,14 @@ func runTestProgram(mode string, args []string) int {
 		}
 		fmt.Println(cmd.Process.Pid)
 		return 0
+	case "exe":
+		exe, err := os.Readlink("/proc/self/exe")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println(exe)
+		return 0
 	case "panic":
 		panic("selftest panics")
 	case "tick":
@@ -144,6 +154,86 @@ func TestSelfSupervised(t *testing.T) {
 			tc.edit(&spec)
 			if got := r.selfSupervised(spec); got != tc.want {
 				t.Errorf("selfSupervised = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestOnRunner(t *testing.T) {
+	builtin := runtime.ContainerSpec{Program: runtime.Program{Path: "/usr/bin/kubesvc", Args: []string{images.SubcommandBuiltinImage, "nginx"}}}
+	uid := int64(1000)
+	tests := []struct {
+		name     string
+		runner   string
+		edit     func(*runtime.ContainerSpec)
+		wantPath string
+	}{
+		{name: "built-in", runner: "/var/lib/kubesvc/runner/kubesvc-runner-1", edit: func(*runtime.ContainerSpec) {}, wantPath: "/var/lib/kubesvc/runner/kubesvc-runner-1"},
+		{name: "built-in with stdin", runner: "/r", edit: func(s *runtime.ContainerSpec) { s.Stdin, s.TTY = true, true }, wantPath: "/r"},
+		{name: "no runner", runner: "/usr/bin/kubesvc", edit: func(*runtime.ContainerSpec) {}, wantPath: "/usr/bin/kubesvc"},
+		{name: "another program", runner: "/r", edit: func(s *runtime.ContainerSpec) { s.Program.Path = "/bin/sh" }, wantPath: "/bin/sh"},
+		{name: "the binary in another mode", runner: "/r", edit: func(s *runtime.ContainerSpec) { s.Program.Args = []string{"server"} }, wantPath: "/usr/bin/kubesvc"},
+		{name: "runAsUser keeps kubesvc", runner: "/r", edit: func(s *runtime.ContainerSpec) { s.UID = &uid }, wantPath: "/usr/bin/kubesvc"},
+		{name: "runAsGroup keeps kubesvc", runner: "/r", edit: func(s *runtime.ContainerSpec) { s.GID = &uid }, wantPath: "/usr/bin/kubesvc"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Runtime{self: "/usr/bin/kubesvc", runner: tc.runner}
+			spec := builtin
+			spec.Program.Args = append([]string(nil), builtin.Program.Args...)
+			tc.edit(&spec)
+			wantArgs := append([]string(nil), spec.Program.Args...)
+			got := r.onRunner(spec)
+			if got.Program.Path != tc.wantPath || !slices.Equal(got.Program.Args, wantArgs) {
+				t.Errorf("program = %s %v, want %s %v", got.Program.Path, got.Program.Args, tc.wantPath, wantArgs)
+			}
+		})
+	}
+}
+
+// TestRunnerRunsContainers: with a Runner, a built-in's container runs in the
+// runner, not in Self — as its own shim and, with stdin, under the runner's shim
+// and init — and the state records the runner as its program.
+func TestRunnerRunsContainers(t *testing.T) {
+	if isolate.Run(t) {
+		return
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner := filepath.Join(t.TempDir(), "kubesvc-runner-test")
+	if err := os.WriteFile(runner, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{RootDir: filepath.Join(t.TempDir(), "root"), Self: self, Runner: runner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	netns, _ := podNetNS(t)
+	for _, stdin := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stdin=%v", stdin), func(t *testing.T) {
+			spec := selfSpec(t, fmt.Sprintf("c-%v", stdin), "exe")
+			spec.NetNSPath = netns
+			spec.Stdin = stdin
+			cs := start(t, r, spec)
+			var st containerState
+			if err := readJSON(filepath.Join(r.dir(cs.ID), stateFile), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Spec.Program.Path != runner {
+				t.Errorf("recorded program %s, want the runner %s", st.Spec.Program.Path, runner)
+			}
+			cs = waitExited(t, r, cs.ID)
+			if cs.ExitCode != 0 {
+				t.Errorf("exit code %d, want 0", cs.ExitCode)
+			}
+			if got := logByStream(t, cs.LogPath)["stdout"]; !slices.Equal(got, []string{runner}) {
+				t.Errorf("the program ran in %v, want the runner %s", got, runner)
 			}
 		})
 	}
