@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"debug/elf"
 	"errors"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func TestInstall(t *testing.T) {
 }
 
 // TestEmbedded: what this build carries is either nothing (built without go
-// generate) or an ELF executable.
+// generate) or a static ELF executable.
 func TestEmbedded(t *testing.T) {
 	b := Embedded()
 	if b == nil {
@@ -81,7 +82,15 @@ func TestEmbedded(t *testing.T) {
 		}
 		return
 	}
-	if !bytes.HasPrefix(b, []byte("\x7fELF")) {
-		t.Errorf("the embedded runner starts with %q, not an ELF header", b[:min(4, len(b))])
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("the embedded runner is not an ELF executable: %v", err)
+	}
+	defer f.Close()
+	// Static: no program interpreter (the dynamic loader) to start first.
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the embedded runner is dynamically linked; build it with -tags netgo,osusergo (see go:generate)")
+		}
 	}
 }
