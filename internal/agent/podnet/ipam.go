@@ -31,6 +31,14 @@ type ipam struct {
 	// mu serialises the allocations and releases of this process; the
 	// allocation itself is atomic on disk (O_EXCL) regardless.
 	mu sync.Mutex
+	// owners indexes, per pod CIDR directory that this process has read once,
+	// each pod UID's address there, so that an allocation reads the directory's
+	// names but not every record (which made a burst of pods O(n²) in file
+	// reads). Filled from the disk on a directory's first allocation, kept by
+	// this process's allocations and releases, and checked against the record
+	// before it is trusted. Records that another process writes for a pod UID
+	// are not seen: pods are this agent's alone.
+	owners map[string]map[string]netip.Addr
 }
 
 // ipamRecord is one allocated address.
@@ -55,16 +63,19 @@ func (a *ipam) allocate(cidr netip.Prefix, pod PodRef) (ip netip.Addr, fresh boo
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return netip.Addr{}, false, fmt.Errorf("podnet: ipam: %w", err)
 	}
-	records, err := readRange(dir)
+	owners, err := a.ownersLocked(dir)
 	if err != nil {
 		return netip.Addr{}, false, err
 	}
-	taken := make(map[netip.Addr]bool, len(records))
-	for _, r := range records {
-		if r.UID == pod.UID {
-			return r.IP, false, nil
+	if ip, ok := owners[pod.UID]; ok {
+		if r, err := readRecord(filepath.Join(dir, ip.String())); err == nil && r.UID == pod.UID {
+			return ip, false, nil
 		}
-		taken[r.IP] = true
+		delete(owners, pod.UID) // released behind this process's back
+	}
+	taken, err := takenAddrs(dir)
+	if err != nil {
+		return netip.Addr{}, false, err
 	}
 
 	first, last := PodRange(cidr)
@@ -109,6 +120,7 @@ func (a *ipam) allocate(cidr netip.Prefix, pod PodRef) (ip netip.Addr, fresh boo
 		// The reservation holds whatever becomes of the hint: a lost hint only
 		// moves the next search's start back to the range's first address.
 		_ = writeFileAtomic(filepath.Join(dir, lastReservedFile), []byte(candidate.String()+"\n"))
+		owners[pod.UID] = candidate
 		return candidate, true, nil
 	}
 	return netip.Addr{}, false, fmt.Errorf("podnet: %s: %w", cidr, ErrPodCIDRExhausted)
@@ -125,7 +137,9 @@ func (a *ipam) releaseAddrs(uid string, ips []netip.Addr) error {
 			if r, err := readRecord(path); err == nil && r.UID == uid {
 				if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					errs = append(errs, fmt.Errorf("podnet: ipam: releasing %s: %w", ip, err))
+					continue
 				}
+				a.forgetLocked(dir, uid, ip)
 			}
 		}
 	}
@@ -151,6 +165,7 @@ func (a *ipam) releaseIf(drop func(ipamRecord) bool) ([]netip.Addr, error) {
 			errs = append(errs, fmt.Errorf("podnet: ipam: releasing %s: %w", r.IP, err))
 			continue
 		}
+		a.forgetLocked(filepath.Dir(r.path), r.UID, r.IP)
 		released = append(released, r.IP)
 	}
 	return released, errors.Join(errs...)
@@ -201,6 +216,52 @@ func (a *ipam) rangeDirs() []string {
 		}
 	}
 	return dirs
+}
+
+// ownersLocked is the owner index of the pod CIDR directory dir (see owners),
+// read from its records the first time.
+func (a *ipam) ownersLocked(dir string) (map[string]netip.Addr, error) {
+	if o, ok := a.owners[dir]; ok {
+		return o, nil
+	}
+	records, err := readRange(dir)
+	if err != nil {
+		return nil, err
+	}
+	o := make(map[string]netip.Addr, len(records))
+	for _, r := range records {
+		if r.UID != "" {
+			o[r.UID] = r.IP
+		}
+	}
+	if a.owners == nil {
+		a.owners = map[string]map[string]netip.Addr{}
+	}
+	a.owners[dir] = o
+	return o, nil
+}
+
+// forgetLocked drops uid's address ip in dir from the owner index.
+func (a *ipam) forgetLocked(dir, uid string, ip netip.Addr) {
+	if o := a.owners[dir]; o != nil && o[uid] == ip {
+		delete(o, uid)
+	}
+}
+
+// takenAddrs is the set of addresses that have a record in dir, from the names
+// alone.
+func takenAddrs(dir string) (map[netip.Addr]bool, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("podnet: ipam: %w", err)
+	}
+	taken := make(map[netip.Addr]bool, len(entries))
+	for _, e := range entries {
+		if ip, err := netip.ParseAddr(e.Name()); err == nil && !e.IsDir() {
+			taken[ip] = true
+		}
+	}
+	return taken, nil
 }
 
 // readRange reads the records of one pod CIDR's directory (none if it does not

@@ -135,3 +135,58 @@ func TestHostVethName(t *testing.T) {
 		t.Errorf("HostVethName = %q, %q: want 15-byte distinct names", a, b)
 	}
 }
+
+// TestIPAMOwnerIndex: a pod's address is found again without reading every
+// record, and the index never outlives the record it points to.
+func TestIPAMOwnerIndex(t *testing.T) {
+	cidr := netip.MustParsePrefix("10.244.0.0/28")
+	tests := []struct {
+		name string
+		// between the first allocation of pod "p" (10.244.0.2) and the second.
+		between   func(t *testing.T, a *ipam)
+		wantIP    string
+		wantFresh bool
+	}{
+		{name: "same process", between: func(*testing.T, *ipam) {}, wantIP: "10.244.0.2"},
+		{name: "restarted agent reads the disk", between: func(t *testing.T, a *ipam) { a.owners = nil }, wantIP: "10.244.0.2"},
+		{name: "record removed behind its back", between: func(t *testing.T, a *ipam) {
+			if err := os.Remove(filepath.Join(a.rangeDir(cidr), "10.244.0.2")); err != nil {
+				t.Fatal(err)
+			}
+		}, wantIP: "10.244.0.4", wantFresh: true},
+		{name: "record given to another pod behind its back", between: func(t *testing.T, a *ipam) {
+			if err := os.WriteFile(filepath.Join(a.rangeDir(cidr), "10.244.0.2"), []byte("other\nns/other\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, wantIP: "10.244.0.4", wantFresh: true},
+		{name: "released by releaseIf", between: func(t *testing.T, a *ipam) {
+			if _, err := a.releaseIf(func(r ipamRecord) bool { return r.UID == "p" }); err != nil {
+				t.Fatal(err)
+			}
+		}, wantIP: "10.244.0.4", wantFresh: true},
+		{name: "released by releaseAddrs", between: func(t *testing.T, a *ipam) {
+			if err := a.releaseAddrs("p", []netip.Addr{netip.MustParseAddr("10.244.0.2")}); err != nil {
+				t.Fatal(err)
+			}
+		}, wantIP: "10.244.0.4", wantFresh: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &ipam{dir: t.TempDir()}
+			for _, uid := range []string{"p", "q"} { // p gets .2, q .3
+				if _, _, err := a.allocate(cidr, PodRef{UID: uid, Namespace: "ns", Name: uid}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.between(t, a)
+			ip, fresh, err := a.allocate(cidr, PodRef{UID: "p", Namespace: "ns", Name: "p"})
+			if err != nil || ip.String() != tc.wantIP || fresh != tc.wantFresh {
+				t.Fatalf("second allocate = %s fresh %v (%v), want %s fresh %v", ip, fresh, err, tc.wantIP, tc.wantFresh)
+			}
+			// q is untouched and keeps its address.
+			if ip, fresh, err := a.allocate(cidr, PodRef{UID: "q"}); err != nil || fresh || ip.String() != "10.244.0.3" {
+				t.Errorf("q = %s fresh %v (%v), want 10.244.0.3", ip, fresh, err)
+			}
+		})
+	}
+}
