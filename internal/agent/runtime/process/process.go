@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -80,11 +81,11 @@ type Config struct {
 	MaxParallelStarts int
 }
 
-// Runtime is the process runtime (see the package doc). It keeps no container
-// state in memory: everything is on disk and in /proc, so it is safe for
-// concurrent use and several Runtimes on one RootDir see the same containers. (It
-// only remembers which self-supervised containers it is reaping, to show them
-// running until their exit is recorded.)
+// Runtime is the process runtime (see the package doc). Container state is on
+// disk and in /proc, so it is safe for concurrent use and several Runtimes on one
+// RootDir see the same containers. (It remembers which self-supervised containers
+// it is reaping, to show them running until their exit is recorded, and keeps
+// copies of the container files that are written once and never change.)
 type Runtime struct {
 	root string
 	self string
@@ -103,6 +104,21 @@ type Runtime struct {
 	// started and has not yet reaped: one that is gone without an exit record is
 	// still running until the runtime has recorded its exit (recordExit).
 	recording sync.Map
+	// records caches, per container ID, what Status and List read of the
+	// container's write-once files (*writeOnce), so that the agent's relist does
+	// not decode every container's spec each period.
+	records sync.Map
+}
+
+// writeOnce is what Status and List need of a container's files, each of which is
+// written once and never changed (a container's next attempt is a new container
+// with a new ID): so a copy read once is what the disk says until Remove, which
+// drops it. pid and exit are nil until read from their files.
+type writeOnce struct {
+	// state is state.json with only the fields statusOf reads.
+	state containerState
+	pid   atomic.Pointer[pidRecord]
+	exit  atomic.Pointer[exitRecord]
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -400,11 +416,32 @@ func (r *Runtime) Status(ctx context.Context, id runtime.ContainerID) (runtime.C
 	if !validID(id) {
 		return runtime.ContainerStatus{}, fmt.Errorf("container %q: %w", id, runtime.ErrNotFound)
 	}
-	st, err := r.loadState(id)
+	w, err := r.cached(id)
 	if err != nil {
 		return runtime.ContainerStatus{}, err
 	}
-	return r.statusOf(st)
+	return r.status(w)
+}
+
+// cached is id's write-once files, read on first use. A cached container whose
+// state file is gone (removed by another Runtime on this folder) is not found.
+func (r *Runtime) cached(id runtime.ContainerID) (*writeOnce, error) {
+	if v, ok := r.records.Load(id); ok {
+		if _, err := os.Stat(filepath.Join(r.dir(id), stateFile)); isNotExist(err) {
+			r.records.Delete(id)
+			return nil, fmt.Errorf("container %s: %w", id, runtime.ErrNotFound)
+		}
+		return v.(*writeOnce), nil
+	}
+	st, err := r.loadState(id)
+	if err != nil {
+		return nil, err
+	}
+	w := &writeOnce{state: containerState{Version: st.Version, ID: st.ID, CreatedAt: st.CreatedAt, Spec: runtime.ContainerSpec{
+		PodUID: st.Spec.PodUID, Name: st.Spec.Name, Image: st.Spec.Image, Attempt: st.Spec.Attempt, LogPath: st.Spec.LogPath,
+	}}}
+	v, _ := r.records.LoadOrStore(id, w)
+	return v.(*writeOnce), nil
 }
 
 // loadState reads state.json of id (ErrNotFound when there is none).
@@ -433,20 +470,42 @@ func (r *Runtime) loadState(id runtime.ContainerID) (containerState, error) {
 //	                                 the shim is recording it
 //	neither (a reboot, a killed shim) unknown
 func (r *Runtime) statusOf(st containerState) (runtime.ContainerStatus, error) {
+	return r.status(&writeOnce{state: st})
+}
+
+// status is statusOf with the pid and exit records that w already holds, and
+// those it reads kept in w.
+func (r *Runtime) status(w *writeOnce) (runtime.ContainerStatus, error) {
+	st := w.state
 	dir := r.dir(st.ID)
 	cs := runtime.ContainerStatus{
 		ID: st.ID, PodUID: st.Spec.PodUID, Name: st.Spec.Name, Image: st.Spec.Image,
 		Attempt: st.Spec.Attempt, LogPath: st.Spec.LogPath,
 	}
+	readExit := func() (exitRecord, error) {
+		if ex := w.exit.Load(); ex != nil {
+			return *ex, nil
+		}
+		var ex exitRecord
+		err := readJSON(filepath.Join(dir, exitFile), &ex)
+		if err == nil {
+			w.exit.Store(&ex)
+		}
+		return ex, err
+	}
 	var pr pidRecord
-	pidErr := readJSON(filepath.Join(dir, pidFile), &pr)
+	pidErr := error(nil)
+	if p := w.pid.Load(); p != nil {
+		pr = *p
+	} else if pidErr = readJSON(filepath.Join(dir, pidFile), &pr); pidErr == nil {
+		w.pid.Store(&pr)
+	}
 	if pidErr != nil && !isNotExist(pidErr) {
 		return cs, fmt.Errorf("container %s: %w", st.ID, pidErr)
 	}
 	havePid := pidErr == nil
 	cs.StartedAt = pr.StartedAt
-	var ex exitRecord
-	err := readJSON(filepath.Join(dir, exitFile), &ex)
+	ex, err := readExit()
 	switch {
 	case err == nil:
 		return exited(cs, ex), nil
@@ -464,13 +523,13 @@ func (r *Runtime) statusOf(st containerState) (runtime.ContainerStatus, error) {
 		return cs, nil
 	case alive(pr.ShimPid, pr.ShimStartTime, pr.BootID):
 		// The exit file may have been written since the check above.
-		if err := readJSON(filepath.Join(dir, exitFile), &ex); err == nil {
+		if ex, err := readExit(); err == nil {
 			return exited(cs, ex), nil
 		}
 		cs.State = runtime.StateRunning
 		return cs, nil
 	default:
-		if err := readJSON(filepath.Join(dir, exitFile), &ex); err == nil {
+		if ex, err := readExit(); err == nil {
 			return exited(cs, ex), nil
 		}
 		if _, recording := r.recording.Load(st.ID); recording {
@@ -514,12 +573,14 @@ func (r *Runtime) List(ctx context.Context) ([]runtime.ContainerStatus, error) {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	var out []runtime.ContainerStatus
+	present := make(map[runtime.ContainerID]bool, len(entries))
 	for _, e := range entries {
 		id := runtime.ContainerID(e.Name())
 		if !e.IsDir() || !validID(id) {
 			continue
 		}
-		st, err := r.loadState(id)
+		present[id] = true
+		w, err := r.cached(id)
 		if errors.Is(err, runtime.ErrNotFound) {
 			continue // being created or removed
 		}
@@ -528,13 +589,20 @@ func (r *Runtime) List(ctx context.Context) ([]runtime.ContainerStatus, error) {
 			out = append(out, runtime.ContainerStatus{ID: id, State: runtime.StateUnknown})
 			continue
 		}
-		cs, err := r.statusOf(st)
+		cs, err := r.status(w)
 		if err != nil {
 			r.log.Warn("container status unreadable", "id", id, "err", err)
 			cs.State = runtime.StateUnknown
 		}
 		out = append(out, cs)
 	}
+	// Containers removed by another Runtime on this folder (kubesvc reset).
+	r.records.Range(func(k, _ any) bool {
+		if !present[k.(runtime.ContainerID)] {
+			r.records.Delete(k)
+		}
+		return true
+	})
 	return out, nil
 }
 
@@ -669,6 +737,7 @@ func (r *Runtime) Remove(ctx context.Context, id runtime.ContainerID) error {
 			r.log.Warn("container's cgroup stays", "id", id, "err", err)
 		}
 	}
+	r.records.Delete(id)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}

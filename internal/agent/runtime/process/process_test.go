@@ -783,3 +783,50 @@ func (w *slowWriter) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// TestStatusOfRemovedElsewhere: Status and List read a container's write-once
+// files once; a container that another Runtime on the folder removed (kubesvc
+// reset) is then not found, as before any caching.
+func TestStatusOfRemovedElsewhere(t *testing.T) {
+	if isolate.Run(t) {
+		return
+	}
+	root := t.TempDir()
+	r := newTestRuntime(t, root)
+	other := newTestRuntime(t, root)
+	a := start(t, r, baseSpec("a", "sleep", "1000"))
+	b := start(t, r, baseSpec("b", "sleep", "1000"))
+	for _, id := range []runtime.ContainerID{a.ID, b.ID} {
+		if cs, err := r.Status(t.Context(), id); err != nil || cs.State != runtime.StateRunning {
+			t.Fatalf("Status(%s) = %+v, %v; want running", id, cs, err)
+		}
+	}
+	if list, err := r.List(t.Context()); err != nil || len(list) != 2 {
+		t.Fatalf("List = %+v, %v; want 2 containers", list, err)
+	}
+	for _, id := range []runtime.ContainerID{a.ID, b.ID} {
+		if err := other.Stop(t.Context(), id, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Stopped by the other Runtime: the exit is seen by this one.
+	if cs, err := r.Status(t.Context(), a.ID); err != nil || cs.State != runtime.StateExited {
+		t.Errorf("Status after another Runtime's Stop = %+v, %v; want exited", cs, err)
+	}
+	for _, id := range []runtime.ContainerID{a.ID, b.ID} {
+		if err := other.Remove(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Status(t.Context(), a.ID); !errors.Is(err, runtime.ErrNotFound) {
+		t.Errorf("Status after another Runtime's Remove = %v, want ErrNotFound", err)
+	}
+	if list, err := r.List(t.Context()); err != nil || len(list) != 0 {
+		t.Errorf("List after another Runtime's Remove = %+v, %v; want none", list, err)
+	}
+	n := 0
+	r.records.Range(func(any, any) bool { n++; return true })
+	if n != 0 {
+		t.Errorf("%d cached containers left after List saw them gone", n)
+	}
+}
