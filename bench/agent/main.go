@@ -9,7 +9,10 @@
 //
 // Measured:
 //   - the agent's memory when idle (a Ready node, no pods), with N pods, and idle
-//     again after they are deleted (VmRSS, RssAnon, RssFile);
+//     again after they are deleted (VmRSS, RssAnon, RssFile); with -sample, every
+//     interval through each idle period (min/mean/max and the series), with
+//     -residency which packages' code and which sections of the executable the
+//     agent holds at the end of each;
 //   - pod start-up: N bare nginx pods created at once (-parallel creators); for
 //     each pod, the time from just before its create request to the first watch
 //     event that shows it Ready (Kubernetes' pod start-up SLI, without image
@@ -57,6 +60,15 @@ type options struct {
 	out      string
 	agentLog string
 	cycles   int
+	// sample > 0 samples the agent's memory at this interval through each
+	// idle period; residency > 0 lists that many packages and sections whose
+	// pages of the executable the agent holds at the end of each.
+	sample    time.Duration
+	residency int
+	// agentArgs are extra arguments for `kubesvc agent`.
+	agentArgs []string
+	// agentCopy runs the agent from a copy of the binary of its own.
+	agentCopy bool
 }
 
 // result is what one run measured.
@@ -69,7 +81,15 @@ type result struct {
 	IdleBefore memSample      `json:"agent_idle"`
 	WithPods   memSample      `json:"agent_with_pods"`
 	IdleAfter  memSample      `json:"agent_idle_after_delete"`
-	Startup    latencies      `json:"pod_startup"`
+	// AgentCopy: the agent ran from a copy of the binary (-agent-copy).
+	AgentCopy bool `json:"agent_binary_copy"`
+	// With -sample: the idle periods sampled.
+	IdleBeforeSeries *memSeries `json:"agent_idle_series,omitempty"`
+	IdleAfterSeries  *memSeries `json:"agent_idle_after_delete_series,omitempty"`
+	// With -residency: the executable's pages the agent holds at the end of each.
+	IdleBeforeResidency *residency `json:"agent_idle_residency,omitempty"`
+	IdleAfterResidency  *residency `json:"agent_idle_after_delete_residency,omitempty"`
+	Startup             latencies  `json:"pod_startup"`
 	// Phases split the start-up (with -agent-log): create → the agent's
 	// "container started", and that → Ready seen in the watch.
 	ToStarted    *latencies `json:"create_to_container_started,omitempty"`
@@ -93,8 +113,10 @@ type startupCPU struct {
 	Agent        float64 `json:"agent_s"`
 	PodProcesses float64 `json:"pod_processes_s"`
 	PerPodMs     float64 `json:"per_pod_ms"`
-	LoadBefore   string  `json:"loadavg_before"`
-	LoadAfter    string  `json:"loadavg_after"`
+	// AgentFaults are the agent's page faults meanwhile.
+	AgentFaults faults `json:"agent_faults"`
+	LoadBefore  string `json:"loadavg_before"`
+	LoadAfter   string `json:"loadavg_after"`
 }
 
 type memSample struct {
@@ -119,7 +141,12 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "also write the result as JSON to this file")
 	flag.StringVar(&o.agentLog, "agent-log", "", "write the agent's log (level info) to this file")
 	flag.IntVar(&o.cycles, "cycles", 1, "create/delete cycles of -pods pods (what is left behind is counted after the last)")
+	flag.DurationVar(&o.sample, "sample", 0, "sample the agent's VmRSS, RssAnon and RssFile at this interval through each idle period (0: one reading at its end)")
+	flag.IntVar(&o.residency, "residency", 0, "at the end of each idle period, list this many Go packages and ELF sections whose pages of the executable the agent holds (0: off)")
+	flag.BoolVar(&o.agentCopy, "agent-copy", false, "run the agent from a copy of -bin, as on a node that runs no API server: the server's pages of the binary are then not the agent's (the page cache shares a file's pages between the processes that map it, and Linux maps a whole cached large folio on a fault)")
+	agentArgs := flag.String("agent-args", "", "extra arguments for `kubesvc agent`, separated by spaces")
 	flag.Parse()
+	o.agentArgs = strings.Fields(*agentArgs)
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/agent:", err)
 		os.Exit(1)
@@ -166,7 +193,15 @@ func run(o options) error {
 	defer cancel()
 
 	root := filepath.Join(tmp, "agent")
-	agent, err := startAgent(bin, srv.Kubeconfig(), root, o.agentLog)
+	agentBin := bin
+	if o.agentCopy {
+		agentBin = filepath.Join(tmp, "kubesvc-agent")
+		if err := copyFile(bin, agentBin); err != nil {
+			return err
+		}
+	}
+	res.AgentCopy = o.agentCopy
+	agent, err := startAgent(agentBin, srv.Kubeconfig(), root, o.agentLog, o.agentArgs)
 	if err != nil {
 		return err
 	}
@@ -176,9 +211,16 @@ func run(o options) error {
 		return fmt.Errorf("%w\nagent log:\n%s", err, agent.log.Tail())
 	}
 	res.NodeReady = nodeReady.Round(time.Millisecond).String()
-	time.Sleep(o.idle)
+	if res.IdleBeforeSeries, err = idle(agent.cmd.Process.Pid, o.idle, o.sample); err != nil {
+		return err
+	}
 	if res.IdleBefore, err = sampleMem(agent.cmd.Process.Pid); err != nil {
 		return err
+	}
+	if o.residency > 0 {
+		if res.IdleBeforeResidency, err = readResidency(agent.cmd.Process.Pid, o.residency); err != nil {
+			return err
+		}
 	}
 	if res.Before, err = countLeftovers(root); err != nil {
 		return err
@@ -190,6 +232,10 @@ func run(o options) error {
 		return err
 	}
 	agentCPU0, err := benchproc.CPUSeconds(agent.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	faults0, err := readFaults(agent.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -206,6 +252,11 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	faults1, err := readFaults(agent.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	res.StartupCPU.AgentFaults = faults1.sub(faults0)
 	podCPU, err := podProcessesCPU(agent.cmd.Process.Pid)
 	if err != nil {
 		return err
@@ -253,9 +304,16 @@ func run(o options) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	time.Sleep(o.idle)
+	if res.IdleAfterSeries, err = idle(agent.cmd.Process.Pid, o.idle, o.sample); err != nil {
+		return err
+	}
 	if res.IdleAfter, err = sampleMem(agent.cmd.Process.Pid); err != nil {
 		return err
+	}
+	if o.residency > 0 {
+		if res.IdleAfterResidency, err = readResidency(agent.cmd.Process.Pid, o.residency); err != nil {
+			return err
+		}
 	}
 	if res.AgentCPU, err = benchproc.CPUSeconds(agent.cmd.Process.Pid); err != nil {
 		return err
@@ -278,7 +336,7 @@ type agentProc struct {
 	done chan struct{}
 }
 
-func startAgent(bin, kubeconfig, root, logFile string) (*agentProc, error) {
+func startAgent(bin, kubeconfig, root, logFile string, extraArgs []string) (*agentProc, error) {
 	level := "warn"
 	var logTo io.Writer = io.Discard
 	if logFile != "" {
@@ -288,7 +346,8 @@ func startAgent(bin, kubeconfig, root, logFile string) (*agentProc, error) {
 		}
 		level, logTo = "info", f
 	}
-	cmd := exec.Command(bin, "agent", "--kubeconfig", kubeconfig, "--node-name", "node-a", "--root-dir", root, "--log-level="+level)
+	args := append([]string{"agent", "--kubeconfig", kubeconfig, "--node-name", "node-a", "--root-dir", root, "--log-level=" + level}, extraArgs...)
+	cmd := exec.Command(bin, args...)
 	a := &agentProc{cmd: cmd, log: &benchproc.LineTail{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = io.Discard, io.MultiWriter(a.log, logTo)
 	if err := cmd.Start(); err != nil {
@@ -637,3 +696,27 @@ func mib(kib int64) float64 { return round1(float64(kib) / 1024) }
 func round1(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
 
 func round2(f float64) float64 { return float64(int(f*100+0.5)) / 100 }
+
+// copyFile copies the executable src to dst.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	// Written back, as an installed binary is: the kernel cannot page out a
+	// dirty page (the agent's trim would leave the copy's pages mapped).
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return out.Close()
+}

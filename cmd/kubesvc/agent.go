@@ -138,10 +138,15 @@ needs no root.`,
 					// RssFile read every 10 s; trimmed at most every minute, when
 					// 8 MiB above its level at rest. An agent at rest comes back to
 					// 4-7 MiB above that level within a minute of a trim (its
-					// periodic work, mapped in 64 KiB fault-around blocks), so at
+					// periodic work, mapped in fault-around blocks), so at
 					// rest it is seldom trimmed; a burst of pod starts leaves 10-15
-					// MiB above it, which the next check gives back.
-					trim := &memtrim.Periodic{First: 10 * time.Second, Every: time.Minute, Check: 10 * time.Second, Growth: 8 << 20, Log: cfg.Log.With("component", "memtrim")}
+					// MiB above it, which the next check gives back. Random: the
+					// pages a trim evicted come back one by one, not with the
+					// kernel's read-around (whole large folios of the page cache,
+					// which Linux 6.18 maps entirely on a fault): 4 KiB instead of
+					// 64 KiB-2 MiB per page the periodic work touches, for the
+					// pages no other process maps (docs/benchmarks.md).
+					trim := &memtrim.Periodic{First: 10 * time.Second, Every: time.Minute, Check: 10 * time.Second, Growth: 8 << 20, Random: true, Log: cfg.Log.With("component", "memtrim")}
 					runs = append(runs, trim.Run)
 				}
 				return runAll(cmd.Context(), runs...)

@@ -28,14 +28,19 @@ type Periodic struct {
 	// Check is how often RssFile is read (0: Every).
 	Check  time.Duration
 	Growth int64
+	// Random has the first trim mark the executable's mappings MADV_RANDOM
+	// (AdviseRandom): the pages the process maps back after a trim then come
+	// one at a time rather than with the read-around beside them.
+	Random bool
 	// Log receives each trim (nil: discarded).
 	Log *slog.Logger
 	// Clock drives the waits (nil: the real clock).
 	Clock clock.Clock
-	// trim and rssFile are Trim and the RssFile of /proc/self/status (tests
-	// replace them).
-	trim    func() (int64, error)
-	rssFile func() (int64, error)
+	// trim, rssFile and adviseRandom are Trim, the RssFile of
+	// /proc/self/status and AdviseRandom (tests replace them).
+	trim         func() (int64, error)
+	rssFile      func() (int64, error)
+	adviseRandom func() error
 }
 
 // Run trims as described until ctx ends; it returns nil then.
@@ -54,6 +59,10 @@ func (p *Periodic) Run(ctx context.Context) error {
 	}
 	if rss == nil {
 		rss = selfRssFile
+	}
+	advise := p.adviseRandom
+	if advise == nil {
+		advise = AdviseRandom
 	}
 	check := p.Check
 	if check <= 0 {
@@ -82,6 +91,12 @@ func (p *Periodic) Run(ctx context.Context) error {
 			}
 			if clk.Since(lastTrim) < p.Every || cur-rest < p.Growth {
 				continue
+			}
+		}
+		if p.Random && !trimmed {
+			// Before the first trim: the pages it evicts come back one by one.
+			if err := advise(); err != nil {
+				log.Warn("marking the executable's pages MADV_RANDOM", "err", err)
 			}
 		}
 		n, err := trim()

@@ -2,6 +2,7 @@ package memtrim
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -137,4 +138,73 @@ func waitWaiting(t *testing.T, clk *clocktesting.FakeClock) {
 		}
 	}
 	t.Fatal("Run does not wait on the clock")
+}
+
+// With Random, the executable's mappings are marked MADV_RANDOM once, before
+// the first trim; without it, never.
+func TestPeriodicRandom(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		random     bool
+		wantAdvise []string // the calls in order: "advise", "trim"
+	}{
+		{name: "random", random: true, wantAdvise: []string{"advise", "trim", "trim"}},
+		{name: "not random", random: false, wantAdvise: []string{"trim", "trim"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var calls []string
+			rss := int64(100)
+			clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+			p := &Periodic{First: 10 * time.Second, Every: time.Minute, Check: 10 * time.Second, Growth: 10, Clock: clk, Random: tc.random,
+				trim: func() (int64, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					calls = append(calls, "trim")
+					rss = 10
+					return 90, nil
+				},
+				rssFile: func() (int64, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					return rss, nil
+				},
+				adviseRandom: func() error {
+					mu.Lock()
+					defer mu.Unlock()
+					calls = append(calls, "advise")
+					return nil
+				},
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			// The first trim at 10 s; RssFile 30 at rest, then 50 from 20 s on:
+			// trimmed again at 70 s (Every after the first).
+			for i := range 7 {
+				waitWaiting(t, clk)
+				if i == 1 {
+					mu.Lock()
+					rss = 30
+					mu.Unlock()
+				}
+				if i == 2 {
+					mu.Lock()
+					rss = 50
+					mu.Unlock()
+				}
+				clk.Step(10 * time.Second)
+			}
+			waitWaiting(t, clk)
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run = %v", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(calls, tc.wantAdvise) {
+				t.Errorf("calls = %v, want %v", calls, tc.wantAdvise)
+			}
+		})
+	}
 }

@@ -29,21 +29,9 @@ import (
 // file. It returns the bytes of executable mappings so trimmed.
 func Trim() (int64, error) {
 	debug.FreeOSMemory()
-	exe, err := os.Executable()
+	ranges, err := executableMappings()
 	if err != nil {
-		return 0, fmt.Errorf("memtrim: %w", err)
-	}
-	if p, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = p
-	}
-	f, err := os.Open("/proc/self/maps")
-	if err != nil {
-		return 0, fmt.Errorf("memtrim: %w", err)
-	}
-	defer f.Close()
-	ranges, err := readOnlyMappings(f, exe)
-	if err != nil {
-		return 0, fmt.Errorf("memtrim: %w", err)
+		return 0, err
 	}
 	var total int64
 	var errs []error
@@ -60,6 +48,54 @@ func Trim() (int64, error) {
 		return total, fmt.Errorf("memtrim: %w", err)
 	}
 	return total, nil
+}
+
+// AdviseRandom marks the executable's read-only mappings MADV_RANDOM. A page of
+// them that is not in the page cache (Trim's MADV_PAGEOUT evicted it: no other
+// process mapped it) then comes back alone on its next access, as a small
+// folio, instead of with the kernel's read-around of the pages beside it, which
+// fault-around maps too (Linux 6.18, one byte read every 256 KiB of a mapping
+// trimmed so: 64 KiB mapped per page read without this, 4 KiB with it). A page
+// still in the page cache is mapped by fault-around either way, with the whole
+// large folio that holds it (docs/benchmarks.md). The cost: code first run
+// after a trim is read from the file one page per major fault instead of in
+// batches; call it once start-up is done.
+func AdviseRandom() error {
+	ranges, err := executableMappings()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range ranges {
+		if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(r.start), uintptr(r.end-r.start), unix.MADV_RANDOM); e != 0 {
+			errs = append(errs, fmt.Errorf("madvise %#x-%#x: %w", r.start, r.end, e))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("memtrim: %w", err)
+	}
+	return nil
+}
+
+// executableMappings are the read-only mappings of this process's executable.
+func executableMappings() ([]addrRange, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("memtrim: %w", err)
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return nil, fmt.Errorf("memtrim: %w", err)
+	}
+	defer f.Close()
+	ranges, err := readOnlyMappings(f, exe)
+	if err != nil {
+		return nil, fmt.Errorf("memtrim: %w", err)
+	}
+	return ranges, nil
 }
 
 // addrRange is one mapping of /proc/self/maps, [start, end).

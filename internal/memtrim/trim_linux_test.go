@@ -3,7 +3,10 @@
 package memtrim
 
 import (
+	"os"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -68,5 +71,40 @@ func TestTrimMemory(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("Trim found no read-only mapping of the test binary")
+	}
+}
+
+// AdviseRandom sets VM_RAND_READ ("rr" in /proc/self/smaps' VmFlags) on the
+// executable's read-only mappings.
+func TestAdviseRandom(t *testing.T) {
+	if err := AdviseRandom(); err != nil {
+		t.Fatal(err)
+	}
+	ranges, err := executableMappings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := map[uint64]string{} // mapping start → VmFlags
+	var start uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			lo, _, _ := strings.Cut(f[0], "-")
+			start, _ = strconv.ParseUint(lo, 16, 64)
+		}
+		if rest, ok := strings.CutPrefix(line, "VmFlags:"); ok {
+			flags[start] = rest
+		}
+	}
+	if len(ranges) == 0 {
+		t.Fatal("no read-only mapping of the test binary")
+	}
+	for _, r := range ranges {
+		if !slices.Contains(strings.Fields(flags[r.start]), "rr") {
+			t.Errorf("mapping %#x-%#x: VmFlags %q, want rr", r.start, r.end, flags[r.start])
+		}
 	}
 }

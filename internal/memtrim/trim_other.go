@@ -8,3 +8,8 @@ import "errors"
 func Trim() (int64, error) {
 	return 0, errors.New("memtrim: trimming memory is implemented on Linux only")
 }
+
+// AdviseRandom is Linux-only (see trim_linux.go).
+func AdviseRandom() error {
+	return errors.New("memtrim: madvise is implemented on Linux only")
+}
