@@ -60,20 +60,21 @@ type Backend struct {
 	// nodeIPs are this family's node addresses of the last successful sync.
 	nodeIPs []netip.Addr
 
-	services    map[proxy.ServicePortName]*serviceState
+	// ids number the ServicePorts programmed; svcs is their state by id
+	// (svcs[0] is the node's: its elements of nodeport-ips). The element
+	// stores name owners by id. An id freed in a sync (releasedIDs) is reused
+	// only after the sync (freeIDs): the stores may name it until then.
+	ids         map[proxy.ServicePortName]uint32
+	svcs        []serviceState
+	freeIDs     []uint32
+	releasedIDs []uint32
 	staleChains map[string]time.Time
 
-	clusterIPs          *elementStore
-	masqClusterIPs      *elementStore
-	serviceIPs          *elementStore
-	firewallIPs         *elementStore
-	noEndpointServices  *elementStore
-	noEndpointNodePorts *elementStore
-	serviceNodePorts    *elementStore
-	nodePortIPs         *elementStore
-	buckets             *bucketMaps
-	hairpin             *refSet
-	windows             *windowAllocator
+	// stores are the element stores, by storeID.
+	stores  [numStores]*elementStore
+	buckets *bucketMaps
+	hairpin *refSet
+	windows windowAllocator
 }
 
 var _ proxy.Backend = (*Backend)(nil)
@@ -125,20 +126,27 @@ func New(cfg Config) (*Backend, error) {
 		serviceCI: familyPrefixes(cfg.ServiceCIDRs, ipv6),
 		nodePorts: npa,
 		needFull:  true,
-		services:  make(map[proxy.ServicePortName]*serviceState),
+		ids:       make(map[proxy.ServicePortName]uint32),
+		svcs:      make([]serviceState, 1),
 
-		staleChains:         make(map[string]time.Time),
-		clusterIPs:          newElementStore(true, clusterIPsSet),
-		masqClusterIPs:      newElementStore(true, clusterIPsMasqSet),
-		serviceIPs:          newElementStore(false, serviceIPsMap),
-		firewallIPs:         newElementStore(false, firewallIPsMap),
-		noEndpointServices:  newElementStore(false, noEndpointServicesMap),
-		noEndpointNodePorts: newElementStore(false, noEndpointNodePortsMap),
-		serviceNodePorts:    newElementStore(false, serviceNodePortsMap),
-		nodePortIPs:         newElementStore(true, nodePortIPsSet),
-		buckets:             newBucketMaps(),
-		hairpin:             newRefSet(hairpinSet),
-		windows:             newWindowAllocator(),
+		staleChains: make(map[string]time.Time),
+		buckets:     newBucketMaps(ipv6),
+		hairpin:     newRefSet(hairpinSet, ipv6),
+	}
+	for id, st := range map[storeID]struct {
+		isSet, commented bool
+		name             string
+	}{
+		storeClusterIPs:          {true, false, clusterIPsSet},
+		storeMasqClusterIPs:      {true, false, clusterIPsMasqSet},
+		storeNodePortIPs:         {true, false, nodePortIPsSet},
+		storeServiceIPs:          {false, false, serviceIPsMap},
+		storeServiceNodePorts:    {false, false, serviceNodePortsMap},
+		storeFirewallIPs:         {false, false, firewallIPsMap},
+		storeNoEndpointServices:  {false, true, noEndpointServicesMap},
+		storeNoEndpointNodePorts: {false, true, noEndpointNodePortsMap},
+	} {
+		b.stores[id] = newElementStore(st.isSet, st.name, st.commented, b.owner)
 	}
 	if ipv6 {
 		b.ipX, b.addrType = "ip6", "ipv6_addr"
@@ -186,12 +194,15 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 		}
 		b.deleteStaleChains(tx, start)
 	}
-	b.nodePortIPs.set(proxy.ServicePortName{}, b.nodePortIPElements(nodeIPs))
-	for _, st := range b.stores() {
+	b.setElements(0, b.nodePortIPElements(nodeIPs))
+	for _, st := range b.stores {
 		st.flushTo(tx)
 	}
 	b.hairpin.flushTo(tx)
 	b.buckets.flushTo(tx)
+	// The stores name no released id any more.
+	b.freeIDs = append(b.freeIDs, b.releasedIDs...)
+	b.releasedIDs = b.releasedIDs[:0]
 
 	kind := "partial"
 	if full {
@@ -207,7 +218,7 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 	b.needFull = false
 	b.nodeIPs = nodeIPs
 	b.windows.commit()
-	b.log.Debug("synced nftables", "kind", kind, "operations", ops, "servicePorts", len(b.services),
+	b.log.Debug("synced nftables", "kind", kind, "operations", ops, "servicePorts", len(b.ids),
 		"changed", len(s.Changed), "staleChains", len(b.staleChains), "elapsed", b.now().Sub(start))
 	return nil
 }
@@ -239,20 +250,25 @@ func (b *Backend) fullSync(ctx context.Context, tx *txn, s *proxy.Snapshot, now 
 		}
 	}
 
-	clear(b.services)
+	// New maps and slices, not cleared ones: these are sized for the
+	// ServicePorts of this sync, and a cleared slice would keep the old
+	// states' memory reachable.
+	b.ids = make(map[proxy.ServicePortName]uint32, len(s.Services))
+	b.svcs = make([]serviceState, 1, 1+len(s.Services))
+	b.freeIDs, b.releasedIDs = nil, nil
 	clear(b.staleChains)
 	b.windows.reset()
 	b.buckets.reset() // the maps are flushed or deleted below
 	b.writeTable(tx)
-	for _, st := range b.stores() {
+	for _, st := range b.stores {
 		st.reset(tx)
 	}
 	// Every ServicePort has a ClusterIP and, mostly, a service-ips element.
-	b.clusterIPs.grow(len(s.Services))
+	b.stores[storeClusterIPs].grow(len(s.Services))
 	if _, ok := b.masqMatch(); ok {
-		b.masqClusterIPs.grow(len(s.Services))
+		b.stores[storeMasqClusterIPs].grow(len(s.Services))
 	}
-	b.serviceIPs.grow(len(s.Services))
+	b.stores[storeServiceIPs].grow(len(s.Services))
 	eps := 0
 	for _, e := range s.Endpoints {
 		eps += len(e)
@@ -284,7 +300,12 @@ func (b *Backend) fullSync(ctx context.Context, tx *txn, s *proxy.Snapshot, now 
 	// by rules, all gone, so they go now. (The add before the flush or delete
 	// makes the operation valid also where "flush table" removed the object, as
 	// knftables.Fake does.)
-	active := b.activeObjects()
+	// The names of the objects the ServicePorts own, only when an earlier
+	// run left per-service objects (not on a first start).
+	var active map[string]bool
+	if slices.ContainsFunc(chains, isServiceChainName) || slices.ContainsFunc(sets, isAffinitySetName) {
+		active = b.activeObjects()
+	}
 	for _, c := range chains {
 		if isServiceChainName(c) && !active[c] {
 			tx.Add(&knftables.Chain{Name: c})
@@ -375,11 +396,11 @@ func (b *Backend) nlFamily() nftnl.Family {
 // activeObjects is the set of per-service chain and set names the mirror holds.
 func (b *Backend) activeObjects() map[string]bool {
 	active := make(map[string]bool)
-	for _, st := range b.services {
-		for _, c := range st.chains {
+	for _, st := range b.svcs {
+		for _, c := range st.chainNames() {
 			active[c] = true
 		}
-		for _, set := range st.affinitySets {
+		for _, set := range st.affinitySets() {
 			active[set] = true
 		}
 	}
@@ -394,14 +415,6 @@ func (b *Backend) deleteStaleChains(tx *txn, now time.Time) {
 			tx.Delete(&knftables.Chain{Name: c})
 			delete(b.staleChains, c)
 		}
-	}
-}
-
-// stores lists the element stores, in the order their operations are emitted.
-func (b *Backend) stores() []*elementStore {
-	return []*elementStore{
-		b.clusterIPs, b.masqClusterIPs, b.nodePortIPs, b.serviceIPs, b.serviceNodePorts,
-		b.firewallIPs, b.noEndpointServices, b.noEndpointNodePorts,
 	}
 }
 
@@ -451,22 +464,22 @@ func (b *Backend) localhostLB() bool {
 // nodePortIPElements are the elements of nodeport-ips: the node's addresses
 // (when "primary"; loopback ones excepted) and the configured CIDRs not
 // containing one another.
-func (b *Backend) nodePortIPElements(nodeIPs []netip.Addr) []storedElement {
+func (b *Backend) nodePortIPElements(nodeIPs []netip.Addr) []ownedElem {
 	npa := b.nodePorts
 	if !npa.enabled || npa.matchAll {
 		return nil
 	}
-	var elems []storedElement
+	var elems []ownedElem
 	if npa.primary {
 		for _, ip := range nodeIPs {
 			if ip.IsLoopback() || slices.ContainsFunc(npa.cidrs, func(p netip.Prefix) bool { return p.Contains(ip) }) {
 				continue
 			}
-			elems = append(elems, storedElement{key: []string{ip.String()}})
+			elems = append(elems, ownedElem{store: storeNodePortIPs, key: addrKey(ip)})
 		}
 	}
 	for _, p := range npa.cidrs {
-		elems = append(elems, storedElement{key: []string{p.String()}})
+		elems = append(elems, ownedElem{store: storeNodePortIPs, key: prefixKey(p)})
 	}
 	return elems
 }

@@ -1,12 +1,15 @@
 package nftables
 
 import (
-	"fmt"
+	"encoding/binary"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
 
 	"sigs.k8s.io/knftables"
+
+	"github.com/kubesvc/kubesvc/internal/proxy"
 )
 
 // This file keeps the endpoint-buckets maps and the hairpin-endpoints set
@@ -14,36 +17,127 @@ import (
 // elements are derived from them when they change. (Element stores would keep
 // 200,000 more elements at 10,000 Services × 10 endpoints, ~50 MiB.)
 
-// windowState is one policy chain's window: which map, and its endpoints in
-// bucket order.
+// windowState is one policy chain's window: its kind (kindCluster or
+// kindLocal), the window, and its endpoints in bucket order, packed
+// (packEndpoints: 6 bytes each for IPv4, 18 for IPv6, instead of a 32-byte
+// netip.AddrPort).
 type windowState struct {
-	chain string
-	win   uint32
-	proto string
-	eps   []netip.AddrPort
+	kind chainKind
+	win  uint32
+	eps  string
 }
 
-func (w *windowState) mapName() string { return bucketMapName(w.proto, w.win) }
-
 // element is w's map element i: endpoint i of n owns the buckets
-// [O + i·W/n, O + (i+1)·W/n), O = win·W.
-func (w *windowState) element(i int) bucketElement {
+// [O + i·W/n, O + (i+1)·W/n), O = win·W. ipv6 is the family of w's endpoints.
+func (w *windowState) element(i, n int, ipv6 bool) bucketElement {
 	base := uint64(w.win) * bucketsPerWindow
-	n := uint64(len(w.eps))
 	return bucketElement{
-		first: base + uint64(i)*bucketsPerWindow/n,
-		last:  base + (uint64(i)+1)*bucketsPerWindow/n - 1,
-		ep:    w.eps[i],
+		first: base + uint64(i)*bucketsPerWindow/uint64(n),
+		last:  base + (uint64(i)+1)*bucketsPerWindow/uint64(n) - 1,
+		ep:    unpackEndpoint(w.eps, i, ipv6),
 	}
 }
 
 // elements are all of w's map elements.
-func (w *windowState) elements() []bucketElement {
-	out := make([]bucketElement, len(w.eps))
-	for i := range w.eps {
-		out[i] = w.element(i)
+func (w *windowState) elements(ipv6 bool) []bucketElement {
+	n := len(w.eps) / endpointSize(ipv6)
+	out := make([]bucketElement, n)
+	for i := range out {
+		out[i] = w.element(i, n, ipv6)
 	}
 	return out
+}
+
+// endpointSize is the size of a packed endpoint: address and port.
+func endpointSize(ipv6 bool) int {
+	if ipv6 {
+		return 18
+	}
+	return 6
+}
+
+// addrSize is the size of a packed address.
+func addrSize(ipv6 bool) int {
+	if ipv6 {
+		return 16
+	}
+	return 4
+}
+
+// packEndpoints packs the addresses and ports of eps (of one family), in
+// order.
+func packEndpoints(eps []proxy.Endpoint, ipv6 bool) string {
+	var small [256]byte
+	buf := small[:0]
+	for _, ep := range eps {
+		buf = appendAddr(buf, ep.IP, ipv6)
+		buf = binary.BigEndian.AppendUint16(buf, uint16(ep.Port))
+	}
+	return string(buf)
+}
+
+// unpackEndpoint is endpoint i of packed.
+func unpackEndpoint(packed string, i int, ipv6 bool) netip.AddrPort {
+	n := endpointSize(ipv6)
+	e := packed[i*n : (i+1)*n]
+	return netip.AddrPortFrom(unpackAddr(e[:n-2], ipv6), uint16(e[n-2])<<8|uint16(e[n-1]))
+}
+
+// packAddrs packs the distinct addresses of eps (of one family), sorted.
+func packAddrs(eps []proxy.Endpoint, ipv6 bool) string {
+	var buf [16]netip.Addr // most ServicePorts have few endpoints: no allocation
+	addrs := buf[:0]
+	for _, ep := range eps {
+		addrs = append(addrs, ep.IP.Unmap())
+	}
+	return packAddrList(addrs, ipv6)
+}
+
+// packAddrList packs the distinct addresses of addrs (of one family, unmapped;
+// sorted in place).
+func packAddrList(addrs []netip.Addr, ipv6 bool) string {
+	if len(addrs) > 1 {
+		// Several ports of an endpoint share its address.
+		slices.SortFunc(addrs, netip.Addr.Compare)
+		addrs = slices.Compact(addrs)
+	}
+	var small [256]byte
+	buf := small[:0]
+	for _, a := range addrs {
+		buf = appendAddr(buf, a, ipv6)
+	}
+	return string(buf)
+}
+
+// unpackAddrs is the addresses packed by packAddrs.
+func unpackAddrs(packed string, ipv6 bool) []netip.Addr {
+	n := addrSize(ipv6)
+	out := make([]netip.Addr, 0, len(packed)/n)
+	for i := 0; i+n <= len(packed); i += n {
+		out = append(out, unpackAddr(packed[i:i+n], ipv6))
+	}
+	return out
+}
+
+func appendAddr(buf []byte, a netip.Addr, ipv6 bool) []byte {
+	a = a.Unmap()
+	if ipv6 {
+		b := a.As16()
+		return append(buf, b[:]...)
+	}
+	b := a.As4()
+	return append(buf, b[:]...)
+}
+
+func unpackAddr(s string, ipv6 bool) netip.Addr {
+	if ipv6 {
+		var b [16]byte
+		copy(b[:], s)
+		return netip.AddrFrom16(b)
+	}
+	var b [4]byte
+	copy(b[:], s)
+	return netip.AddrFrom4(b)
 }
 
 type bucketElement struct {
@@ -59,6 +153,7 @@ func (e bucketElement) key() []string {
 // (a map without any is deleted), and the element operations of the pending
 // sync, emitted at its end.
 type bucketMaps struct {
+	ipv6    bool // the family of the endpoints
 	windows map[string]int
 	// touched are the maps whose windows changed in the pending sync.
 	touched map[string]bool
@@ -70,8 +165,9 @@ type bucketMaps struct {
 	delWins, addWins map[string][]windowState
 }
 
-func newBucketMaps() *bucketMaps {
+func newBucketMaps(ipv6 bool) *bucketMaps {
 	return &bucketMaps{
+		ipv6:    ipv6,
 		windows: make(map[string]int),
 		touched: make(map[string]bool),
 		dels:    make(map[string][]bucketElement),
@@ -91,12 +187,12 @@ func (m *bucketMaps) reset() {
 	clear(m.addWins)
 }
 
-// update records the change of a ServicePort's windows from old to cur: the
-// element operations, and the maps' window counts.
-func (m *bucketMaps) update(old, cur []windowState) {
-	find := func(ws []windowState, chain string) *windowState {
+// update records the change of a ServicePort's windows from old to cur (of
+// protocol proto): the element operations, and the maps' window counts.
+func (m *bucketMaps) update(old, cur []windowState, proto string) {
+	find := func(ws []windowState, k chainKind) *windowState {
 		for i := range ws {
-			if ws[i].chain == chain {
+			if ws[i].kind == k {
 				return &ws[i]
 			}
 		}
@@ -104,23 +200,23 @@ func (m *bucketMaps) update(old, cur []windowState) {
 	}
 	for i := range old {
 		o := &old[i]
-		if c := find(cur, o.chain); c != nil && c.win == o.win && c.proto == o.proto {
-			if !slices.Equal(c.eps, o.eps) {
-				m.diff(o.mapName(), o.elements(), c.elements())
+		name := bucketMapName(proto, o.win)
+		if c := find(cur, o.kind); c != nil && c.win == o.win {
+			if c.eps != o.eps {
+				m.diff(name, o.elements(m.ipv6), c.elements(m.ipv6))
 			}
 			continue
 		}
-		name := o.mapName()
 		m.delWins[name] = append(m.delWins[name], *o)
 		m.windows[name]--
 		m.touched[name] = true
 	}
 	for i := range cur {
 		c := &cur[i]
-		if o := find(old, c.chain); o != nil && c.win == o.win && c.proto == o.proto {
+		if o := find(old, c.kind); o != nil && c.win == o.win {
 			continue
 		}
-		name := c.mapName()
+		name := bucketMapName(proto, c.win)
 		m.addWins[name] = append(m.addWins[name], *c)
 		m.windows[name]++
 		m.touched[name] = true
@@ -172,10 +268,11 @@ func (m *bucketMaps) flushTo(tx *txn) {
 		}
 	}
 	sorted := sortedKeys(names)
+	es := endpointSize(m.ipv6)
 	for _, n := range sorted {
 		for _, w := range m.delWins[n] {
-			for i := range w.eps {
-				tx.bucketElement(verbDelete, n, w.element(i))
+			for i, k := 0, len(w.eps)/es; i < k; i++ {
+				tx.bucketElement(verbDelete, n, w.element(i, k, m.ipv6))
 			}
 		}
 		for _, e := range m.dels[n] {
@@ -184,8 +281,8 @@ func (m *bucketMaps) flushTo(tx *txn) {
 	}
 	for _, n := range sorted {
 		for _, w := range m.addWins[n] {
-			for i := range w.eps {
-				tx.bucketElement(verbAdd, n, w.element(i))
+			for i, k := 0, len(w.eps)/es; i < k; i++ {
+				tx.bucketElement(verbAdd, n, w.element(i, k, m.ipv6))
 			}
 		}
 		for _, e := range m.adds[n] {
@@ -215,13 +312,18 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // refSet mirrors hairpin-endpoints ("addr . addr" for every endpoint address):
-// a reference count per address, as several ServicePorts may share one.
+// a reference count per address, as several ServicePorts may share one. The
+// counts are keyed by the address's bytes (8 bytes an entry for IPv4, against
+// 32 with a netip.Addr key and flags: 100,000 of them at 10,000 Services × 10
+// endpoints).
 type refSet struct {
 	name string
-	refs map[netip.Addr]addrRefs
-	// dirty are the addresses whose count changed in the pending sync (each
-	// once, marked in its addrRefs).
-	dirty []netip.Addr
+	ipv6 bool
+	v4   map[[4]byte]int32
+	v6   map[[16]byte]int32
+	// dirty are the addresses whose count changed in the pending sync, and
+	// whether the kernel had them before it.
+	dirty map[netip.Addr]bool
 	// bulk: since reset only additions came (a full sync), collected in added
 	// and counted at flushTo by sorting them, not one map update each
 	// (100,000 at 10,000 Services × 10 endpoints).
@@ -229,69 +331,87 @@ type refSet struct {
 	added []netip.Addr
 }
 
-// addrRefs is one address's count, and for an address changed in the pending
-// sync whether the kernel had it before (an address whose count falls to
-// zero stays until flushTo).
-type addrRefs struct {
-	n          int32
-	dirty, had bool
+func newRefSet(name string, ipv6 bool) *refSet {
+	return &refSet{
+		name:  name,
+		ipv6:  ipv6,
+		v4:    make(map[[4]byte]int32),
+		v6:    make(map[[16]byte]int32),
+		dirty: make(map[netip.Addr]bool),
+	}
 }
 
-func newRefSet(name string) *refSet {
-	return &refSet{name: name, refs: make(map[netip.Addr]addrRefs)}
+func (r *refSet) get(a netip.Addr) int32 {
+	if r.ipv6 {
+		return r.v6[a.As16()]
+	}
+	return r.v4[a.As4()]
+}
+
+// put sets a's count; an address without references is forgotten.
+func (r *refSet) put(a netip.Addr, n int32) {
+	switch {
+	case r.ipv6 && n > 0:
+		r.v6[a.As16()] = n
+	case r.ipv6:
+		delete(r.v6, a.As16())
+	case n > 0:
+		r.v4[a.As4()] = n
+	default:
+		delete(r.v4, a.As4())
+	}
 }
 
 // reset forgets everything and flushes the set: a full sync.
 // hint is how many addresses the full sync will add, at most.
 func (r *refSet) reset(tx *txn, hint int) {
-	clear(r.refs)
-	r.dirty = r.dirty[:0]
+	clear(r.v4)
+	clear(r.v6)
+	clear(r.dirty)
 	r.bulk, r.added = true, slices.Grow(r.added[:0], hint)
 	tx.Flush(&knftables.Set{Name: r.name})
 }
 
-// update replaces one owner's addresses old with cur (each without
-// duplicates).
-func (r *refSet) update(old, cur []netip.Addr) {
+// update replaces one owner's addresses old with cur (packed by packAddrs:
+// sorted, without duplicates).
+func (r *refSet) update(old, cur string) {
+	if old == cur {
+		return
+	}
+	n := addrSize(r.ipv6)
 	if r.bulk {
-		if len(old) == 0 {
-			r.added = append(r.added, cur...)
+		if old == "" {
+			for i := 0; i+n <= len(cur); i += n {
+				r.added = append(r.added, unpackAddr(cur[i:i+n], r.ipv6))
+			}
 			return
 		}
 		r.endBulk()
 	}
-	inOld, inCur := memberOf(old), memberOf(cur)
-	for _, a := range old {
-		if !inCur(a) {
-			r.count(a, -1)
-		}
-	}
-	for _, a := range cur {
-		if !inOld(a) {
-			r.count(a, 1)
+	// Both sorted: one merge.
+	oldA, curA := unpackAddrs(old, r.ipv6), unpackAddrs(cur, r.ipv6)
+	i, j := 0, 0
+	for i < len(oldA) || j < len(curA) {
+		switch {
+		case j == len(curA) || i < len(oldA) && oldA[i].Less(curA[j]):
+			r.count(oldA[i], -1)
+			i++
+		case i == len(oldA) || curA[j].Less(oldA[i]):
+			r.count(curA[j], 1)
+			j++
+		default:
+			i++
+			j++
 		}
 	}
 }
 
 func (r *refSet) count(a netip.Addr, d int32) {
-	e := r.refs[a]
-	if !e.dirty {
-		e.dirty, e.had = true, e.n > 0
-		r.dirty = append(r.dirty, a)
+	n := r.get(a)
+	if _, ok := r.dirty[a]; !ok {
+		r.dirty[a] = n > 0
 	}
-	e.n += d
-	r.refs[a] = e
-}
-
-// memberOf is a membership test for s: a scan for the few addresses of most
-// ServicePorts (no map to build for each of 10,000 in a full sync), a map for
-// many.
-func memberOf(s []netip.Addr) func(netip.Addr) bool {
-	if len(s) <= 32 {
-		return func(a netip.Addr) bool { return slices.Contains(s, a) }
-	}
-	m := setOf(s)
-	return func(a netip.Addr) bool { return m[a] }
+	r.put(a, n+d)
 }
 
 // endBulk counts the addresses collected since reset: from then on every
@@ -309,10 +429,12 @@ func (r *refSet) flushTo(tx *txn) {
 	if r.bulk {
 		// Only additions to an empty set: each address once, with its count.
 		slices.SortFunc(r.added, netip.Addr.Compare)
-		if len(r.refs) == 0 {
+		if r.ipv6 {
+			r.v6 = make(map[[16]byte]int32, len(r.added))
+		} else {
 			// Sized at once: growing a map of 100,000 addresses rehashes it
 			// a dozen times.
-			r.refs = make(map[netip.Addr]addrRefs, len(r.added))
+			r.v4 = make(map[[4]byte]int32, len(r.added))
 		}
 		for i := 0; i < len(r.added); {
 			j := i + 1
@@ -320,7 +442,7 @@ func (r *refSet) flushTo(tx *txn) {
 				j++
 			}
 			tx.hairpinElement(verbAdd, r.added[i])
-			r.refs[r.added[i]] = addrRefs{n: int32(j - i)}
+			r.put(r.added[i], int32(j-i))
 			i = j
 		}
 		// The next full sync (an hour away, or after a failure) grows a new
@@ -328,25 +450,20 @@ func (r *refSet) flushTo(tx *txn) {
 		r.bulk, r.added = false, nil
 		return
 	}
-	slices.SortFunc(r.dirty, netip.Addr.Compare)
-	for _, a := range r.dirty {
-		if e := r.refs[a]; e.had && e.n <= 0 {
+	addrs := slices.SortedFunc(maps.Keys(r.dirty), netip.Addr.Compare)
+	for _, a := range addrs {
+		if r.dirty[a] && r.get(a) <= 0 {
 			tx.hairpinElement(verbDelete, a)
 		}
 	}
-	for _, a := range r.dirty {
-		e := r.refs[a]
-		if !e.had && e.n > 0 {
+	for _, a := range addrs {
+		if !r.dirty[a] && r.get(a) > 0 {
 			tx.hairpinElement(verbAdd, a)
 		}
-		if e.n <= 0 {
-			delete(r.refs, a)
-		} else {
-			r.refs[a] = addrRefs{n: e.n}
-		}
 	}
-	r.dirty = r.dirty[:0]
+	if len(addrs) > smallDirty {
+		r.dirty = make(map[netip.Addr]bool)
+	} else {
+		clear(r.dirty)
+	}
 }
-
-// String is for test failures.
-func (w windowState) String() string { return fmt.Sprintf("%s@%d%v", w.chain, w.win, w.eps) }

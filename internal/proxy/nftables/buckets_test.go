@@ -53,14 +53,14 @@ func TestRefSet(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRefSet(hairpinSet)
+			r := newRefSet(hairpinSet, false)
 			for i, st := range tc.steps {
 				tx := &txn{}
 				if st.full {
 					r.reset(tx, 4)
 				}
 				for j := range st.cur {
-					r.update(st.old[j], st.cur[j])
+					r.update(packAddrList(slices.Clone(st.old[j]), false), packAddrList(slices.Clone(st.cur[j]), false))
 				}
 				r.flushTo(tx)
 				var got []string

@@ -987,20 +987,26 @@ func (p *ruleParser) dnatMap() error {
 	if !strings.HasPrefix(set, "@") {
 		return fmt.Errorf("dnat map %q: only named maps are implemented", set)
 	}
+	p.out = appendDNATMap(p.out, p.c.ipv6, uint32(mod), uint32(offset), set[1:])
+	return nil
+}
+
+// appendDNATMap appends the expressions of "dnat IPX to numgen random mod MOD
+// offset OFFSET map @SET" to exprs.
+func appendDNATMap(exprs []expr.Any, ipv6 bool, mod, offset uint32, set string) []expr.Any {
 	fam, portReg := uint32(unix.NFPROTO_IPV4), uint32(reg32A+1)
-	if p.c.ipv6 {
+	if ipv6 {
 		fam, portReg = unix.NFPROTO_IPV6, reg32A+4
 	}
 	// The map is an interval map, whose keys the kernel compares as big-endian
 	// bytes: numgen's host-order result is converted first (as nft does).
-	p.emit(
-		&expr.Numgen{Register: reg1, Modulus: uint32(mod), Type: unix.NFT_NG_RANDOM, Offset: uint32(offset)},
+	return append(exprs,
+		&expr.Numgen{Register: reg1, Modulus: mod, Type: unix.NFT_NG_RANDOM, Offset: offset},
 		&expr.Byteorder{SourceRegister: reg1, DestRegister: reg1, Op: expr.ByteorderHton, Len: 4, Size: 4},
-		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: set[1:]},
+		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: set},
 		&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam, RegAddrMin: reg1, RegAddrMax: reg1,
 			RegProtoMin: portReg, RegProtoMax: portReg, Specified: true},
 	)
-	return nil
 }
 
 // bucketMap adds an endpoint-buckets map: "typeof numgen random mod M : ip daddr .

@@ -2,10 +2,13 @@ package nftables
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"testing"
 	"time"
@@ -140,6 +143,7 @@ func BenchmarkKernelPartialSync(b *testing.B) {
 	// What the Backend keeps after its first full sync (its own state: names,
 	// element stores, windows, reference counts).
 	state := liveHeap() - heapBefore
+	writeStateProfile(b)
 	s.Full = false
 	var user, sys time.Duration
 	b.ReportAllocs()
@@ -160,6 +164,26 @@ func BenchmarkKernelPartialSync(b *testing.B) {
 	b.ReportMetric(float64(user.Microseconds())/float64(b.N)/1000, "user-ms/op")
 	b.ReportMetric(float64(sys.Microseconds())/float64(b.N)/1000, "sys-ms/op")
 	b.ReportMetric(float64(state)/(1<<20), "state-MiB")
+}
+
+// stateProfile is where BenchmarkKernelPartialSync writes a heap profile taken
+// while the Backend's state after its full sync is live (the profile
+// -test.memprofile writes comes after the benchmark, when it is garbage).
+var stateProfile = flag.String("state-memprofile", "", "write a heap profile of the Backend's state after the full sync of BenchmarkKernelPartialSync to this file")
+
+// writeStateProfile writes the heap profile of -state-memprofile, if set.
+func writeStateProfile(b *testing.B) {
+	if *stateProfile == "" {
+		return
+	}
+	f, err := os.Create(*stateProfile)
+	if err != nil {
+		b.Fatalf("heap profile: %v", err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatalf("heap profile: %v", err)
+	}
 }
 
 // liveHeap is the heap in use after a collection, in bytes.

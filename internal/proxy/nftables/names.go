@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
 	"github.com/kubesvc/kubesvc/internal/proxy"
@@ -239,4 +240,37 @@ func isServiceChainName(chain string) bool {
 // isAffinitySetName reports whether set is a per-endpoint affinity set.
 func isAffinitySetName(set string) bool {
 	return strings.HasPrefix(set, affinitySetPrefix)
+}
+
+// chainKind is one of a ServicePort's own chains (endpoint chains apart).
+type chainKind uint8
+
+const (
+	kindCluster  chainKind = iota // service-…: the Cluster policy chain
+	kindLocal                     // local-…: the Local policy chain
+	kindExternal                  // external-…
+	kindFirewall                  // firewall-…
+	numChainKinds
+)
+
+// chainKindPrefixes are the name prefixes of the chain kinds.
+var chainKindPrefixes = [numChainKinds]string{
+	kindCluster:  clusterPolicyChainPrefix,
+	kindLocal:    localPolicyChainPrefix,
+	kindExternal: externalChainPrefix,
+	kindFirewall: firewallChainPrefix,
+}
+
+// protoName is p as nft writes it: "tcp", "udp", "sctp" (without the
+// allocation of strings.ToLower for the three).
+func protoName(p corev1.Protocol) string {
+	switch p {
+	case corev1.ProtocolTCP:
+		return "tcp"
+	case corev1.ProtocolUDP:
+		return "udp"
+	case corev1.ProtocolSCTP:
+		return "sctp"
+	}
+	return strings.ToLower(string(p))
 }

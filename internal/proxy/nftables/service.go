@@ -2,7 +2,6 @@ package nftables
 
 import (
 	"hash/fnv"
-	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -14,21 +13,75 @@ import (
 	"github.com/kubesvc/kubesvc/internal/proxy"
 )
 
-// serviceState is what one ServicePort owns in the table besides map and set
-// elements (which the element stores track by owner).
+// serviceState is what one ServicePort owns in the table, by id (Backend.svcs).
+// It is kept small (10,000 of them at 10,000 Services): chain names are
+// derived from base, endpoints are packed bytes, and what is rare (endpoint
+// chains, affinity sets) sits behind a pointer.
 type serviceState struct {
-	// chains are its per-service chains: policy, external, firewall, endpoint;
-	// hashes are a hash of each one's rules, so that a partial sync rewrites
-	// only the chains whose rules changed (an endpoint change then adds no
-	// rule, and the kernel does not validate the table).
-	chains []string
-	hashes []uint64
-	// affinitySets are its per-endpoint ClientIP affinity sets.
-	affinitySets []string
+	name proxy.ServicePortName
+	// base is "HASH-ns/name/proto/port", its chains' names without the prefix.
+	base string
+	// chains are its chains of each kind (a bit per chainKind); hashes a hash
+	// of each one's rules, so that a partial sync rewrites only the chains
+	// whose rules changed (an endpoint change then adds no rule, and the
+	// kernel does not validate the table).
+	chains uint8
+	hashes [numChainKinds]uint64
 	// windows are its policy chains that own a window of endpoint-buckets,
-	// sorted by chain; hairpin its endpoint addresses (in hairpin-endpoints).
+	// in chain-kind order; hairpin its endpoint addresses (in
+	// hairpin-endpoints), packed (packAddrs).
 	windows []windowState
-	hairpin []netip.Addr
+	hairpin string
+	// epObjects are its endpoint chains and affinity sets (ClientIP
+	// affinity, or no window); nil without.
+	epObjects *endpointObjects
+	// elems are the keys it has in the element stores (their values are
+	// derived from it).
+	elems []ownedElem
+}
+
+// endpointObjects are the per-endpoint chains of a ServicePort that uses them,
+// with a hash of each one's rules, and its affinity sets.
+type endpointObjects struct {
+	chains       []string
+	hashes       []uint64
+	affinitySets []string
+}
+
+func (st *serviceState) has(k chainKind) bool { return st.chains&(1<<k) != 0 }
+
+// chainName is the name of its chain of kind k.
+func (st *serviceState) chainName(k chainKind) string { return chainKindPrefixes[k] + st.base }
+
+// chainNames are the names of all its chains.
+func (st *serviceState) chainNames() []string {
+	var out []string
+	for k := range numChainKinds {
+		if st.has(k) {
+			out = append(out, st.chainName(k))
+		}
+	}
+	if st.epObjects != nil {
+		out = append(out, st.epObjects.chains...)
+	}
+	return out
+}
+
+func (st *serviceState) affinitySets() []string {
+	if st.epObjects == nil {
+		return nil
+	}
+	return st.epObjects.affinitySets
+}
+
+// window is its window for the policy chain of kind k.
+func (st *serviceState) window(k chainKind) (windowState, bool) {
+	for _, w := range st.windows {
+		if w.kind == k {
+			return w, true
+		}
+	}
+	return windowState{}, false
 }
 
 // syncServicePort rebuilds one ServicePort in tx from s: its chains (added and
@@ -37,50 +90,96 @@ type serviceState struct {
 // chains it no longer needs are flushed and left for deleteStaleChains, its
 // affinity sets no longer needed are deleted.
 func (b *Backend) syncServicePort(tx *txn, s *proxy.Snapshot, name proxy.ServicePortName, now time.Time) {
-	old := b.services[name]
-	var st *serviceState
+	id, had := b.ids[name]
+	var old serviceState
+	if had {
+		old = b.svcs[id]
+	}
+	var st serviceState
+	var elems []ownedElem
+	ok := false
 	if svc := s.Services[name]; svc != nil {
-		st = b.writeServicePort(tx, name, svc, s.Endpoints[name], s.Node, old)
+		st, elems, ok = b.writeServicePort(tx, name, svc, s.Endpoints[name], s.Node, &old)
 	}
-	if st == nil {
-		for _, es := range b.serviceStores() {
-			es.set(name, nil)
+	switch {
+	case !ok && had:
+		b.setElements(id, nil)
+		delete(b.ids, name)
+		b.releasedIDs = append(b.releasedIDs, id)
+		// The name stays until the id is reused: the stores may still name
+		// it in this sync.
+		b.svcs[id] = serviceState{name: name}
+	case ok:
+		if !had {
+			id = b.newID(name)
 		}
-		delete(b.services, name)
-		st = &serviceState{}
-	} else {
-		b.services[name] = st
+		st.elems = b.svcs[id].elems
+		b.svcs[id] = st
+		b.setElements(id, elems)
 	}
-	if old == nil {
-		old = &serviceState{}
-	}
-	b.buckets.update(old.windows, st.windows)
+	b.buckets.update(old.windows, st.windows, protoName(name.Protocol))
 	b.hairpin.update(old.hairpin, st.hairpin)
-	for _, c := range old.chains {
-		if !slices.Contains(st.chains, c) {
+	for k := range numChainKinds {
+		if old.has(k) && !st.has(k) {
+			c := old.chainName(k)
 			tx.Flush(&knftables.Chain{Name: c})
 			b.staleChains[c] = now
 		}
 	}
+	if old.epObjects != nil {
+		var cur []string
+		if st.epObjects != nil {
+			cur = st.epObjects.chains
+		}
+		for _, c := range old.epObjects.chains {
+			if !slices.Contains(cur, c) {
+				tx.Flush(&knftables.Chain{Name: c})
+				b.staleChains[c] = now
+			}
+		}
+	}
 	// After the flushes: a set can be deleted once no rule refers to it.
-	for _, set := range old.affinitySets {
-		if !slices.Contains(st.affinitySets, set) {
+	for _, set := range old.affinitySets() {
+		if !slices.Contains(st.affinitySets(), set) {
 			tx.Delete(&knftables.Set{Name: set})
 		}
 	}
 	for _, w := range old.windows {
-		if !slices.ContainsFunc(st.windows, func(c windowState) bool { return c.chain == w.chain }) {
-			b.windows.release(w.chain)
+		if _, ok := st.window(w.kind); !ok {
+			b.windows.release(w.win)
 		}
 	}
 }
 
-// serviceStores are the element stores ServicePorts contribute to.
-func (b *Backend) serviceStores() []*elementStore {
-	return []*elementStore{
-		b.clusterIPs, b.masqClusterIPs, b.serviceIPs, b.serviceNodePorts,
-		b.firewallIPs, b.noEndpointServices, b.noEndpointNodePorts,
+// newID gives name an id: a free one, or a new one.
+func (b *Backend) newID(name proxy.ServicePortName) uint32 {
+	var id uint32
+	if n := len(b.freeIDs); n > 0 {
+		id = b.freeIDs[n-1]
+		b.freeIDs = b.freeIDs[:n-1]
+		b.svcs[id] = serviceState{}
+	} else {
+		id = uint32(len(b.svcs))
+		b.svcs = append(b.svcs, serviceState{})
 	}
+	b.ids[name] = id
+	return id
+}
+
+// owner is the state of id, for the element stores.
+func (b *Backend) owner(id uint32) *serviceState { return &b.svcs[id] }
+
+// setElements makes elems everything id wants in the element stores (none:
+// the owner is gone). Operations are emitted by the stores' flushTo.
+func (b *Backend) setElements(id uint32, elems []ownedElem) {
+	st := &b.svcs[id]
+	for _, e := range st.elems {
+		b.stores[e.store].remove(id, e.key)
+	}
+	for _, e := range elems {
+		b.stores[e.store].add(id, e.key, e.val)
+	}
+	st.elems = elems
 }
 
 // servicePlan is one ServicePort, resolved for this family: its addresses,
@@ -89,38 +188,47 @@ type servicePlan struct {
 	name     proxy.ServicePortName
 	svc      *proxy.ServicePort
 	protocol string // "tcp", "udp" or "sctp"
-	port     string
-	nameStr  string // "ns/name:port", for comments
 
 	clusterIP              netip.Addr
 	externalIPs, lbIPs     []netip.Addr
 	cluster, local, reach  []proxy.Endpoint
 	epChains, affinitySets map[netip.AddrPort]string
 
-	clusterChain, localChain, externalChain, firewallChain string
-	usesClusterChain, usesLocalChain, usesExternalChain    bool
-	usesFirewallChain                                      bool
-	hasEndpoints, hasInternal, hasExternal                 bool
-	// internalChain and externalPolicyChain are the policy chains internal and
+	// chains are the names of its chains by kind, made when first needed
+	// (chain); 40,000 names at 10,000 Services, most never used.
+	chains [numChainKinds]string
+
+	usesClusterChain, usesLocalChain, usesExternalChain bool
+	usesFirewallChain                                   bool
+	hasEndpoints, hasInternal, hasExternal              bool
+	// internalKind and externalPolicyKind are the policy chains internal and
 	// external traffic go to.
-	internalChain, externalPolicyChain string
+	internalKind, externalPolicyKind chainKind
 	// internalVerdict and externalVerdict are the no-endpoint verdicts ("goto
 	// reject-chain" or "drop") when there is no endpoint for that traffic.
 	internalVerdict, externalVerdict string
 	affinityTimeout                  time.Duration
-	// windows are the endpoint-buckets windows of the policy chains, by chain;
-	// nil when the ServicePort uses endpoint chains (ClientIP affinity).
-	windows map[string]uint32
+	// windowed: the policy chains pick their endpoint in windows of
+	// endpoint-buckets (win, by chain kind: kindCluster and kindLocal), not
+	// through endpoint chains (ClientIP affinity, or no window left).
+	windowed bool
+	win      [2]uint32
+	// base is the per-ServicePort part of its chains' names; proto its
+	// protocol as an l4Proto.
+	base  string
+	proto uint8
 }
 
 // plan resolves svc for this family; nil when it has no ClusterIP of it.
-func (b *Backend) plan(name proxy.ServicePortName, svc *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo) *servicePlan {
-	p := &servicePlan{
+//
+// The plan is built into *p, which the caller owns (a servicePlan of its
+// stack: 10,000 of them in a full sync at 10,000 Services need not be on the
+// heap).
+func (b *Backend) plan(p *servicePlan, name proxy.ServicePortName, svc *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo) *servicePlan {
+	*p = servicePlan{
 		name:     name,
 		svc:      svc,
-		protocol: strings.ToLower(string(svc.Protocol)),
-		port:     strconv.Itoa(int(svc.Port)),
-		nameStr:  name.String(),
+		protocol: protoName(svc.Protocol),
 	}
 	// The Service's first ClusterIP of this family (its primary, for its family).
 	for _, ip := range svc.ClusterIPs {
@@ -150,22 +258,19 @@ func (b *Backend) plan(name proxy.ServicePortName, svc *proxy.ServicePort, eps [
 	p.cluster, p.local, p.reach = proxy.CategorizeEndpoints(famEps, svc, node)
 	p.hasEndpoints = proxy.HasUsableEndpoints(famEps)
 
-	base := servicePortChainBase(name, p.protocol)
-	p.clusterChain = clusterPolicyChainPrefix + base
-	p.localChain = localPolicyChainPrefix + base
-	p.externalChain = externalChainPrefix + base
-	p.firewallChain = firewallChainPrefix + base
+	p.proto = l4ProtoOf(p.protocol)
+	p.base = servicePortChainBase(name, p.protocol)
 	p.affinityTimeout = svc.AffinityTimeout
 
 	p.usesClusterChain = len(p.cluster) > 0 && svc.UsesClusterEndpoints()
 	p.usesLocalChain = len(p.local) > 0 && svc.UsesLocalEndpoints()
-	p.internalChain, p.hasInternal = p.clusterChain, p.hasEndpoints
+	p.internalKind, p.hasInternal = kindCluster, p.hasEndpoints
 	if svc.InternalPolicyLocal {
-		p.internalChain, p.hasInternal = p.localChain, p.hasEndpoints && len(p.local) > 0
+		p.internalKind, p.hasInternal = kindLocal, p.hasEndpoints && len(p.local) > 0
 	}
-	p.externalPolicyChain, p.hasExternal = p.clusterChain, p.hasEndpoints
+	p.externalPolicyKind, p.hasExternal = kindCluster, p.hasEndpoints
 	if svc.ExternalPolicyLocal {
-		p.externalPolicyChain, p.hasExternal = p.localChain, p.hasEndpoints && len(p.local) > 0
+		p.externalPolicyKind, p.hasExternal = kindLocal, p.hasEndpoints && len(p.local) > 0
 	}
 	// The external chain exists whenever there are endpoints anywhere, even none
 	// for external traffic: it holds the short-circuits for pod and node traffic.
@@ -186,6 +291,28 @@ func (b *Backend) plan(name proxy.ServicePortName, svc *proxy.ServicePort, eps [
 		}
 	}
 	return p
+}
+
+// windowKind reports whether chain is one of p's policy chains with a window,
+// and which.
+func (p *servicePlan) windowKind(chain string) (chainKind, bool) {
+	if !p.windowed {
+		return 0, false
+	}
+	for _, k := range []chainKind{kindCluster, kindLocal} {
+		if p.chains[k] == chain {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// chain is the name of p's chain of kind k.
+func (p *servicePlan) chain(k chainKind) string {
+	if p.chains[k] == "" {
+		p.chains[k] = chainKindPrefixes[k] + p.base
+	}
+	return p.chains[k]
 }
 
 // usableEndpoint reports whether ep has an address of this family and a port.
@@ -240,114 +367,113 @@ func (c chainRules) hash(chain string) uint64 {
 	return h.Sum64()
 }
 
-// allocWindows gives each policy chain p uses a window of endpoint-buckets;
-// none (endpoint chains) with ClientIP affinity, more endpoints than a window
-// has buckets, or no window left.
-func (b *Backend) allocWindows(p *servicePlan) {
+// allocWindows gives each policy chain p uses a window of endpoint-buckets:
+// the one it had in old, else a new one; none (endpoint chains) with ClientIP
+// affinity, more endpoints than a window has buckets, or no window left. A
+// window of old it no longer uses is released by syncServicePort.
+func (b *Backend) allocWindows(p *servicePlan, old *serviceState) {
 	if p.affinityTimeout > 0 || len(p.reach) > bucketsPerWindow {
 		return
 	}
-	p.windows = make(map[string]uint32, 2)
+	var got []uint32 // new ones, to give back if one is missing
 	for _, u := range []struct {
-		used  bool
-		chain string
-	}{{p.usesClusterChain, p.clusterChain}, {p.usesLocalChain, p.localChain}} {
+		used bool
+		kind chainKind
+	}{{p.usesClusterChain, kindCluster}, {p.usesLocalChain, kindLocal}} {
 		if !u.used {
 			continue
 		}
-		win, ok := b.windows.get(u.chain)
+		if w, ok := old.window(u.kind); ok {
+			p.win[u.kind] = w.win
+			continue
+		}
+		win, ok := b.windows.get()
 		if !ok {
-			for c := range p.windows {
-				b.windows.release(c)
+			for _, w := range got {
+				b.windows.release(w)
 			}
-			p.windows = nil
 			return
 		}
-		p.windows[u.chain] = win
+		got = append(got, win)
+		p.win[u.kind] = win
 	}
+	p.windowed = true
 }
 
-// writeServicePort adds to tx everything svc needs and sets its element
-// contributions; it returns what it owns, nil when svc has no ClusterIP of this
+// writeServicePort adds to tx everything svc needs and returns what it owns
+// and the elements it wants; ok is false when svc has no ClusterIP of this
 // family. Chains whose rules are the same as in old are left alone; the others
 // are added and flushed before any rule (added only, in a full sync: its
 // "flush table" emptied every chain), and affinity sets and endpoint-buckets
 // maps are added before the rules that use them.
-func (b *Backend) writeServicePort(tx *txn, name proxy.ServicePortName, svc *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo, old *serviceState) *serviceState {
-	p := b.plan(name, svc, eps, node)
+func (b *Backend) writeServicePort(tx *txn, name proxy.ServicePortName, svc *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo, old *serviceState) (st serviceState, elems []ownedElem, ok bool) {
+	var plan servicePlan
+	p := b.plan(&plan, name, svc, eps, node)
 	if p == nil {
-		return nil
+		return serviceState{}, nil, false
 	}
-	b.allocWindows(p)
-	if p.windows == nil {
+	b.allocWindows(p, old)
+	if !p.windowed {
 		p.nameEndpointObjects()
 	}
-	st := &serviceState{}
+	st = serviceState{name: name, base: p.base}
+	if old.base == p.base {
+		st.base = old.base // one copy of the string
+	}
 	for _, use := range []struct {
-		used  bool
-		chain string
+		used bool
+		kind chainKind
 	}{
-		{p.usesClusterChain, p.clusterChain},
-		{p.usesLocalChain, p.localChain},
-		{p.usesExternalChain, p.externalChain},
-		{p.usesFirewallChain, p.firewallChain},
+		{p.usesClusterChain, kindCluster},
+		{p.usesLocalChain, kindLocal},
+		{p.usesExternalChain, kindExternal},
+		{p.usesFirewallChain, kindFirewall},
 	} {
 		if use.used {
-			st.chains = append(st.chains, use.chain)
+			st.chains |= 1 << use.kind
 		}
 	}
-	if p.windows == nil {
+	if p.windowed {
+		for _, k := range []chainKind{kindCluster, kindLocal} {
+			if !st.has(k) {
+				continue
+			}
+			eps := p.cluster
+			if k == kindLocal {
+				eps = p.local
+			}
+			st.windows = append(st.windows, windowState{kind: k, win: p.win[k], eps: packEndpoints(eps, b.ipv6)})
+		}
+	} else if len(p.reach) > 0 {
+		st.epObjects = &endpointObjects{}
 		for _, ep := range p.reach {
-			st.chains = append(st.chains, p.endpointChain(ep))
+			st.epObjects.chains = append(st.epObjects.chains, p.endpointChain(ep))
+			if set := p.affinitySet(ep); set != "" {
+				st.epObjects.affinitySets = append(st.epObjects.affinitySets, set)
+			}
 		}
-	}
-	for _, c := range slices.Sorted(maps.Keys(p.windows)) {
-		eps := p.cluster
-		if c == p.localChain {
-			eps = p.local
-		}
-		ws := windowState{chain: c, win: p.windows[c], proto: p.protocol, eps: make([]netip.AddrPort, len(eps))}
-		for i, ep := range eps {
-			ws.eps[i] = netip.AddrPortFrom(ep.IP, uint16(ep.Port))
-		}
-		st.windows = append(st.windows, ws)
 	}
 	if p.usesClusterChain || p.usesLocalChain {
-		st.hairpin = make([]netip.Addr, 0, len(p.reach))
-		for _, ep := range p.reach {
-			st.hairpin = append(st.hairpin, ep.IP)
-		}
-		if len(st.hairpin) > 1 {
-			// Several ports of an endpoint share its address.
-			slices.SortFunc(st.hairpin, netip.Addr.Compare)
-			st.hairpin = slices.Compact(st.hairpin)
-		}
+		st.hairpin = packAddrs(p.reach, b.ipv6)
 	}
 
-	rules := make(chainRules, len(st.chains))
+	rules := make(chainRules, 4)
 	b.writeExternalRules(rules, p)
 	b.writeFirewallRules(rules, p, node)
 	if p.usesClusterChain {
-		b.writeServiceToEndpointRules(rules, p, p.clusterChain, p.cluster)
+		b.writeServiceToEndpointRules(rules, p, kindCluster, p.cluster)
 	}
 	if p.usesLocalChain {
-		b.writeServiceToEndpointRules(rules, p, p.localChain, p.local)
+		b.writeServiceToEndpointRules(rules, p, kindLocal, p.local)
 	}
-	if p.windows == nil {
+	if !p.windowed {
 		for _, ep := range p.reach {
 			b.writeEndpointRules(rules, p, ep)
 		}
 	}
 
 	var changed []string
-	for _, c := range st.chains {
-		h := rules.hash(c)
-		st.hashes = append(st.hashes, h)
-		if old != nil {
-			if i := slices.Index(old.chains, c); i >= 0 && old.hashes[i] == h {
-				continue
-			}
-		}
+	change := func(c string) {
 		changed = append(changed, c)
 		tx.Add(&knftables.Chain{Name: c})
 		if !tx.full {
@@ -355,38 +481,63 @@ func (b *Backend) writeServicePort(tx *txn, name proxy.ServicePortName, svc *pro
 		}
 		delete(b.staleChains, c)
 	}
-	for _, ep := range p.reach {
-		if set := p.affinitySet(ep); set != "" {
+	for k := range numChainKinds {
+		if !st.has(k) {
+			continue
+		}
+		c := p.chain(k)
+		h := rules.hash(c)
+		st.hashes[k] = h
+		if !old.has(k) || old.hashes[k] != h || old.base != st.base {
+			change(c)
+		}
+	}
+	if st.epObjects != nil {
+		var oldChains []string
+		var oldHashes []uint64
+		if old.epObjects != nil {
+			oldChains, oldHashes = old.epObjects.chains, old.epObjects.hashes
+		}
+		for _, c := range st.epObjects.chains {
+			h := rules.hash(c)
+			st.epObjects.hashes = append(st.epObjects.hashes, h)
+			if i := slices.Index(oldChains, c); i < 0 || oldHashes[i] != h {
+				change(c)
+			}
+		}
+		for _, set := range st.epObjects.affinitySets {
 			tx.Add(b.affinitySet(set, p.affinityTimeout))
-			st.affinitySets = append(st.affinitySets, set)
 		}
 	}
 	if len(changed) > 0 {
 		// Before the rules that use them (an add of an existing map is a no-op).
 		for _, w := range st.windows {
-			tx.addBucketMap(b, w.mapName())
+			tx.addBucketMap(b, bucketMapName(p.protocol, w.win))
 		}
 	}
 	for _, c := range changed {
+		if k, ok := p.windowKind(c); ok && len(rules[c]) == 1 {
+			tx.bucketRule(rules[c][0], p.proto, p.win[k], bucketMapName(p.protocol, p.win[k]))
+			continue
+		}
 		for _, r := range rules[c] {
 			tx.Add(r)
 		}
 	}
-
-	b.setServiceElements(p)
-	return st
+	return st, b.serviceElements(p), true
 }
 
-// setServiceElements sets p's contributions to every map and set: where each of
-// its addresses goes (a chain, or the no-endpoint verdict).
-func (b *Backend) setServiceElements(p *servicePlan) {
-	var clusterIPs, masq, serviceIPs, nodePorts, firewall, noEPServices, noEPNodePorts []storedElement
-	key := func(ip netip.Addr) []string { return []string{ip.String(), p.protocol, p.port} }
-	goTo := func(chain string) []string { return []string{"goto " + chain} }
-
-	clusterIPs = append(clusterIPs, storedElement{key: []string{p.clusterIP.String()}})
+// serviceElements are p's contributions to the maps and sets: where each of
+// its addresses goes (one of its chains, or the no-endpoint verdict).
+func (b *Backend) serviceElements(p *servicePlan) []ownedElem {
+	elems := make([]ownedElem, 0, 3)
+	put := func(store storeID, k elemKey, v elemVal) {
+		elems = append(elems, ownedElem{store: store, key: k, val: v})
+	}
+	port := uint16(p.svc.Port)
+	put(storeClusterIPs, addrKey(p.clusterIP), valNone)
 	if p.hasInternal {
-		serviceIPs = append(serviceIPs, storedElement{key: key(p.clusterIP), value: goTo(p.internalChain)})
+		put(storeServiceIPs, servKey(p.clusterIP, p.proto, port), gotoChain(p.internalKind))
 		if _, ok := b.masqMatch(); ok {
 			// Masquerade ClusterIP traffic from outside the cluster (or all of
 			// it with MasqueradeAll): a route to the Service range via any node
@@ -394,44 +545,46 @@ func (b *Backend) setServiceElements(p *servicePlan) {
 			// services over this set, not a rule in each policy chain as
 			// kube-proxy writes it: 10,000 rules fewer to write and for the
 			// kernel to parse at 10,000 Services.
-			masq = append(masq, storedElement{key: key(p.clusterIP)})
+			put(storeMasqClusterIPs, servKey(p.clusterIP, p.proto, port), valNone)
 		}
 	} else {
-		noEPServices = append(noEPServices, storedElement{key: key(p.clusterIP), value: []string{p.internalVerdict}, comment: p.nameStr})
+		put(storeNoEndpointServices, servKey(p.clusterIP, p.proto, port), verdictVal(p.internalVerdict))
 	}
 	for _, ip := range slices.Concat(p.externalIPs, p.lbIPs) {
 		if p.usesExternalChain {
-			serviceIPs = append(serviceIPs, storedElement{key: key(ip), value: goTo(p.externalChain)})
+			put(storeServiceIPs, servKey(ip, p.proto, port), gotoChain(kindExternal))
 		}
 		if !p.hasExternal {
 			// No endpoint at all (reject), or none for external traffic (drop
 			// what the external chain did not short-circuit).
-			noEPServices = append(noEPServices, storedElement{key: key(ip), value: []string{p.externalVerdict}, comment: p.nameStr})
+			put(storeNoEndpointServices, servKey(ip, p.proto, port), verdictVal(p.externalVerdict))
 		}
 	}
 	if p.usesFirewallChain {
 		for _, ip := range p.lbIPs {
-			firewall = append(firewall, storedElement{key: key(ip), value: goTo(p.firewallChain)})
+			put(storeFirewallIPs, servKey(ip, p.proto, port), gotoChain(kindFirewall))
 		}
 	}
 	if np := p.svc.NodePort; np != 0 && b.nodePorts.enabled {
 		// NodePorts are not subject to loadBalancerSourceRanges (kube-proxy
 		// cannot change that any more).
-		k := []string{p.protocol, strconv.Itoa(int(np))}
+		k := portKey(p.proto, uint16(np))
 		if p.usesExternalChain {
-			nodePorts = append(nodePorts, storedElement{key: k, value: goTo(p.externalChain)})
+			put(storeServiceNodePorts, k, gotoChain(kindExternal))
 		}
 		if !p.hasExternal {
-			noEPNodePorts = append(noEPNodePorts, storedElement{key: k, value: []string{p.externalVerdict}, comment: p.nameStr})
+			put(storeNoEndpointNodePorts, k, verdictVal(p.externalVerdict))
 		}
 	}
-	b.clusterIPs.set(p.name, clusterIPs)
-	b.masqClusterIPs.set(p.name, masq)
-	b.serviceIPs.set(p.name, serviceIPs)
-	b.serviceNodePorts.set(p.name, nodePorts)
-	b.firewallIPs.set(p.name, firewall)
-	b.noEndpointServices.set(p.name, noEPServices)
-	b.noEndpointNodePorts.set(p.name, noEPNodePorts)
+	return elems
+}
+
+// verdictVal is the elemVal of a no-endpoint verdict.
+func verdictVal(v string) elemVal {
+	if v == "drop" {
+		return valDrop
+	}
+	return valReject
 }
 
 // writeExternalRules fills the external chain, where node ports, external IPs
@@ -445,7 +598,7 @@ func (b *Backend) writeExternalRules(tx chainRules, p *servicePlan) {
 		return
 	}
 	add := func(rule, comment string) {
-		r := &knftables.Rule{Chain: p.externalChain, Rule: rule}
+		r := &knftables.Rule{Chain: p.chain(kindExternal), Rule: rule}
 		if comment != "" {
 			r.Comment = knftables.PtrTo(comment)
 		}
@@ -455,15 +608,15 @@ func (b *Backend) writeExternalRules(tx chainRules, p *servicePlan) {
 		add(knftables.Concat("jump", markMasqChain), "")
 	} else {
 		if len(b.clusterCI) > 0 {
-			add(knftables.Concat(b.ipX, "saddr", anonSet(b.clusterCI), "goto", p.clusterChain), "short-circuit pod traffic")
+			add(knftables.Concat(b.ipX, "saddr", anonSet(b.clusterCI), "goto", p.chain(kindCluster)), "short-circuit pod traffic")
 		}
 		// The node's own traffic has a local source address (the external IP
 		// itself, or 127.0.0.1 for a localhost NodePort): masquerade it.
 		add(knftables.Concat("fib saddr type local jump", markMasqChain), "masquerade local traffic")
-		add(knftables.Concat("fib saddr type local goto", p.clusterChain), "short-circuit local traffic")
+		add(knftables.Concat("fib saddr type local goto", p.chain(kindCluster)), "short-circuit local traffic")
 	}
 	if p.hasExternal {
-		add(knftables.Concat("goto", p.externalPolicyChain), "")
+		add(knftables.Concat("goto", p.chain(p.externalPolicyKind)), "")
 	}
 }
 
@@ -497,15 +650,17 @@ func (b *Backend) writeFirewallRules(tx chainRules, p *servicePlan, node proxy.N
 		// Only ranges of the other family: nothing of this family may pass.
 		rule = "drop"
 	}
-	tx.add(&knftables.Rule{Chain: p.firewallChain, Rule: rule})
+	tx.add(&knftables.Rule{Chain: p.chain(kindFirewall), Rule: rule})
 }
 
 // writeServiceToEndpointRules fills a policy chain: with ClientIP affinity, a
 // client seen recently goes to the endpoint it had; otherwise an endpoint at
 // random — in the chain's window of endpoint-buckets when it has one (and its
 // elements go to p.buckets), else through endpoint chains.
-func (b *Backend) writeServiceToEndpointRules(tx chainRules, p *servicePlan, chain string, eps []proxy.Endpoint) {
-	if win, ok := p.windows[chain]; ok {
+func (b *Backend) writeServiceToEndpointRules(tx chainRules, p *servicePlan, kind chainKind, eps []proxy.Endpoint) {
+	chain := p.chain(kind)
+	if p.windowed {
+		win := p.win[kind]
 		base := uint64(win) * bucketsPerWindow
 		rule := "meta l4proto " + p.protocol + " dnat " + b.ipX + " to numgen random mod " + strconv.Itoa(bucketsPerWindow)
 		if base > 0 {

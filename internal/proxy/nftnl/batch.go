@@ -215,7 +215,9 @@ func (b *Batch) op(msgType uint16, flags uint16) {
 		b.chunks = append(b.chunks, b.buf)
 		b.base += len(b.buf)
 		b.starts = append(b.starts, b.base)
-		b.buf = make([]byte, 0, chunkSize+chunkSize/4)
+		// Room for one more message of the largest kind (a run of elements
+		// is at most maxElementsBytes) without growing the chunk.
+		b.buf = make([]byte, 0, chunkSize+2*maxElementsBytes)
 	}
 	b.offs = append(b.offs, uint32(b.base+len(b.buf)))
 	b.begin(uint16(unix.NFNL_SUBSYS_NFTABLES)<<8|msgType, nlmRequest|flags)
