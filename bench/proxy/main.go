@@ -58,6 +58,15 @@ type options struct {
 	burst     int
 	parallel  int
 	out       string
+	// proxyLog and proxyLogLevel: where the proxy's own log goes ("": only
+	// its tail, on failure) and at which level (debug shows the start-up's
+	// phases: "service proxy configured", "service proxy starting",
+	// "informers synced", the first "synced").
+	proxyLog      string
+	proxyLogLevel string
+	// listProbe rounds of probeLists before the proxy starts (0: none).
+	listProbe int
+	probePage int64
 }
 
 type result struct {
@@ -91,6 +100,10 @@ func main() {
 	flag.IntVar(&o.burst, "burst", 100, "Services created at once while the proxy runs")
 	flag.IntVar(&o.parallel, "parallel", 16, "concurrent create requests")
 	flag.StringVar(&o.out, "out", "", "also write the result as JSON to this file")
+	flag.StringVar(&o.proxyLog, "proxy-log", "", "also write the proxy's log to this file")
+	flag.IntVar(&o.listProbe, "list-probe", 0, "before the proxy starts, time the initial lists this many times as a list, a paginated list and a streaming list (watch-list)")
+	flag.Int64Var(&o.probePage, "probe-page", 500, "page size of -list-probe's paginated list")
+	flag.StringVar(&o.proxyLogLevel, "proxy-log-level", "warn", "the proxy's --log-level (debug shows its start-up phases)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/proxy:", err)
@@ -143,14 +156,31 @@ func run(o options) error {
 		return err
 	}
 	res.CreateSeconds = math.Round(time.Since(start).Seconds()*10) / 10
+	if o.listProbe > 0 {
+		if err := probeLists(ctx, rc, o.listProbe, o.probePage); err != nil {
+			return fmt.Errorf("list probe: %w", err)
+		}
+	}
 
 	// The proxy, with its metrics on loopback.
 	const metricsAddr = "127.0.0.1:10249"
 	cmd := exec.Command(bin, "proxy", "--kubeconfig", srv.Kubeconfig(), "--hostname-override", "node-a",
-		"--proxy-mode", o.mode, "--metrics-bind-address", metricsAddr, "--healthz-bind-address", "", "--log-level", "warn")
+		"--proxy-mode", o.mode, "--metrics-bind-address", metricsAddr, "--healthz-bind-address", "", "--log-level", o.proxyLogLevel)
 	tail := &benchproc.LineTail{}
 	cmd.Stdout, cmd.Stderr = io.Discard, tail
+	if o.proxyLog != "" {
+		f, err := os.Create(o.proxyLog)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cmd.Stderr = io.MultiWriter(tail, f)
+	}
 	exec0 := time.Now()
+	if o.proxyLog != "" {
+		// The exec's time, in the log's own format, for the phases after it.
+		fmt.Fprintf(cmd.Stderr, "time=%s level=BENCH msg=\"proxy exec\"\n", exec0.Format(time.RFC3339Nano))
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start proxy: %w", err)
 	}

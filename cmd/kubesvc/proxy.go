@@ -140,12 +140,17 @@ type serviceProxy struct {
 	// proxy's first successful full sync: for `kubesvc proxy`, whose process
 	// is the proxy alone (the agent trims its whole process periodically).
 	trimMemory bool
+	// sources are the Services, EndpointSlices and Node that every proxy
+	// run builds follows: set by run, which starts them at once.
+	sources *proxy.Sources
 }
 
 // run runs the proxy under a proxyconfig.Supervisor until ctx ends: the
 // configuration from the ConfigMap, --config or the flags, the mirror pod
 // kube-system/kube-proxy-XXXXX, and a new proxy each time that pod is deleted.
 // The machine's proxy (sp.machine) runs under a proxyconfig.Follower instead.
+// Every proxy follows the same proxy.Sources, which run starts before the
+// first configuration is read.
 func (sp serviceProxy) run(ctx context.Context) error {
 	cidrs := make([]string, 0, len(sp.clusterCIDRs))
 	for _, p := range sp.clusterCIDRs {
@@ -158,11 +163,22 @@ func (sp serviceProxy) run(ctx context.Context) error {
 	if src.File != "" && len(src.FlagsSet) > 0 {
 		sp.log.Warn("proxy flags are ignored: --config replaces them", "flags", src.FlagsSet, "config", src.File)
 	}
-	if sp.machine {
-		return (&proxyconfig.Follower{Source: src, Build: sp.build, Log: sp.log}).Run(ctx)
+	// The lists of Services, EndpointSlices and the Node start now, while the
+	// configuration is read and the first proxy built (at 10,000 Services
+	// they are most of the time before the first sync), and every proxy the
+	// configuration builds follows them: a new one does not list again.
+	sp.sources, err = proxy.NewSources(proxy.SourcesConfig{Client: sp.client, NodeName: sp.nodeName, NodeIPs: sp.nodeIPs, Log: sp.log})
+	if err != nil {
+		return err
 	}
-	sup := &proxyconfig.Supervisor{Client: sp.client, NodeName: sp.nodeName, Source: src, Build: sp.build, Command: os.Args, Log: sp.log}
-	return sup.Run(ctx)
+	supervise := func(ctx context.Context) error {
+		if sp.machine {
+			return (&proxyconfig.Follower{Source: src, Build: sp.build, Log: sp.log}).Run(ctx)
+		}
+		sup := &proxyconfig.Supervisor{Client: sp.client, NodeName: sp.nodeName, Source: src, Build: sp.build, Command: os.Args, Log: sp.log}
+		return sup.Run(ctx)
+	}
+	return runAll(ctx, sp.sources.Run, supervise)
 }
 
 // build makes the proxy of cfg (proxyconfig.BuildFunc): one backend per IP
@@ -211,12 +227,17 @@ func (sp serviceProxy) build(ctx context.Context, cfg proxyconfig.Config) (func(
 		firstSynced = make(chan struct{}, 1)
 		backend = &withFirstSyncSignal{Backend: backend, done: firstSynced}
 	}
-	p, err := proxy.New(proxy.Config{
-		Client: sp.client, NodeName: sp.nodeName, NodeIPs: sp.nodeIPs,
+	pcfg := proxy.Config{
+		Sources: sp.sources, NodeName: sp.nodeName,
 		Backend:       backend,
 		MinSyncPeriod: cfg.MinSyncPeriod, SyncPeriod: cfg.SyncPeriod,
 		Log: sp.log, Registerer: reg,
-	})
+	}
+	if sp.sources == nil {
+		// Built without run (tests): the proxy follows the API itself.
+		pcfg.Client, pcfg.NodeIPs = sp.client, sp.nodeIPs
+	}
+	p, err := proxy.New(pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", proxyconfig.ErrInvalid, err)
 	}

@@ -23,8 +23,14 @@ type Changes struct {
 // Len is the number of changed ServicePortNames.
 func (c *Changes) Len() int { return len(c.Changed) }
 
-// Merge adds o's names to c and keeps the earlier of two trigger times.
+// Merge adds o's names to c and keeps the earlier of two trigger times. When c
+// is empty it takes o's maps instead of copying them (the first sync's 10,000
+// names): o must not be used afterwards.
 func (c *Changes) Merge(o Changes) {
+	if len(c.Changed) == 0 && len(c.Triggered) == 0 {
+		c.Changed, c.Triggered = o.Changed, o.Triggered
+		return
+	}
 	if len(o.Changed) > 0 && c.Changed == nil {
 		c.Changed = make(map[ServicePortName]bool, len(o.Changed))
 	}
@@ -104,4 +110,19 @@ func walkSorted[T any](a, b []T, name func(T) ServicePortName, fn func(n Service
 			}
 		}
 	}
+}
+
+// bigMap is the size above which a map that Apply empties is replaced instead
+// of cleared: a cleared map keeps its buckets, and a map that once held every
+// Service (the first sync's changes, a relist) would keep ~1 MB at 10,000
+// Services for the few entries a partial sync needs.
+const bigMap = 128
+
+// emptied returns m emptied: cleared when small, a new map when big.
+func emptied[K comparable, V any](m map[K]V) map[K]V {
+	if len(m) > bigMap {
+		return make(map[K]V)
+	}
+	clear(m)
+	return m
 }

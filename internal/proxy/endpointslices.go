@@ -51,10 +51,10 @@ func buildSliceEndpoints(s *discoveryv1.EndpointSlice, svc types.NamespacedName,
 		}
 		n := ServicePortName{NamespacedName: svc, Protocol: corev1.ProtocolTCP}
 		if p.Name != nil {
-			n.Port = *p.Name
+			n.Port = intern(*p.Name)
 		}
-		if p.Protocol != nil && *p.Protocol != "" {
-			n.Protocol = *p.Protocol
+		if p.Protocol != nil {
+			n.Protocol = protocol(*p.Protocol)
 		}
 		// The first port takes base itself (most slices have one port); the
 		// others a copy.
@@ -150,7 +150,9 @@ func makeEndpoint(ep *discoveryv1.Endpoint, family discoveryv1.AddressType, node
 	return e, true
 }
 
-// intern returns the one copy of s that every caller shares.
+// intern returns the one copy of s that every caller shares: for names that
+// repeat across objects (namespaces, port names, node and zone names), which
+// the trackers would otherwise keep once per object decoded.
 func intern(s string) string {
 	if s == "" {
 		return ""

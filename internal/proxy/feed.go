@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,14 +30,31 @@ import (
 // of the events: on(nil, obj) for an object listed, added or updated, and
 // on(obj, nil) for one deleted — after a relist, for an object the new list
 // lacks, obj is a stub from stub that carries only its namespace and name.
+//
+// A feed with a tracker (withTracker) asks the tracker which objects it holds
+// instead of keeping their names itself (at 10,000 Services and as many
+// slices, two sets of ~0.8 MB each), and tells it how long a list is before
+// handing the list over. A streamed list (client-go's watch-list, its default
+// since 1.35, which kubesvc's API server serves) holds its objects in a store
+// of the reflector's until the list is complete, each passed through the
+// feed's Transformer as it arrives: with a tracker, the Transformer builds
+// what the tracker keeps of the object (a builtObject), so that the
+// tracker's work overlaps with the server sending the rest of the list, the
+// decoded object is garbage at once, and Replace only hands the built objects
+// over (to took, not on).
 type feed[T any] struct {
 	// name names the feed (the reflector and cache.WaitFor's log).
 	name string
 	on   func(old, cur *T)
 	stub func(types.NamespacedName) *T
+	// tracker, when set, replaces known and builds the objects of a streamed
+	// list, which Replace hands to took (see withTracker).
+	tracker feedTracker
+	took    func(builtObject)
 
 	mu sync.Mutex
-	// known are the objects the tracker has been given and not told are gone.
+	// known are the objects the tracker has been given and not told are gone,
+	// for a feed without a tracker.
 	known map[types.NamespacedName]struct{}
 	// synced is closed at the end of the first Replace (the initial list).
 	synced     chan struct{}
@@ -48,8 +67,39 @@ var (
 	_ cache.DoneChecker       = &feed[struct{}]{}
 )
 
+// builtObject is what a tracker keeps of one object (see feedTracker.build).
+// It names itself to client-go's stores as meta.Accessor asks
+// (GetObjectMeta).
+type builtObject interface {
+	key() types.NamespacedName
+	GetObjectMeta() metav1.Object
+}
+
+// feedTracker is what a feed asks of the change tracker behind its on.
+type feedTracker interface {
+	// build returns what the tracker keeps of obj, a builtObject, to be
+	// handed over later as if obj had been given to on; objects of other types
+	// (and built ones) are returned as they are. It changes nothing.
+	build(obj any) any
+	// names lists the objects the tracker holds: of those a relist lacks, on
+	// is told they are gone. Objects the tracker ignores (a headless Service,
+	// a slice without its Service's label) need not be listed: on ignores
+	// their deletion too.
+	names() []types.NamespacedName
+	// Grow is told the length of a list before it is handed over.
+	Grow(n int)
+}
+
 func newFeed[T any](name string, on func(old, cur *T), stub func(types.NamespacedName) *T) *feed[T] {
 	return &feed[T]{name: name, on: on, stub: stub, known: map[types.NamespacedName]struct{}{}, synced: make(chan struct{})}
+}
+
+// withTracker makes f ask t which objects it holds instead of keeping their
+// names, and build the objects of a streamed list, which Replace hands to
+// took instead of on (see feedTracker). Call it before the feed runs.
+func (f *feed[T]) withTracker(t feedTracker, took func(builtObject)) *feed[T] {
+	f.tracker, f.took, f.known = t, took, nil
+	return f
 }
 
 // Name is the feed's name (cache.DoneChecker).
@@ -59,24 +109,35 @@ func (f *feed[T]) Name() string { return f.name }
 // (cache.DoneChecker).
 func (f *feed[T]) Done() <-chan struct{} { return f.synced }
 
-// Transformer slims the objects a streaming initial list (WatchList) holds
-// until it is complete (cache.TransformingStore).
-func (f *feed[T]) Transformer() cache.TransformFunc { return slimObject }
+// Transformer turns each object of a streamed list (watch-list) into what
+// the tracker keeps of it, or, without a tracker, slims it; the reflector's
+// store holds the result until the list is complete
+// (cache.TransformingStore).
+func (f *feed[T]) Transformer() cache.TransformFunc {
+	if f.tracker == nil {
+		return slimObject
+	}
+	return func(obj any) (any, error) { return f.tracker.build(obj), nil }
+}
 
-// object returns obj as a *T with its name; a tombstone is unwrapped.
-func (f *feed[T]) object(obj any) (*T, types.NamespacedName, error) {
+// object returns obj as a *T with its name; a tombstone is unwrapped. An
+// object the tracker built is returned as b.
+func (f *feed[T]) object(obj any) (o *T, b builtObject, n types.NamespacedName, err error) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
+	if b, ok := obj.(builtObject); ok && f.tracker != nil {
+		return nil, b, b.key(), nil
+	}
 	o, ok := obj.(*T)
 	if !ok {
-		return nil, types.NamespacedName{}, fmt.Errorf("proxy: %s: unexpected object %T", f.name, obj)
+		return nil, nil, types.NamespacedName{}, fmt.Errorf("proxy: %s: unexpected object %T", f.name, obj)
 	}
-	n, err := cache.ObjectToName(obj)
+	on, err := cache.ObjectToName(obj)
 	if err != nil {
-		return nil, types.NamespacedName{}, fmt.Errorf("proxy: %s: %w", f.name, err)
+		return nil, nil, types.NamespacedName{}, fmt.Errorf("proxy: %s: %w", f.name, err)
 	}
-	return o, types.NamespacedName{Namespace: n.Namespace, Name: n.Name}, nil
+	return o, nil, types.NamespacedName{Namespace: on.Namespace, Name: on.Name}, nil
 }
 
 // Add hands a new object to the tracker.
@@ -86,26 +147,44 @@ func (f *feed[T]) Add(obj any) error { return f.set(obj) }
 func (f *feed[T]) Update(obj any) error { return f.set(obj) }
 
 func (f *feed[T]) set(obj any) error {
-	o, n, err := f.object(obj)
+	o, b, n, err := f.object(obj)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.known[n] = struct{}{}
-	f.on(nil, o)
+	if f.tracker == nil {
+		f.known[n] = struct{}{}
+	}
+	f.hand(o, b)
 	return nil
+}
+
+// hand gives one listed, added or updated object to the tracker.
+func (f *feed[T]) hand(o *T, b builtObject) {
+	if b != nil {
+		f.took(b)
+	} else {
+		f.on(nil, o)
+	}
 }
 
 // Delete tells the tracker an object is gone.
 func (f *feed[T]) Delete(obj any) error {
-	o, n, err := f.object(obj)
+	o, b, n, err := f.object(obj)
 	if err != nil {
 		return err
 	}
+	if b != nil {
+		// Only a streamed list's store holds built objects, and it deletes
+		// none; the stub says the same.
+		o = f.stub(n)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.known, n)
+	if f.tracker == nil {
+		delete(f.known, n)
+	}
 	f.on(o, nil)
 	return nil
 }
@@ -116,27 +195,55 @@ func (f *feed[T]) Delete(obj any) error {
 // change). The first Replace marks the feed synced. An object of another type
 // fails Replace before anything is handed over.
 func (f *feed[T]) Replace(list []any, _ string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var held []types.NamespacedName
+	if f.tracker != nil {
+		held = f.tracker.names()
+	} else {
+		held = slices.Collect(maps.Keys(f.known))
+	}
+	// The names of the list are needed for what it lacks, and by a feed
+	// without a tracker; not for the initial list of one with a tracker.
+	var seen map[types.NamespacedName]struct{}
+	if len(held) > 0 || f.tracker == nil {
+		seen = make(map[types.NamespacedName]struct{}, len(list))
+	}
 	objs := make([]*T, len(list))
-	seen := make(map[types.NamespacedName]struct{}, len(list))
+	var built []builtObject
 	for i, obj := range list {
-		o, n, err := f.object(obj)
+		o, b, n, err := f.object(obj)
 		if err != nil {
 			return err
 		}
+		if b != nil {
+			if built == nil {
+				built = make([]builtObject, len(list))
+			}
+			built[i] = b
+		}
 		objs[i] = o
-		seen[n] = struct{}{}
+		if seen != nil {
+			seen[n] = struct{}{}
+		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for n := range f.known {
+	if f.tracker != nil {
+		f.tracker.Grow(len(objs))
+	} else {
+		f.known = seen
+	}
+	for _, n := range held {
 		if _, ok := seen[n]; !ok {
 			f.on(f.stub(n), nil)
 		}
 	}
-	for _, o := range objs {
-		f.on(nil, o)
+	for i, o := range objs {
+		var b builtObject
+		if built != nil {
+			b = built[i]
+		}
+		f.hand(o, b)
 	}
-	f.known = seen
 	f.syncedOnce.Do(func() { close(f.synced) })
 	return nil
 }

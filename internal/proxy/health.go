@@ -39,12 +39,13 @@ func (h Health) NodeEligible() bool {
 // Healthz returns the proxy's current Health. It is safe to call from any
 // goroutine, before and after Run.
 func (p *Proxy) Healthz() Health {
+	seen, deleting := p.src.nodeHealth()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return Health{
 		LastSynced:    p.lastSynced,
 		OldestPending: p.oldestPending,
-		NodeSeen:      p.nodeSeen,
-		NodeDeleting:  p.nodeDeleting,
+		NodeSeen:      seen,
+		NodeDeleting:  deleting,
 	}
 }

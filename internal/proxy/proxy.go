@@ -7,22 +7,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
 	"github.com/kubesvc/kubesvc/internal/proxy/runner"
@@ -43,10 +34,15 @@ const (
 // Config configures a Proxy. New copies it; changing it afterwards has no
 // effect.
 type Config struct {
-	// Client reads Services, EndpointSlices and the Node. Required.
+	// Sources are the Services, EndpointSlices and Node the proxy follows,
+	// shared with the node's earlier and later Proxies (see Sources); nil:
+	// the Proxy follows them itself through Client.
+	Sources *Sources
+	// Client reads Services, EndpointSlices and the Node. Required without
+	// Sources.
 	Client kubernetes.Interface
 	// NodeName is this proxy's node (endpoints there are local; its labels
-	// drive topology). Required.
+	// drive topology). Required; with Sources, it must be theirs.
 	NodeName string
 	// Backend programs the kernel. Required.
 	Backend Backend
@@ -69,15 +65,19 @@ type Config struct {
 	// its Node's (Snapshot.Node.IPs, the "primary" NodePort addresses): for a
 	// proxy on a machine that is not the node NodeName names (kubesvc up
 	// --nodes=N runs one beside the nodes, counting the first node's
-	// endpoints as local).
+	// endpoints as local). Without Sources only (SourcesConfig.NodeIPs).
 	NodeIPs []netip.Addr
 }
 
 // complete validates c and fills in the defaults.
 func (c Config) complete() (Config, error) {
 	switch {
-	case c.Client == nil:
+	case c.Client == nil && c.Sources == nil:
 		return c, errors.New("proxy: Config.Client is required")
+	case c.Sources != nil && c.NodeName != c.Sources.nodeName:
+		return c, fmt.Errorf("proxy: Config.NodeName %q is not the Sources' node %q", c.NodeName, c.Sources.nodeName)
+	case c.Sources != nil && len(c.NodeIPs) > 0:
+		return c, errors.New("proxy: Config.NodeIPs with Sources: set them in SourcesConfig")
 	case c.NodeName == "":
 		return c, errors.New("proxy: Config.NodeName is required")
 	case c.Backend == nil:
@@ -106,22 +106,21 @@ func (c Config) complete() (Config, error) {
 // Proxy is kubesvc's service proxy: reflectors → change trackers → runner →
 // Backend. See the package documentation.
 type Proxy struct {
-	cfg       Config
-	log       *slog.Logger
-	clock     clock.WithTicker
-	metrics   *metrics
-	services  *ServiceChangeTracker
-	endpoints *EndpointsChangeTracker
-	runner    *runner.BoundedFrequencyRunner
-	started   atomic.Bool
+	cfg     Config
+	log     *slog.Logger
+	clock   clock.WithTicker
+	metrics *metrics
+	src     *Sources
+	// ownSources: src is the Proxy's own, run by Run (Config.Sources nil).
+	ownSources bool
+	services   *ServiceChangeTracker
+	endpoints  *EndpointsChangeTracker
+	runner     *runner.BoundedFrequencyRunner
+	started    atomic.Bool
 
-	// mu guards the node and health fields, shared by the informer handlers,
-	// the sync goroutine and Healthz.
-	mu           sync.Mutex
-	node         NodeInfo
-	nodeChanged  bool
-	nodeSeen     bool
-	nodeDeleting bool
+	// mu guards the health fields, shared by the informer handlers, the sync
+	// goroutine and Healthz.
+	mu sync.Mutex
 	// queued counts changes queued; sync compares it to know whether a change
 	// arrived while it ran.
 	queued        uint64
@@ -131,6 +130,9 @@ type Proxy struct {
 	// Owned by the sync goroutine.
 	needFull bool
 	lastFull time.Time
+	// nodeGen is the generation of the Node (Sources.nodeState) the last sync
+	// had; a new one makes the next sync Full.
+	nodeGen uint64
 	// unsynced accumulates what changed since the last successful sync: a
 	// failed sync keeps it for the next.
 	unsynced Changes
@@ -147,15 +149,23 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	src := cfg.Sources
+	if src == nil {
+		src, err = NewSources(SourcesConfig{Client: cfg.Client, NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, Since: cfg.Clock.Now(), Log: cfg.Log})
+		if err != nil {
+			return nil, err
+		}
+	}
 	p := &Proxy{
-		cfg:       cfg,
-		log:       cfg.Log,
-		clock:     cfg.Clock,
-		metrics:   m,
-		services:  NewServiceChangeTracker(),
-		endpoints: NewEndpointsChangeTracker(cfg.NodeName, cfg.Clock.Now()),
-		node:      NodeInfo{Name: cfg.NodeName, IPs: slices.Clone(cfg.NodeIPs)},
-		needFull:  true,
+		cfg:        cfg,
+		log:        cfg.Log,
+		clock:      cfg.Clock,
+		metrics:    m,
+		src:        src,
+		ownSources: cfg.Sources == nil,
+		services:   src.services,
+		endpoints:  src.endpoints,
+		needFull:   true,
 	}
 	p.runner, err = runner.New("proxy-sync", p.sync, cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.RetryPeriod, cfg.Clock)
 	if err != nil {
@@ -171,30 +181,38 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// Run follows Services, EndpointSlices and the Node until ctx ends, and syncs
-// the Backend: first (Full) once every reflector's initial list has been
-// handed to the trackers, then on changes, bounded by MinSyncPeriod and
-// SyncPeriod. A failed sync is logged, counted and retried after RetryPeriod,
-// or sooner on a new change, as a Full sync. Run returns nil when ctx ends, and
-// an error when called twice.
+// Run syncs the Backend until ctx ends: first (Full) once every initial list
+// has been handed to the trackers, then on changes, bounded by MinSyncPeriod
+// and SyncPeriod. A failed sync is logged, counted and retried after
+// RetryPeriod, or sooner on a new change, as a Full sync. Without
+// Config.Sources, Run also follows Services, EndpointSlices and the Node
+// itself until ctx ends. Run returns nil when ctx ends, and an error when
+// called twice.
 func (p *Proxy) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return errors.New("proxy: Run called twice")
 	}
-	// The reflectors stop with ctx; their goroutines are gone when Run returns.
+	// Own sources stop with ctx; their goroutines are gone when Run returns.
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
 		wg.Wait()
 	}()
-	synced, err := p.startInformers(ctx, &wg)
-	if err != nil {
-		return err
+	if p.ownSources {
+		wg.Go(func() {
+			if err := p.src.Run(ctx); err != nil {
+				p.log.Error("proxy sources", "err", err)
+			}
+		})
 	}
-	if !cache.WaitFor(ctx, "", synced...) {
-		// ctx ended before the informers synced: a shutdown, not a failure.
+	p.src.attach(p)
+	defer p.src.detach(p)
+	select {
+	case <-ctx.Done():
+		// ctx ended before the lists were in: a shutdown, not a failure.
 		return nil
+	case <-p.src.Synced():
 	}
 	p.log.Info("informers synced; starting syncs", "node", p.cfg.NodeName)
 	p.queue()
@@ -202,103 +220,22 @@ func (p *Proxy) Run(ctx context.Context) error {
 	return nil
 }
 
-// startInformers starts a reflector on Services, EndpointSlices and this
-// proxy's Node, each feeding its handler directly (see feed: the proxy keeps
-// no informer caches). It returns what to wait for before the first sync; the
-// reflectors run in wg until ctx ends.
-func (p *Proxy) startInformers(ctx context.Context, wg *sync.WaitGroup) ([]cache.DoneChecker, error) {
-	// As kube-proxy: Services claimed by another proxy and headless Services
-	// are not even listed; neither are headless Services' slices. The trackers
-	// check again, so a server that ignores a selector costs memory only.
-	noProxyName, err := labels.NewRequirement(LabelServiceProxyName, selection.DoesNotExist, nil)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: label selector: %w", err)
-	}
-	noHeadless, err := labels.NewRequirement(corev1.IsHeadlessService, selection.DoesNotExist, nil)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: label selector: %w", err)
-	}
-	c := p.cfg.Client
-	services := newFeed("proxy-services", p.onService, func(n types.NamespacedName) *corev1.Service {
-		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: n.Name}}
-	})
-	endpointSlices := newFeed("proxy-endpointslices", p.onEndpointSlice, func(n types.NamespacedName) *discoveryv1.EndpointSlice {
-		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: n.Name}}
-	})
-	nodes := newFeed("proxy-node", p.onNode, func(n types.NamespacedName) *corev1.Node {
-		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name}}
-	})
-	svcLW := listWatch(c, func(o *metav1.ListOptions) {
-		o.LabelSelector = labels.NewSelector().Add(*noProxyName).String()
-		o.FieldSelector = fields.OneTermNotEqualSelector("spec.clusterIP", corev1.ClusterIPNone).String()
-	}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-		return c.CoreV1().Services(metav1.NamespaceAll).List(ctx, o)
-	}, c.CoreV1().Services(metav1.NamespaceAll).Watch)
-	sliceLW := listWatch(c, func(o *metav1.ListOptions) {
-		o.LabelSelector = labels.NewSelector().Add(*noHeadless).String()
-	}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-		return c.DiscoveryV1().EndpointSlices(metav1.NamespaceAll).List(ctx, o)
-	}, c.DiscoveryV1().EndpointSlices(metav1.NamespaceAll).Watch)
-	nodeLW := listWatch(c, func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", p.cfg.NodeName).String()
-	}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-		return c.CoreV1().Nodes().List(ctx, o)
-	}, c.CoreV1().Nodes().Watch)
-	wg.Go(func() { services.run(ctx, svcLW, &corev1.Service{}) })
-	wg.Go(func() { endpointSlices.run(ctx, sliceLW, &discoveryv1.EndpointSlice{}) })
-	wg.Go(func() { nodes.run(ctx, nodeLW, &corev1.Node{}) })
-	return []cache.DoneChecker{services, endpointSlices, nodes}, nil
-}
-
-func (p *Proxy) onService(old, cur *corev1.Service) {
+// serviceEvent and endpointEvent are the Sources' report of a Service or
+// EndpointSlice event, and whether it changed what the data plane sees.
+func (p *Proxy) serviceEvent(changed bool) {
 	p.metrics.serviceChanges.Inc()
-	if p.services.Update(old, cur) {
+	if changed {
 		p.queue()
 	}
 	p.metrics.servicePending.Set(float64(p.services.Pending()))
 }
 
-func (p *Proxy) onEndpointSlice(old, cur *discoveryv1.EndpointSlice) {
+func (p *Proxy) endpointEvent(changed bool) {
 	p.metrics.endpointChanges.Inc()
-	if p.endpoints.Update(old, cur) {
-		p.queue()
-	}
-	p.metrics.endpointPending.Set(float64(p.endpoints.Pending()))
-}
-
-// onNode follows this proxy's Node. A change of its labels, addresses or pod
-// CIDRs makes the next sync Full (topology and node-port addresses touch every
-// Service); other updates (status heartbeats) change nothing.
-func (p *Proxy) onNode(old, cur *corev1.Node) {
-	n := cur
-	if n == nil {
-		n = old
-	}
-	// A client that ignores the field selector (the fake clientset) shows
-	// every Node.
-	if n == nil || n.Name != p.cfg.NodeName {
-		return
-	}
-	p.mu.Lock()
-	changed := false
-	if cur == nil {
-		// Keep the last NodeInfo: the rules need not change because the object
-		// went away, and the proxy is about to stop anyway.
-		p.nodeSeen, p.nodeDeleting = false, true
-	} else {
-		p.nodeSeen, p.nodeDeleting = true, nodeDeleting(cur)
-		info := nodeInfo(cur)
-		if len(p.cfg.NodeIPs) > 0 {
-			info.IPs = slices.Clone(p.cfg.NodeIPs)
-		}
-		if !nodeInfoEqual(info, p.node) {
-			p.node, p.nodeChanged, changed = info, true, true
-		}
-	}
-	p.mu.Unlock()
 	if changed {
 		p.queue()
 	}
+	p.metrics.endpointPending.Set(float64(p.endpoints.Pending()))
 }
 
 // queue records that a change waits for a sync and asks the runner for one.
@@ -320,15 +257,14 @@ func (p *Proxy) sync(ctx context.Context) error {
 	start := p.clock.Now()
 	p.mu.Lock()
 	queued := p.queued
-	node, nodeChanged := p.node, p.nodeChanged
-	p.nodeChanged = false
 	p.mu.Unlock()
+	node, nodeGen := p.src.nodeState()
 
 	p.unsynced.Merge(p.services.Apply())
 	p.unsynced.Merge(p.endpoints.Apply())
 	p.metrics.servicePending.Set(float64(p.services.Pending()))
 	p.metrics.endpointPending.Set(float64(p.endpoints.Pending()))
-	if nodeChanged {
+	if nodeGen != p.nodeGen {
 		p.needFull = true
 	}
 	full := p.needFull || start.Sub(p.lastFull) >= FullSyncPeriod
@@ -366,6 +302,7 @@ func (p *Proxy) sync(ctx context.Context) error {
 
 	now := p.clock.Now()
 	p.needFull = false
+	p.nodeGen = nodeGen
 	if full {
 		p.lastFull = start
 	}

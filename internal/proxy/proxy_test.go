@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -531,10 +532,7 @@ func sliceServiceOrFail(t *testing.T, s *discoveryv1.EndpointSlice) types.Namesp
 // TestFeed: what a feed hands its tracker for each reflector call, and when it
 // counts as synced.
 func TestFeed(t *testing.T) {
-	type op struct {
-		add, update, del any
-		replace          []any
-	}
+	type op = feedOp
 	tests := []struct {
 		name    string
 		ops     []op
@@ -561,6 +559,14 @@ func TestFeed(t *testing.T) {
 			synced: true,
 		},
 		{
+			// The reflector's store of a watch-list passes each object through
+			// the feed's Transformer: with a tracker, Replace gets built objects.
+			name:   "a streamed list",
+			ops:    []op{{add: svc("ns", "c")}, {replace: []any{svc("ns", "a"), svc("ns", "b")}, transform: true}},
+			want:   []string{"set ns/c", "delete ns/c (stub)", "set ns/a", "set ns/b"},
+			synced: true,
+		},
+		{
 			name:    "another type fails the list and hands nothing over",
 			ops:     []op{{replace: []any{svc("ns", "a"), &corev1.Pod{}}}},
 			wantErr: true,
@@ -571,49 +577,117 @@ func TestFeed(t *testing.T) {
 			wantErr: true,
 		},
 	}
+	// Each case runs with the feed keeping the names itself, and with a
+	// tracker that holds them (withTracker).
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var got []string
-			f := newFeed("test", func(old, cur *corev1.Service) {
-				switch {
-				case cur != nil && old == nil:
-					got = append(got, "set "+cur.Namespace+"/"+cur.Name)
-				case old != nil && cur == nil:
-					kind := "full"
-					if old.Spec.ClusterIP == "" {
-						kind = "stub"
-					}
-					got = append(got, "delete "+old.Namespace+"/"+old.Name+" ("+kind+")")
-				default:
-					t.Errorf("on(%v, %v)", old, cur)
-				}
-			}, func(n types.NamespacedName) *corev1.Service {
-				return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: n.Name}}
+		for _, withTracker := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/tracker=%v", tt.name, withTracker), func(t *testing.T) {
+				testFeed(t, tt.ops, tt.want, tt.wantErr, tt.synced, withTracker)
 			})
-			var errs []error
-			for _, o := range tt.ops {
-				switch {
-				case o.add != nil:
-					errs = append(errs, f.Add(o.add))
-				case o.update != nil:
-					errs = append(errs, f.Update(o.update))
-				case o.del != nil:
-					errs = append(errs, f.Delete(o.del))
-				default:
-					errs = append(errs, f.Replace(o.replace, "1"))
-				}
+		}
+	}
+}
+
+// feedOp is one reflector call on a feed: Add, Update, Delete or (none of
+// them set) Replace.
+type feedOp struct {
+	add, update, del any
+	replace          []any
+	// transform: the Replace gets the feed's Transformer's objects.
+	transform bool
+}
+
+func testFeed(t *testing.T, ops []feedOp, want []string, wantErr, wantSynced, withTracker bool) {
+	var got []string
+	tr := &namesTracker{held: map[types.NamespacedName]bool{}}
+	f := newFeed("test", func(old, cur *corev1.Service) {
+		switch {
+		case cur != nil && old == nil:
+			got = append(got, "set "+cur.Namespace+"/"+cur.Name)
+			tr.held[types.NamespacedName{Namespace: cur.Namespace, Name: cur.Name}] = true
+		case old != nil && cur == nil:
+			kind := "full"
+			if old.Spec.ClusterIP == "" {
+				kind = "stub"
 			}
-			if err := errors.Join(errs...); (err != nil) != tt.wantErr {
-				t.Errorf("error = %v, want an error: %v", err, tt.wantErr)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("tracker calls (-want +got):\n%s", diff)
-			}
-			if synced := cache.IsDone(f); synced != tt.synced {
-				t.Errorf("synced = %v, want %v", synced, tt.synced)
-			}
+			got = append(got, "delete "+old.Namespace+"/"+old.Name+" ("+kind+")")
+			delete(tr.held, types.NamespacedName{Namespace: old.Namespace, Name: old.Name})
+		default:
+			t.Errorf("on(%v, %v)", old, cur)
+		}
+	}, func(n types.NamespacedName) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: n.Name}}
+	})
+	if withTracker {
+		f = f.withTracker(tr, func(b builtObject) {
+			n := b.key()
+			got = append(got, "set "+n.Namespace+"/"+n.Name)
+			tr.held[n] = true
 		})
 	}
+	var errs []error
+	for _, o := range ops {
+		switch {
+		case o.add != nil:
+			errs = append(errs, f.Add(o.add))
+		case o.update != nil:
+			errs = append(errs, f.Update(o.update))
+		case o.del != nil:
+			errs = append(errs, f.Delete(o.del))
+		default:
+			list := o.replace
+			if o.transform {
+				list = nil
+				for _, obj := range o.replace {
+					out, err := f.Transformer()(obj)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, built := out.(builtObject); built != withTracker {
+						t.Errorf("Transformer(%T) = %T", obj, out)
+					}
+					list = append(list, out)
+				}
+			}
+			n := len(tr.grown)
+			errs = append(errs, f.Replace(list, "1"))
+			if withTracker && len(tr.grown) == n && errs[len(errs)-1] == nil {
+				t.Errorf("Replace of %d objects did not call Grow", len(o.replace))
+			}
+		}
+	}
+	if err := errors.Join(errs...); (err != nil) != wantErr {
+		t.Errorf("error = %v, want an error: %v", err, wantErr)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("tracker calls (-want +got):\n%s", diff)
+	}
+	if synced := cache.IsDone(f); synced != wantSynced {
+		t.Errorf("synced = %v, want %v", synced, wantSynced)
+	}
+}
+
+// namesTracker is a feedTracker over the names a test's handler holds.
+type namesTracker struct {
+	held  map[types.NamespacedName]bool
+	grown []int
+}
+
+func (n *namesTracker) names() []types.NamespacedName {
+	out := slices.Collect(maps.Keys(n.held))
+	// The feed must not depend on the order.
+	slices.SortFunc(out, func(a, b types.NamespacedName) int { return strings.Compare(b.String(), a.String()) })
+	return out
+}
+
+func (n *namesTracker) Grow(size int) { n.grown = append(n.grown, size) }
+
+// build makes a builtService without ports (the feed only needs its name).
+func (n *namesTracker) build(obj any) any {
+	if s, ok := obj.(*corev1.Service); ok {
+		return &builtService{name: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}}
+	}
+	return obj
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

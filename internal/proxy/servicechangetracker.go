@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -39,8 +41,13 @@ type ServiceChangeTracker struct {
 	// current is the latest view of every proxied Service.
 	current map[types.NamespacedName]servicePorts
 	// applied holds, for each Service with changes Apply has not taken yet, its
-	// ports as of the last Apply (nil when it had none).
+	// ports as of the last Apply (nil when it had none). Before the first Apply
+	// (unapplied) it stays empty: every Service in current is pending.
 	applied map[types.NamespacedName]servicePorts
+	// unapplied is true until the first Apply. The initial lists (10,000
+	// Services) then go into current alone, without a second map of what
+	// Apply has to take: it takes everything.
+	unapplied bool
 
 	// ports is the state as of the last Apply; only Apply writes it.
 	ports map[ServicePortName]*ServicePort
@@ -49,9 +56,21 @@ type ServiceChangeTracker struct {
 // NewServiceChangeTracker returns an empty tracker.
 func NewServiceChangeTracker() *ServiceChangeTracker {
 	return &ServiceChangeTracker{
-		current: make(map[types.NamespacedName]servicePorts),
-		applied: make(map[types.NamespacedName]servicePorts),
-		ports:   make(map[ServicePortName]*ServicePort),
+		current:   make(map[types.NamespacedName]servicePorts),
+		applied:   make(map[types.NamespacedName]servicePorts),
+		ports:     make(map[ServicePortName]*ServicePort),
+		unapplied: true,
+	}
+}
+
+// Grow prepares the tracker for n more Services (the length of a list about
+// to be handed over): before the first Apply it sizes the map that holds them
+// once instead of growing it object by object. It changes nothing else.
+func (t *ServiceChangeTracker) Grow(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.unapplied && len(t.current) == 0 && n > 0 {
+		t.current = make(map[types.NamespacedName]servicePorts, n)
 	}
 }
 
@@ -68,20 +87,56 @@ func (t *ServiceChangeTracker) Update(previous, current *corev1.Service) bool {
 	if svc == nil {
 		return false
 	}
-	name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
-	ports := buildServicePorts(current)
+	return t.set(types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}, buildServicePorts(current))
+}
 
+// builtService is a Service as the tracker keeps it: made by build while a
+// streamed list arrives (see feed.Transformer), taken by set once it is
+// complete.
+type builtService struct {
+	name  types.NamespacedName
+	ports servicePorts
+}
+
+func (b *builtService) key() types.NamespacedName { return b.name }
+
+// GetObjectMeta names b for client-go's stores (meta.Accessor).
+func (b *builtService) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Namespace: b.name.Namespace, Name: b.name.Name}
+}
+
+// build is the feed's transformer for Services (see feedTracker); other
+// objects are returned as they are.
+func (t *ServiceChangeTracker) build(obj any) any {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return obj
+	}
+	return &builtService{name: types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}, ports: buildServicePorts(svc)}
+}
+
+// take hands a built Service to the tracker: Update with the Service it was
+// built from (see build). It reports whether that changed anything.
+func (t *ServiceChangeTracker) take(b builtObject) bool {
+	bs := b.(*builtService)
+	return t.set(bs.name, bs.ports)
+}
+
+// set records the Service's current ports (nil: gone, or not proxied).
+func (t *ServiceChangeTracker) set(name types.NamespacedName, ports servicePorts) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.current[name]
 	if servicePortsEqual(old, ports) {
 		return false
 	}
-	if _, pending := t.applied[name]; !pending {
-		t.applied[name] = old
-	} else if servicePortsEqual(t.applied[name], ports) {
-		// Back to what the data plane has: nothing left to apply.
-		delete(t.applied, name)
+	if !t.unapplied {
+		if _, pending := t.applied[name]; !pending {
+			t.applied[name] = old
+		} else if servicePortsEqual(t.applied[name], ports) {
+			// Back to what the data plane has: nothing left to apply.
+			delete(t.applied, name)
+		}
 	}
 	if ports == nil {
 		delete(t.current, name)
@@ -91,10 +146,21 @@ func (t *ServiceChangeTracker) Update(previous, current *corev1.Service) bool {
 	return true
 }
 
+// names lists the Services the tracker holds (for a feed's relist: the ones
+// a new list lacks are gone).
+func (t *ServiceChangeTracker) names() []types.NamespacedName {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Collect(maps.Keys(t.current))
+}
+
 // Pending is the number of Services with changes that Apply has not taken.
 func (t *ServiceChangeTracker) Pending() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.unapplied {
+		return len(t.current)
+	}
 	return len(t.applied)
 }
 
@@ -107,6 +173,26 @@ func (t *ServiceChangeTracker) Apply() Changes {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var c Changes
+	if t.unapplied {
+		// The first Apply: everything is new (ports is empty).
+		t.unapplied = false
+		n := 0
+		for _, ports := range t.current {
+			n += len(ports)
+		}
+		if n == 0 {
+			return c
+		}
+		t.ports = make(map[ServicePortName]*ServicePort, n)
+		c.Changed = make(map[ServicePortName]bool, n)
+		for _, ports := range t.current {
+			for _, p := range ports {
+				t.ports[p.Name] = p
+				c.Changed[p.Name] = true
+			}
+		}
+		return c
+	}
 	for name, before := range t.applied {
 		walkSorted(before, t.current[name], portName, func(n ServicePortName, old *ServicePort, inBefore bool, p *ServicePort, inAfter bool) {
 			switch {
@@ -119,7 +205,7 @@ func (t *ServiceChangeTracker) Apply() Changes {
 			}
 		})
 	}
-	clear(t.applied)
+	t.applied = emptied(t.applied)
 	return c
 }
 
@@ -160,10 +246,7 @@ func buildServicePorts(svc *corev1.Service) servicePorts {
 	if len(clusterIPs) == 0 {
 		return nil
 	}
-	typ := svc.Spec.Type
-	if typ == "" {
-		typ = corev1.ServiceTypeClusterIP
-	}
+	typ := serviceType(svc.Spec.Type)
 	externalIPs := parseAddrs(svc.Spec.ExternalIPs)
 	var lbIPs []netip.Addr
 	localhostLB := false
@@ -206,16 +289,13 @@ func buildServicePorts(svc *corev1.Service) servicePorts {
 	ranges := sourceRanges(svc.Spec.LoadBalancerSourceRanges)
 	hasNodePorts := typ == corev1.ServiceTypeNodePort || typ == corev1.ServiceTypeLoadBalancer
 
-	name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	name := types.NamespacedName{Namespace: intern(svc.Namespace), Name: svc.Name}
 	ports := make(servicePorts, 0, len(svc.Spec.Ports))
 	for i := range svc.Spec.Ports {
 		sp := &svc.Spec.Ports[i]
-		proto := sp.Protocol
-		if proto == "" {
-			proto = corev1.ProtocolTCP
-		}
+		proto := protocol(sp.Protocol)
 		p := &ServicePort{
-			Name:                     ServicePortName{NamespacedName: name, Port: sp.Name, Protocol: proto},
+			Name:                     ServicePortName{NamespacedName: name, Port: intern(sp.Name), Protocol: proto},
 			Type:                     typ,
 			ClusterIPs:               clusterIPs,
 			Port:                     sp.Port,
@@ -249,6 +329,35 @@ func buildServicePorts(svc *corev1.Service) servicePorts {
 		out = append(out, p)
 	}
 	return slices.Clip(out)
+}
+
+// serviceType is t, defaulted to ClusterIP, as one shared string: the decoded
+// object's copy would be kept once per ServicePort.
+func serviceType(t corev1.ServiceType) corev1.ServiceType {
+	switch t {
+	case "", corev1.ServiceTypeClusterIP:
+		return corev1.ServiceTypeClusterIP
+	case corev1.ServiceTypeNodePort:
+		return corev1.ServiceTypeNodePort
+	case corev1.ServiceTypeLoadBalancer:
+		return corev1.ServiceTypeLoadBalancer
+	case corev1.ServiceTypeExternalName:
+		return corev1.ServiceTypeExternalName
+	}
+	return t
+}
+
+// protocol is p, defaulted to TCP, as one shared string (see serviceType).
+func protocol(p corev1.Protocol) corev1.Protocol {
+	switch p {
+	case "", corev1.ProtocolTCP:
+		return corev1.ProtocolTCP
+	case corev1.ProtocolUDP:
+		return corev1.ProtocolUDP
+	case corev1.ProtocolSCTP:
+		return corev1.ProtocolSCTP
+	}
+	return p
 }
 
 // parseAddrs parses IP strings, leaving out invalid ones. It returns nil for no

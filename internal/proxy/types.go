@@ -18,10 +18,15 @@
 //
 // The pieces, in data-flow order:
 //
-//   - Proxy (proxy.go) owns the informers: client-go reflectors whose store
-//     (feed.go) hands each object straight to a tracker and keeps only its
-//     name, so that no second copy of 10,000 Services sits in an informer
-//     cache. It runs one sync goroutine through a runner.BoundedFrequencyRunner. Each sync builds a Snapshot — Full on the
+//   - Sources (sources.go) own the informers: client-go reflectors whose
+//     store (feed.go) hands each object straight to a tracker, so that no
+//     second copy of 10,000 Services sits in an informer cache, and the
+//     trackers themselves. They can start before the Proxy is configured and
+//     outlive it: `kubesvc proxy` lists while it reads its configuration, and
+//     the Proxy of a new configuration takes the trackers as they are.
+//   - Proxy (proxy.go) attaches to its Sources (its own, without
+//     Config.Sources) and runs one sync goroutine through a
+//     runner.BoundedFrequencyRunner. Each sync builds a Snapshot — Full on the
 //     first sync, after a failed one, after a change of the Node's labels,
 //     addresses or pod CIDRs, and every FullSyncPeriod — and calls Backend.Sync.
 //     A failed sync keeps its Changed set for the next one. Healthz feeds the
@@ -71,6 +76,9 @@ func (n ServicePortName) String() string {
 
 // ServicePort is what the data plane needs of one Service port: slim and
 // immutable once built (a change builds a new value).
+//
+// A proxy keeps one per Service port (10,000 at 10,000 Services): the fields
+// are ordered so that the small ones share words (240 bytes, not 256).
 type ServicePort struct {
 	Name ServicePortName
 	// Type is the Service's type (ClusterIP, NodePort, LoadBalancer; ExternalName
@@ -78,8 +86,8 @@ type ServicePort struct {
 	Type corev1.ServiceType
 	// ClusterIPs are the Service's cluster IPs, of every family it has.
 	ClusterIPs []netip.Addr
-	Port       int32
 	Protocol   corev1.Protocol
+	Port       int32
 	// NodePort is 0 when the port has none.
 	NodePort int32
 	// ExternalIPs are spec.externalIPs.
@@ -87,6 +95,14 @@ type ServicePort struct {
 	// LoadBalancerIPs are status.loadBalancer.ingress[].ip (those whose ipMode is
 	// not Proxy).
 	LoadBalancerIPs []netip.Addr
+	// LoadBalancerSourceRanges is spec.loadBalancerSourceRanges (empty: any source).
+	LoadBalancerSourceRanges []netip.Prefix
+	// AffinityTimeout is the ClientIP session affinity timeout; 0 is affinity None.
+	AffinityTimeout time.Duration
+	// TrafficDistribution is spec.trafficDistribution ("" when unset).
+	TrafficDistribution string
+	// HealthCheckNodePort is spec.healthCheckNodePort (0 when none).
+	HealthCheckNodePort int32
 	// LocalhostLoadBalancer is an ingress of hostname "localhost" (and no IP)
 	// on a LoadBalancer Service: the service-lb-controller's way of saying, on
 	// a one-node cluster, that the node itself reaches the Service on
@@ -94,20 +110,12 @@ type ServicePort struct {
 	// NodePorts (127.0.0.1 from the node itself, route_localnet), and only where
 	// those are on (IPv4; IPv6 cannot route ::1 off the loopback device).
 	LocalhostLoadBalancer bool
-	// LoadBalancerSourceRanges is spec.loadBalancerSourceRanges (empty: any source).
-	LoadBalancerSourceRanges []netip.Prefix
-	// AffinityTimeout is the ClientIP session affinity timeout; 0 is affinity None.
-	AffinityTimeout time.Duration
 	// ExternalPolicyLocal is externalTrafficPolicy Local on an externally
 	// accessible Service (NodePort, LoadBalancer, or ClusterIP with externalIPs,
 	// as kube-proxy's ExternalPolicyLocal); InternalPolicyLocal is
 	// internalTrafficPolicy Local.
 	ExternalPolicyLocal bool
 	InternalPolicyLocal bool
-	// HealthCheckNodePort is spec.healthCheckNodePort (0 when none).
-	HealthCheckNodePort int32
-	// TrafficDistribution is spec.trafficDistribution ("" when unset).
-	TrafficDistribution string
 }
 
 // ExternallyAccessible reports whether the port takes traffic from outside the
