@@ -85,10 +85,20 @@ func unpackEndpoint(packed string, i int, ipv6 bool) netip.AddrPort {
 
 // packAddrs packs the distinct addresses of eps (of one family), sorted.
 func packAddrs(eps []proxy.Endpoint, ipv6 bool) string {
+	return packAddrsIf(eps, ipv6, nil)
+}
+
+// packAddrsIf is packAddrs of the endpoints keep accepts (nil: all).
+func packAddrsIf(eps []proxy.Endpoint, ipv6 bool, keep func(*proxy.Endpoint) bool) string {
 	var buf [16]netip.Addr // most ServicePorts have few endpoints: no allocation
 	addrs := buf[:0]
-	for _, ep := range eps {
-		addrs = append(addrs, ep.IP.Unmap())
+	for i := range eps {
+		if keep == nil || keep(&eps[i]) {
+			addrs = append(addrs, eps[i].IP.Unmap())
+		}
+	}
+	if len(addrs) == 0 {
+		return ""
 	}
 	return packAddrList(addrs, ipv6)
 }

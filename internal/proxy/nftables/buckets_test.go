@@ -6,7 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
+
+	"github.com/kubesvc/kubesvc/internal/proxy"
 )
 
 // TestRefSet: hairpin-endpoints gets an element per address while any owner
@@ -83,6 +86,40 @@ func TestRefSet(t *testing.T) {
 				if !slices.Equal(got, st.want) {
 					t.Errorf("step %d: operations %s, want %s", i, strings.Join(got, ", "), strings.Join(st.want, ", "))
 				}
+			}
+		})
+	}
+}
+
+// TestHairpinFilter: which endpoints get a hairpin-endpoints element on this
+// node (Backend.hairpinFilter).
+func TestHairpinFilter(t *testing.T) {
+	node := proxy.NodeInfo{Name: testNode, IPs: []netip.Addr{netip.MustParseAddr(goldenNodeIP)}, PodCIDRs: prefixes("10.244.1.0/24")}
+	plain := &proxy.ServicePort{Type: corev1.ServiceTypeNodePort, NodePort: 3001}
+	etpLocal := &proxy.ServicePort{Type: corev1.ServiceTypeNodePort, NodePort: 3002, ExternalPolicyLocal: true}
+	etpLocalNoNodePort := &proxy.ServicePort{Type: corev1.ServiceTypeLoadBalancer, ExternalPolicyLocal: true}
+	tests := []struct {
+		name string
+		svc  *proxy.ServicePort
+		ep   proxy.Endpoint
+		want bool
+	}{
+		{name: "local endpoint", svc: plain, ep: ep("10.244.9.9:80", testNode), want: true},
+		{name: "endpoint on another node", svc: plain, ep: ep("10.244.2.5:80", "node-b"), want: false},
+		{name: "no node name, in this node's pod CIDR", svc: plain, ep: ep("10.244.1.7:80", ""), want: true},
+		{name: "no node name, this node's address", svc: plain, ep: ep(goldenNodeIP+":80", ""), want: true},
+		{name: "no node name, elsewhere", svc: plain, ep: ep("10.244.2.7:80", ""), want: false},
+		{name: "no node name, outside the cluster", svc: plain, ep: ep("192.0.2.10:5432", ""), want: false},
+		{name: "eTP Local NodePort, endpoint on another node in the cluster CIDRs", svc: etpLocal, ep: ep("10.244.2.5:80", "node-b"), want: true},
+		{name: "eTP Local NodePort, endpoint outside the cluster CIDRs", svc: etpLocal, ep: ep("192.0.2.10:80", "node-b"), want: false},
+		{name: "eTP Local without a NodePort, endpoint on another node", svc: etpLocalNoNodePort, ep: ep("10.244.2.5:80", "node-b"), want: false},
+	}
+	env := newTestEnv(t, nil)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &servicePlan{svc: tc.svc}
+			if got := env.b.hairpinFilter(p, node)(&tc.ep); got != tc.want {
+				t.Errorf("hairpin element = %v, want %v", got, tc.want)
 			}
 		})
 	}

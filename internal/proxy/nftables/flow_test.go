@@ -84,6 +84,9 @@ func TestPacketFlows(t *testing.T) {
 		{name: "eTP Local: load balancer from outside", from: fromElsewhere, src: outsideIP, dst: "203.0.113.7", prot: "tcp", port: 80, want: "10.180.0.71:80"},
 		{name: "eTP Local: pod traffic is short-circuited to every endpoint", from: fromElsewhere, src: podIP, dst: "203.0.113.7", prot: "tcp", port: 80, want: "10.180.0.71:80, 10.180.0.72:80"},
 		{name: "eTP Local: node traffic is short-circuited and masqueraded", from: fromNode, src: goldenNodeIP, dst: goldenNodeIP, prot: "tcp", port: 3007, want: "10.180.0.71:80, 10.180.0.72:80", masq: true},
+		// 10.180.0.72 is an endpoint on node-b: the short-circuit may pick it
+		// for itself, so it needs its hairpin-endpoints element here too.
+		{name: "eTP Local: an endpoint on another node to this node's NodePort is short-circuited, hairpin masqueraded", from: fromElsewhere, src: "10.180.0.72", dst: goldenNodeIP, prot: "tcp", port: 3007, want: "10.180.0.71:80, 10.180.0.72:80", masq: true},
 		{name: "eTP Local: ClusterIP uses every endpoint", from: fromElsewhere, src: podIP, dst: "172.30.0.47", prot: "tcp", port: 80, want: "10.180.0.71:80, 10.180.0.72:80"},
 		{name: "eTP Local without local endpoints: NodePort from outside", from: fromElsewhere, src: outsideIP, dst: goldenNodeIP, prot: "tcp", port: 3008, want: "DROP"},
 		{name: "eTP Local without local endpoints: from a pod", from: fromElsewhere, src: podIP, dst: goldenNodeIP, prot: "tcp", port: 3008, want: "10.180.0.73:80"},

@@ -132,7 +132,6 @@ add element ip kubesvc cluster-ips-masquerade { 172.30.0.41 . tcp . 80 }
 add rule ip kubesvc service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
 add element ip kubesvc cluster-ips { 172.30.0.41 }
 add element ip kubesvc hairpin-endpoints { 10.180.0.1 . 10.180.0.1 }
-add element ip kubesvc hairpin-endpoints { 10.180.0.2 . 10.180.0.2 }
 add element ip kubesvc endpoint-buckets-tcp-0 { 0-32767 : 10.180.0.1 . 80 }
 add element ip kubesvc endpoint-buckets-tcp-0 { 32768-65535 : 10.180.0.2 . 80 }
 add element ip kubesvc service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }
@@ -146,7 +145,6 @@ add rule ip kubesvc external-42NFTM6N-ns2/svc2/tcp/p80 goto service-42NFTM6N-ns2
 add element ip kubesvc cluster-ips-masquerade { 172.30.0.42 . tcp . 80 }
 add rule ip kubesvc service-42NFTM6N-ns2/svc2/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
 add element ip kubesvc cluster-ips { 172.30.0.42 }
-add element ip kubesvc hairpin-endpoints { 10.180.0.2 . 10.180.0.2 }
 add element ip kubesvc endpoint-buckets-tcp-0 { 0-65535 : 10.180.0.2 . 80 }
 add element ip kubesvc service-ips { 172.30.0.42 . tcp . 80 : goto service-42NFTM6N-ns2/svc2/tcp/p80 }
 add element ip kubesvc service-nodeports { tcp . 3001 : goto external-42NFTM6N-ns2/svc2/tcp/p80 }
@@ -162,7 +160,6 @@ add rule ip kubesvc firewall-HVFWP5L3-ns5/svc5/tcp/p80 ip saddr != { 198.51.100.
 add element ip kubesvc cluster-ips-masquerade { 172.30.0.45 . tcp . 80 }
 add rule ip kubesvc service-HVFWP5L3-ns5/svc5/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 65536 map @endpoint-buckets-tcp-0
 add element ip kubesvc cluster-ips { 172.30.0.45 }
-add element ip kubesvc hairpin-endpoints { 10.180.0.5 . 10.180.0.5 }
 add element ip kubesvc endpoint-buckets-tcp-0 { 0-65535 : 10.180.0.5 . 8080 }
 add element ip kubesvc firewall-ips { 203.0.113.5 . tcp . 80 : goto firewall-HVFWP5L3-ns5/svc5/tcp/p80 }
 add element ip kubesvc service-ips { 172.30.0.45 . tcp . 80 : goto service-HVFWP5L3-ns5/svc5/tcp/p80 }
@@ -178,7 +175,6 @@ add rule ip kubesvc external-NUL5PKWM-ns3/svc3/udp/p53 goto service-NUL5PKWM-ns3
 add element ip kubesvc cluster-ips-masquerade { 172.30.0.43 . udp . 53 }
 add rule ip kubesvc service-NUL5PKWM-ns3/svc3/udp/p53 meta l4proto udp dnat ip to numgen random mod 65536 map @endpoint-buckets-udp-0
 add element ip kubesvc cluster-ips { 172.30.0.43 }
-add element ip kubesvc hairpin-endpoints { 10.180.0.3 . 10.180.0.3 }
 add element ip kubesvc endpoint-buckets-udp-0 { 0-65535 : 10.180.0.3 . 53 }
 add element ip kubesvc service-ips { 172.30.0.43 . udp . 53 : goto service-NUL5PKWM-ns3/svc3/udp/p53 }
 add element ip kubesvc service-ips { 192.0.2.33 . udp . 53 : goto external-NUL5PKWM-ns3/svc3/udp/p53 }
@@ -206,7 +202,6 @@ add rule ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80 numgen random mod 2 == 0 g
 add rule ip kubesvc service-Y3O5BOQO-ns6/svc6/tcp/p80 goto endpoint-CD2M2PRI-ns6/svc6/tcp/p80__10.180.0.62/80
 add element ip kubesvc cluster-ips { 172.30.0.46 }
 add element ip kubesvc hairpin-endpoints { 10.180.0.61 . 10.180.0.61 }
-add element ip kubesvc hairpin-endpoints { 10.180.0.62 . 10.180.0.62 }
 add element ip kubesvc service-ips { 172.30.0.46 . tcp . 80 : goto service-Y3O5BOQO-ns6/svc6/tcp/p80 }
 `,
 	"externalTrafficPolicy Local": `

@@ -454,7 +454,7 @@ func (b *Backend) writeServicePort(tx *txn, name proxy.ServicePortName, svc *pro
 		}
 	}
 	if p.usesClusterChain || p.usesLocalChain {
-		st.hairpin = packAddrs(p.reach, b.ipv6)
+		st.hairpin = packAddrsIf(p.reach, b.ipv6, b.hairpinFilter(p, node))
 	}
 
 	rules := make(chainRules, 4)
@@ -708,4 +708,32 @@ func (b *Backend) writeEndpointRules(tx chainRules, p *servicePlan, ep proxy.End
 		Chain: chain,
 		Rule:  knftables.Concat("meta l4proto", p.protocol, "dnat to", netip.AddrPortFrom(ep.IP, uint16(ep.Port)).String()),
 	})
+}
+
+// hairpinFilter says which of p's endpoints need a hairpin-endpoints element on
+// this node: those that can be the client of a connection this node DNATs back
+// to them. A connection to a ClusterIP, an external IP or a load-balancer IP is
+// DNATed on the client's own node (every node holds those addresses), so an
+// endpoint on another node never meets this node's DNAT as a client that way;
+// kube-proxy 1.37's nftables mode keeps only local endpoints in its
+// hairpin-connections set for that reason. Kept here:
+//   - local endpoints (NodeName is this node);
+//   - endpoints without a node name (hand-written slices) whose address is one
+//     of this node's pod CIDRs or addresses;
+//   - with externalTrafficPolicy Local and a NodePort, endpoints in the cluster
+//     CIDRs: a pod on another node that connects to this node's address and
+//     NodePort is short-circuited to the Cluster-policy chain unmasqueraded
+//     ("short-circuit pod traffic"), which may pick the client itself.
+func (b *Backend) hairpinFilter(p *servicePlan, node proxy.NodeInfo) func(*proxy.Endpoint) bool {
+	nodePortShortCircuit := p.svc.ExternalPolicyLocal && p.svc.NodePort != 0 && b.nodePorts.enabled && len(b.clusterCI) > 0
+	return func(ep *proxy.Endpoint) bool {
+		if ep.IsLocal {
+			return true
+		}
+		ip := ep.IP.Unmap()
+		if ep.NodeName == "" && (slices.Contains(node.IPs, ip) || slices.ContainsFunc(node.PodCIDRs, func(c netip.Prefix) bool { return c.Contains(ip) })) {
+			return true
+		}
+		return nodePortShortCircuit && slices.ContainsFunc(b.clusterCI, func(c netip.Prefix) bool { return c.Contains(ip) })
+	}
 }
