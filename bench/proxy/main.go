@@ -6,6 +6,14 @@
 //
 //	go build -o /tmp/kubesvc ./cmd/kubesvc
 //	../shared/tools/isolated go run ./bench/proxy -bin /tmp/kubesvc -services 10000 -mode nftables
+//	../shared/tools/isolated go run ./bench/proxy -bin /tmp/kubesvc -services 10000 -mode iptables -iptables-backend legacy
+//
+// In iptables mode the proxy runs the iptables-save/iptables-restore found on
+// its PATH (whichever variant the system's alternatives point to);
+// -iptables-backend legacy or nft puts a directory first on the proxy's PATH
+// whose iptables-save, iptables-restore (and ip6tables-…) are the
+// iptables-legacy-… or iptables-nft-… binaries. The whole run is bounded by
+// -timeout: a proxy that has not synced by then is reported as such.
 //
 // Measured, for -services Services (selector-less, one TCP port) with one
 // EndpointSlice of -endpoints endpoints each, created before the proxy starts:
@@ -67,14 +75,19 @@ type options struct {
 	// listProbe rounds of probeLists before the proxy starts (0: none).
 	listProbe int
 	probePage int64
+	// iptablesBackend: "" (the iptables binaries on PATH), "legacy" or "nft".
+	iptablesBackend string
+	timeout         time.Duration
 }
 
 type result struct {
-	Host      benchproc.Host `json:"host"`
-	Commit    string         `json:"commit,omitempty"`
-	Mode      string         `json:"mode"`
-	Services  int            `json:"services"`
-	Endpoints int            `json:"endpoints_per_service"`
+	Host   benchproc.Host `json:"host"`
+	Commit string         `json:"commit,omitempty"`
+	Mode   string         `json:"mode"`
+	// IPTables is the iptables variant the proxy ran (iptables mode only).
+	IPTables  string `json:"iptables_backend,omitempty"`
+	Services  int    `json:"services"`
+	Endpoints int    `json:"endpoints_per_service"`
 	// StartToRules is from the proxy's exec to the end of its first sync.
 	StartToRules  string  `json:"start_to_all_rules"`
 	FirstSync     string  `json:"first_sync_duration"`
@@ -103,6 +116,8 @@ func main() {
 	flag.StringVar(&o.proxyLog, "proxy-log", "", "also write the proxy's log to this file")
 	flag.IntVar(&o.listProbe, "list-probe", 0, "before the proxy starts, time the initial lists this many times as a list, a paginated list and a streaming list (watch-list)")
 	flag.Int64Var(&o.probePage, "probe-page", 500, "page size of -list-probe's paginated list")
+	flag.StringVar(&o.iptablesBackend, "iptables-backend", "", "iptables mode: the iptables variant the proxy runs, legacy or nft (default: the iptables-restore on PATH)")
+	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up (and report what was measured) after this long")
 	flag.StringVar(&o.proxyLogLevel, "proxy-log-level", "warn", "the proxy's --log-level (debug shows its start-up phases)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -125,6 +140,18 @@ func run(o options) error {
 		return err
 	}
 	res := result{Host: benchproc.ReadHost(), Mode: o.mode, Services: o.services, Endpoints: o.endpoints, Burst: o.burst}
+	proxyEnv := os.Environ()
+	if o.mode == "iptables" {
+		var pathDir string
+		if res.IPTables, pathDir, err = iptablesVariant(o.iptablesBackend, tmp); err != nil {
+			return err
+		}
+		if pathDir != "" {
+			proxyEnv = append(proxyEnv, "PATH="+pathDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+		}
+	} else if o.iptablesBackend != "" {
+		return errors.New("-iptables-backend needs -mode iptables")
+	}
 	if built {
 		res.Commit = benchproc.GitCommit()
 	}
@@ -146,7 +173,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	if _, err := client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, metav1.CreateOptions{}); err != nil {
 		return err
@@ -166,6 +193,7 @@ func run(o options) error {
 	const metricsAddr = "127.0.0.1:10249"
 	cmd := exec.Command(bin, "proxy", "--kubeconfig", srv.Kubeconfig(), "--hostname-override", "node-a",
 		"--proxy-mode", o.mode, "--metrics-bind-address", metricsAddr, "--healthz-bind-address", "", "--log-level", o.proxyLogLevel)
+	cmd.Env = proxyEnv
 	tail := &benchproc.LineTail{}
 	cmd.Stdout, cmd.Stderr = io.Discard, tail
 	if o.proxyLog != "" {
@@ -202,7 +230,8 @@ func run(o options) error {
 		case <-done:
 			return fmt.Errorf("the proxy exited:\n%s", tail.Tail())
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("no first sync %s after the proxy started (-timeout %s): %w",
+				time.Since(exec0).Round(time.Second), o.timeout, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 		v, err := m.read(ctx)
@@ -416,6 +445,47 @@ func (m metricsReader) waitFor(ctx context.Context, cond func(map[string]float64
 		}
 	}
 	return nil, errors.New("the proxy's metrics never showed the change")
+}
+
+// iptablesVariant resolves -iptables-backend: the variant's name (as
+// `iptables-restore --version` prints it, "legacy" or "nf_tables") and, for
+// "legacy" or "nft", a directory under tmp with iptables-save,
+// iptables-restore and the ip6tables pair linked to that variant's binaries,
+// to put first on the proxy's PATH.
+func iptablesVariant(backend, tmp string) (name, dir string, err error) {
+	restore := "iptables-restore"
+	if backend != "" {
+		if backend != "legacy" && backend != "nft" {
+			return "", "", fmt.Errorf("-iptables-backend %q: want legacy or nft", backend)
+		}
+		dir = filepath.Join(tmp, "iptables-"+backend)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", "", err
+		}
+		for _, fam := range []string{"iptables", "ip6tables"} {
+			for _, tool := range []string{"save", "restore"} {
+				target, err := exec.LookPath(fam + "-" + backend + "-" + tool)
+				if err != nil {
+					return "", "", fmt.Errorf("-iptables-backend %s: %w", backend, err)
+				}
+				// xtables-*-multi picks its applet by the name it runs under.
+				if err := os.Symlink(target, filepath.Join(dir, fam+"-"+tool)); err != nil {
+					return "", "", err
+				}
+			}
+		}
+		restore = filepath.Join(dir, restore)
+	}
+	out, err := exec.Command(restore, "--version").CombinedOutput()
+	if err != nil {
+		return "", "", fmt.Errorf("%s --version: %w: %s", restore, err, out)
+	}
+	// "iptables-restore v1.8.9 (nf_tables)" or "… (legacy)".
+	v := strings.TrimSpace(string(out))
+	if i := strings.LastIndexByte(v, '('); i >= 0 {
+		v = strings.Trim(v[i:], "()")
+	}
+	return v, dir, nil
 }
 
 func secs(s float64) string {

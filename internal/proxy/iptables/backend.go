@@ -1,6 +1,7 @@
 package iptables
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -122,12 +123,14 @@ type restoreWriter struct {
 	natRules  lineBuffer
 	// deleted are stale nat chains: declared (flushed) and then deleted.
 	deleted []string
+	// dirty marks the shared chains whose rules a changed ServicePort
+	// altered: a partial sync rewrites only those.
+	dirty [numDispatchChains]bool
 }
 
-// deleteChain flushes chain now and deletes it after every rule (when nothing
-// refers to it any more).
+// deleteChain flushes chain and deletes it after every rule (when nothing
+// refers to it any more); both happen in the restore with the shared chains.
 func (w *restoreWriter) deleteChain(chain string) {
-	w.natChains.chain(chain)
 	w.deleted = append(w.deleted, chain)
 }
 
@@ -136,9 +139,10 @@ func (w *restoreWriter) deleteChain(chain string) {
 // is set, when the previous Sync failed or never ran, when the node's
 // addresses of this family changed, and when the canary chain has gone
 // (someone flushed iptables). Otherwise it rewrites the chains of the
-// ServicePorts in s.Changed and the shared chains (KUBE-SERVICES,
-// KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES and the other fixed ones) in full,
-// and deletes the chains those ServicePorts no longer need. A sync with
+// ServicePorts in s.Changed, and those shared chains (KUBE-SERVICES,
+// KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES, …) in which their rules changed,
+// and deletes the chains those ServicePorts no longer need. With a Batcher,
+// the ServicePorts' own chains may go in restores before the main one. A sync with
 // nothing changed only checks the canary. On error the error wraps the cause
 // (a *RestoreError when iptables-restore named a line) and the next Sync is a
 // full one whatever its Snapshot says; a table section that iptables-restore
@@ -161,24 +165,36 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 
 	w := &restoreWriter{}
 	var saved map[Table]*savedTable
+	var names []proxy.ServicePortName
 	if full {
 		// The mirror is rebuilt from scratch: a failure below leaves needFull set.
 		b.needFull = true
 		var err error
-		if saved, err = b.renderFull(ctx, w, s); err != nil {
+		if saved, err = b.prepareFull(ctx, w, s); err != nil {
 			return err
 		}
+		names = sortedNames(s.Services)
 	} else {
 		// Sorted, so that the same Snapshot gives the same restore input.
-		for _, name := range sortedNames(s.Changed) {
-			b.syncServicePort(w, s, name)
-		}
+		names = sortedNames(s.Changed)
+	}
+	batches, err := b.renderBatches(ctx, w, s, names)
+	if err != nil {
+		b.needFull = true
+		return err
+	}
+	if full {
+		b.deleteStale(w, saved)
 	}
 	data := b.assemble(w, full, saved, nodeIPs)
 
 	kind := "partial"
 	if full {
 		kind = "full"
+	}
+	if len(data) == 0 {
+		// A partial sync whose changes touch nothing of this family.
+		return nil
 	}
 	if err := b.exec.Restore(ctx, data); err != nil {
 		b.needFull = true
@@ -188,15 +204,15 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 	b.nodeIPs = nodeIPs
 	b.log.Debug("synced iptables", "kind", kind, "servicePorts", len(b.services), "changed", len(s.Changed),
 		"natChainLines", w.natChains.lines, "natRuleLines", w.natRules.lines, "deletedChains", len(w.deleted),
-		"bytes", len(data), "elapsed", b.now().Sub(start))
+		"bytes", len(data), "batchRestores", batches, "elapsed", b.now().Sub(start))
 	return nil
 }
 
-// renderFull prepares a full sync: it reads the filter and nat tables as they
-// are, sets route_localnet, empties the mirror, renders every ServicePort of
-// s into w (and the mirror) and the deletion of the per-ServicePort chains no
-// ServicePort owns. It returns the tables read, for the jumps.
-func (b *Backend) renderFull(ctx context.Context, w *restoreWriter, s *proxy.Snapshot) (map[Table]*savedTable, error) {
+// prepareFull prepares a full sync: it reads the filter and nat tables as
+// they are, sets route_localnet, empties the mirror and makes room in w for
+// the ServicePorts of s. It returns the tables read, for the jumps and the
+// stale chains.
+func (b *Backend) prepareFull(ctx context.Context, w *restoreWriter, s *proxy.Snapshot) (map[Table]*savedTable, error) {
 	saved, err := b.save(ctx, TableFilter, TableNAT)
 	if err != nil {
 		return nil, err
@@ -209,6 +225,9 @@ func (b *Backend) renderFull(ctx context.Context, w *restoreWriter, s *proxy.Sna
 	clear(b.services)
 	b.order = nil
 
+	if b.batchSize() > 0 {
+		return saved, nil
+	}
 	// Some 500 bytes of rules per ServicePort and 450 per endpoint (a bit more
 	// than they take): growing the buffer by doubling would copy (and clear)
 	// tens of megabytes again and again.
@@ -218,11 +237,12 @@ func (b *Backend) renderFull(ctx context.Context, w *restoreWriter, s *proxy.Sna
 	}
 	w.natRules.Grow(500*len(s.Services) + 450*endpoints)
 	w.natChains.Grow(32 * (len(s.Services) + endpoints))
-	for _, name := range sortedNames(s.Services) {
-		b.syncServicePort(w, s, name)
-	}
+	return saved, nil
+}
 
-	// Chains left by an earlier run that no ServicePort owns now.
+// deleteStale deletes, on a full sync, the per-ServicePort chains an earlier
+// run left that no ServicePort owns now.
+func (b *Backend) deleteStale(w *restoreWriter, saved map[Table]*savedTable) {
 	active := b.activeChains()
 	var stale []string
 	for chain := range saved[TableNAT].chains {
@@ -234,7 +254,62 @@ func (b *Backend) renderFull(ctx context.Context, w *restoreWriter, s *proxy.Sna
 	for _, chain := range stale {
 		w.deleteChain(chain)
 	}
-	return saved, nil
+}
+
+// batchSize is the number of ServicePorts the Executor takes per restore
+// (0: any number; see Batcher).
+func (b *Backend) batchSize() int {
+	if bt, ok := b.exec.(Batcher); ok {
+		return max(bt.MaxBatchServices(), 0)
+	}
+	return 0
+}
+
+// renderBatches renders the ServicePorts names of s into the mirror and w.
+// When the Executor takes a limited number of ServicePorts per restore and
+// there are more, their own chains are written by restores of that many
+// ServicePorts each, one after the other, before the sync's main restore: w
+// then keeps only what the main restore needs (the changes to the shared
+// chains, the chains to delete). Each such restore replaces whole
+// ServicePorts (all their chains at once) that the shared chains, unchanged
+// until the main restore, go on reaching; chains are deleted only by the main
+// restore, when nothing refers to them any more. It returns the number of
+// restores it ran.
+func (b *Backend) renderBatches(ctx context.Context, w *restoreWriter, s *proxy.Snapshot, names []proxy.ServicePortName) (restores int, err error) {
+	n := b.batchSize()
+	if n == 0 || len(names) <= n {
+		for _, name := range names {
+			b.syncServicePort(w, s, name)
+		}
+		return 0, nil
+	}
+	var out bytes.Buffer
+	for chunk := range slices.Chunk(names, n) {
+		bw := &restoreWriter{}
+		for _, name := range chunk {
+			b.syncServicePort(bw, s, name)
+		}
+		for d := range bw.dirty {
+			w.dirty[d] = w.dirty[d] || bw.dirty[d]
+		}
+		w.deleted = append(w.deleted, bw.deleted...)
+		if bw.natChains.lines == 0 {
+			continue
+		}
+		// KUBE-MARK-MASQ, which the chains jump to, may not exist yet (a first
+		// sync): it is rewritten, the same, in every restore.
+		var mark lineBuffer
+		mark.chain(kubeMarkMasqChain)
+		mark.Write(bw.natChains.Bytes())
+		b.writeMarkMasq(&bw.natRules)
+		out.Reset()
+		writeSection(&out, TableNAT, nil, mark.Bytes(), bw.natRules.Bytes())
+		if err := b.exec.Restore(ctx, out.Bytes()); err != nil {
+			return restores, fmt.Errorf("iptables sync (%s), restore of %d ServicePorts' chains (%d bytes): %w", b.family, len(chunk), out.Len(), err)
+		}
+		restores++
+	}
+	return restores, nil
 }
 
 // syncServicePort renders one ServicePort from s into w and the mirror. A
@@ -259,7 +334,12 @@ func (b *Backend) syncServicePort(w *restoreWriter, s *proxy.Snapshot, name prox
 		b.services[name] = st
 	}
 	if old == nil {
-		return
+		old = &serviceState{}
+	}
+	for d := range old.dispatch {
+		if old.dispatch[d].text != st.dispatch[d].text {
+			w.dirty[d] = true
+		}
 	}
 	for _, c := range old.chains {
 		if !slices.Contains(st.chains, c) {

@@ -323,3 +323,31 @@ func TestTerminatingFallback(t *testing.T) {
 		t.Errorf("want only the serving terminating endpoint:\n%s", dump)
 	}
 }
+
+// TestBatchedCleanup: with a Batcher, Cleanup of 1,000 Services (4,000
+// chains of theirs) flushes and deletes their chains in restores of
+// cleanupBatchChains, and leaves what the one-restore Cleanup leaves.
+func TestBatchedCleanup(t *testing.T) {
+	env := newBatchedEnv(t, 100)
+	env.sync(manyServices(1000))
+	other := "*nat\n:MY-CHAIN - [0:0]\n-A MY-CHAIN -s 192.0.2.7 -j RETURN\n-A PREROUTING -j MY-CHAIN\nCOMMIT\n"
+	if err := env.fake.Restore(context.Background(), []byte(other)); err != nil {
+		t.Fatal(err)
+	}
+	n := len(env.fake.Restores())
+	if err := env.b.Cleanup(context.Background()); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	// One restore to unhook and flush, 4 to flush and 4 to delete 4,000
+	// chains, one to delete the fixed nat chains.
+	if got := len(env.fake.Restores()) - n; got != 10 {
+		t.Errorf("Cleanup ran %d restores, want 10", got)
+	}
+	dump := env.fake.Dump()
+	if strings.Contains(dump, "KUBE-") {
+		t.Errorf("KUBE- left after Cleanup:\n%s", dump)
+	}
+	if !strings.Contains(dump, "-A PREROUTING -j MY-CHAIN\n") || !strings.Contains(dump, "-A MY-CHAIN -s 192.0.2.7 -j RETURN\n") {
+		t.Errorf("Cleanup removed other software's rules:\n%s", dump)
+	}
+}

@@ -12,9 +12,14 @@
 // CommandExecutor runs the binaries on PATH (the nft or the legacy variant,
 // whichever `iptables` is), Fake keeps the tables in memory for tests. As
 // kube-proxy's MinimizeIPTablesRestore (KEP-3453), a partial sync rewrites the
-// per-Service chains of the ServicePorts in Snapshot.Changed only, and the
-// shared dispatch chains in full; a full sync rewrites everything and deletes
-// the chains no ServicePort owns. Only KUBE-* chains are written; the jumps
+// per-Service chains of the ServicePorts in Snapshot.Changed only; unlike
+// kube-proxy, it rewrites a shared dispatch chain (KUBE-SERVICES, …) only when
+// a changed ServicePort's rules in it changed, so that an endpoint change
+// writes the same few lines at any number of Services. A full sync rewrites
+// everything and deletes the chains no ServicePort owns. With the nft variant
+// (a Batcher), a large sync writes the ServicePorts' own chains in restores of
+// 100 ServicePorts before the one with the shared chains: that tool's cost
+// grows with commands × chains per run. Only KUBE-* chains are written; the jumps
 // from the built-in chains are inserted when missing.
 //
 // IPv4 NodePorts answer on 127.0.0.0/8 for the node itself (route_localnet

@@ -30,6 +30,20 @@ type Executor interface {
 	Restore(ctx context.Context, data []byte) error
 }
 
+// Batcher is implemented by an Executor whose restores cost more than in
+// proportion to their size, so that a large sync is cheaper as several
+// restores: iptables-nft-restore --noflush keeps the chains an input names in
+// a sorted list that it walks for every command (iptables 1.8.9
+// nft_cache_level_set), so that a restore costs about commands × chains
+// (1,000 ClusterIP Services × 10 endpoints: 7.4 s in one restore, 10 × 0.16 s
+// as restores of 100). The Backend then writes the chains of at most
+// MaxBatchServices ServicePorts per restore, and the shared chains in a last
+// one.
+type Batcher interface {
+	// MaxBatchServices is the number of ServicePorts per restore; 0: any.
+	MaxBatchServices() int
+}
+
 // RestoreError is a failed iptables-restore that named the input line it
 // failed on.
 type RestoreError struct {
@@ -57,9 +71,22 @@ type CommandExecutor struct {
 	// SaveCommand and RestoreCommand are the binaries ("iptables-save",
 	// "iptables-restore"; "ip6tables-…" for IPv6).
 	SaveCommand, RestoreCommand string
+	// BatchServices is MaxBatchServices: NewCommandExecutor sets it to
+	// NFTBatchServices for the nft variant, 0 (one restore per sync) for the
+	// legacy one, which reads and writes the whole table on every restore.
+	BatchServices int
 }
 
-var _ Executor = (*CommandExecutor)(nil)
+// NFTBatchServices is the ServicePorts per restore for iptables-nft-restore.
+const NFTBatchServices = 100
+
+var (
+	_ Executor = (*CommandExecutor)(nil)
+	_ Batcher  = (*CommandExecutor)(nil)
+)
+
+// MaxBatchServices implements Batcher.
+func (e *CommandExecutor) MaxBatchServices() int { return e.BatchServices }
 
 // NewCommandExecutor returns the CommandExecutor for family
 // (corev1.IPv4Protocol or corev1.IPv6Protocol). It fails when the binaries
@@ -78,6 +105,10 @@ func NewCommandExecutor(family corev1.IPFamily) (*CommandExecutor, error) {
 		if _, err := exec.LookPath(c); err != nil {
 			return nil, fmt.Errorf("iptables backend needs %s: %w", c, err)
 		}
+	}
+	// "iptables-restore v1.8.9 (nf_tables)" or "… (legacy)".
+	if out, err := exec.Command(e.RestoreCommand, "--version").CombinedOutput(); err == nil && bytes.Contains(out, []byte("nf_tables")) {
+		e.BatchServices = NFTBatchServices
 	}
 	return e, nil
 }

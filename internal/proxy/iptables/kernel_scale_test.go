@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,9 +28,12 @@ func TestKernelScale(t *testing.T) {
 	if isolate.Run(t) {
 		return
 	}
-	for _, v := range []struct{ name, save, restore string }{
-		{"legacy", "iptables-legacy-save", "iptables-legacy-restore"},
-		{"nft", "iptables-nft-save", "iptables-nft-restore"},
+	for _, v := range []struct {
+		name, save, restore string
+		batch               int // as NewCommandExecutor sets it
+	}{
+		{"legacy", "iptables-legacy-save", "iptables-legacy-restore", 0},
+		{"nft", "iptables-nft-save", "iptables-nft-restore", NFTBatchServices},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			if only := os.Getenv("KUBESVC_IPTABLES_VARIANT"); only != "" && only != v.name {
@@ -38,7 +42,7 @@ func TestKernelScale(t *testing.T) {
 			if out, err := exec.Command(v.save, "-t", "nat").CombinedOutput(); err != nil {
 				t.Skipf("%s does not work here: %v: %s", v.save, err, out)
 			}
-			exe := &CommandExecutor{SaveCommand: v.save, RestoreCommand: v.restore}
+			exe := &CommandExecutor{SaveCommand: v.save, RestoreCommand: v.restore, BatchServices: v.batch}
 			b, err := New(Config{Family: corev1.IPv4Protocol, ClusterCIDRs: prefixes("10.0.0.0/8"), Executor: exe})
 			if err != nil {
 				t.Fatal(err)
@@ -66,6 +70,11 @@ func TestKernelScale(t *testing.T) {
 				t.Fatalf("Cleanup: %v", err)
 			}
 			t.Logf("%s: cleanup: %v", v.name, time.Since(start))
+			if out, err := exec.Command(v.save, "-t", "nat").CombinedOutput(); err != nil {
+				t.Errorf("%s -t nat: %v: %s", v.save, err, out)
+			} else if strings.Contains(string(out), "KUBE-S") {
+				t.Errorf("KUBE-SVC/SEP/SERVICES chains left after Cleanup:\n%.2000s", out)
+			}
 		})
 	}
 }

@@ -62,9 +62,10 @@ func summarize(data string) restoreSummary {
 }
 
 // TestPartialSyncAt1000Services: one endpoint change among 1,000 Services
-// rewrites that Service's chains, the shared dispatch chains and the small
-// fixed ones, deletes the endpoint chain that went, and leaves the same
-// ruleset as a full sync would.
+// rewrites that Service's chains only (its rules in the shared chains did not
+// change), deletes the endpoint chain that went, and leaves the same ruleset
+// as a full sync would. Then the Service loses its endpoints: its rules in
+// the shared chains change, and exactly those shared chains are rewritten.
 func TestPartialSyncAt1000Services(t *testing.T) {
 	env := newTestEnv(t, goldenConfig)
 	s := manyServices(1000)
@@ -87,16 +88,16 @@ func TestPartialSyncAt1000Services(t *testing.T) {
 	sepKept := endpointChainName(changed, "tcp", keptEp)
 	sepNew := endpointChainName(changed, "tcp", newEp)
 	wantDeclared := map[string][]string{
-		"filter": {kubeNodePortsChain, kubeServicesChain, kubeExternalServicesChain, kubeForwardChain, kubeProxyFirewallChain, kubeletFirewallChain},
-		"nat":    {kubeServicesChain, kubeNodePortsChain, kubePostroutingChain, kubeMarkMasqChain, svc, ext, sepKept, sepNew, sepOld},
+		"filter": nil,
+		"nat":    {svc, ext, sepKept, sepNew, sepOld},
 	}
 	for table, want := range wantDeclared {
 		if got := sum.declared[table]; !sameSet(got, want) {
 			t.Errorf("%s chains declared = %v, want %v", table, got, want)
 		}
 	}
-	if _, ok := sum.declared["mangle"]; ok {
-		t.Errorf("a partial sync touched the mangle table (the canary)")
+	if strings.Contains(input, "*filter") || strings.Contains(input, "*mangle") {
+		t.Errorf("an endpoint change wrote a filter or mangle section:\n%s", input)
 	}
 	if got := sum.deleted["nat"]; !slices.Equal(got, []string{sepOld}) {
 		t.Errorf("nat chains deleted = %v, want [%s]", got, sepOld)
@@ -106,12 +107,9 @@ func TestPartialSyncAt1000Services(t *testing.T) {
 	}
 	for chain, n := range sum.written {
 		name := strings.Fields(chain)[1]
-		if isServiceChainName(name) && !slices.Contains([]string{svc, ext, sepKept, sepNew}, name) {
-			t.Errorf("partial sync wrote %d rules to %s, a chain of another Service", n, chain)
+		if !slices.Contains([]string{svc, ext, sepKept, sepNew}, name) {
+			t.Errorf("partial sync wrote %d rules to %s, not a chain of the changed Service", n, chain)
 		}
-	}
-	if got := sum.written["nat KUBE-SERVICES"]; got != 1001 {
-		t.Errorf("nat KUBE-SERVICES got %d rules, want 1,001 (one per Service, written in full, and the NodePort jump)", got)
 	}
 	t.Logf("1,000 Services: full sync %d lines (%d bytes); one endpoint change: %d lines (%d bytes), of which %d in the changed Service's chains",
 		len(strings.Split(fullInput, "\n")), len(fullInput), sum.lines, len(input),
@@ -122,6 +120,29 @@ func TestPartialSyncAt1000Services(t *testing.T) {
 	s.Full = true
 	fresh.sync(s)
 	assertLines(t, "ruleset after the partial sync vs a full sync", env.fake.Dump(), fresh.fake.Dump())
+
+	// No endpoints any more: out of nat KUBE-SERVICES and KUBE-NODEPORTS, a
+	// REJECT in filter KUBE-SERVICES and KUBE-EXTERNAL-SERVICES.
+	s.Full = false
+	s.Endpoints[changed] = nil
+	env.sync(s)
+	sum = summarize(env.lastRestore())
+	wantDeclared = map[string][]string{
+		"filter": {kubeServicesChain, kubeExternalServicesChain},
+		"nat":    {kubeServicesChain, kubeNodePortsChain, svc, ext, sepKept, sepNew},
+	}
+	for table, want := range wantDeclared {
+		if got := sum.declared[table]; !sameSet(got, want) {
+			t.Errorf("no endpoints: %s chains declared = %v, want %v", table, got, want)
+		}
+	}
+	if got := sum.written["nat KUBE-SERVICES"]; got != 1000 {
+		t.Errorf("no endpoints: nat KUBE-SERVICES got %d rules, want 1,000 (999 Services and the NodePort jump)", got)
+	}
+	fresh = newTestEnv(t, goldenConfig)
+	s.Full = true
+	fresh.sync(s)
+	assertLines(t, "ruleset after losing the endpoints vs a full sync", env.fake.Dump(), fresh.fake.Dump())
 }
 
 func sameSet(a, b []string) bool {
@@ -136,11 +157,81 @@ func sameSet(a, b []string) bool {
 // policies, affinity), each applied by a partial sync; after every step the
 // Fake must hold exactly what a full sync of the same Snapshot gives a fresh
 // Fake. The seed is printed for replay.
+// It runs with one restore per sync and with restores of at most two
+// ServicePorts (Batcher), whose own chains go before the shared ones.
 func TestPartialSyncsMatchFullSync(t *testing.T) {
+	for _, batch := range []int{0, 2} {
+		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) { testPartialSyncsMatchFullSync(t, batch) })
+	}
+}
+
+// batchingFake is a Fake that asks for restores of at most n ServicePorts.
+type batchingFake struct {
+	*Fake
+	n int
+}
+
+func (f batchingFake) MaxBatchServices() int { return f.n }
+
+// newBatchedEnv is newTestEnv with an Executor that takes n ServicePorts per
+// restore (0: the plain Fake).
+func newBatchedEnv(t *testing.T, n int) *testEnv {
+	t.Helper()
+	env := newTestEnv(t, goldenConfig)
+	if n == 0 {
+		return env
+	}
+	cfg := Config{Family: corev1.IPv4Protocol, NodeName: testNode, ClusterCIDRs: prefixes("10.0.0.0/8"),
+		Executor: batchingFake{env.fake, n}, Sysctl: env.sysctl}
+	goldenConfig(&cfg)
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	env.b = b
+	return env
+}
+
+// TestBatchedFullSync: with an Executor that takes 100 ServicePorts per
+// restore, a full sync of 1,000 Services is 10 restores of their own nat
+// chains and a last one with everything else, and leaves what one restore
+// leaves.
+func TestBatchedFullSync(t *testing.T) {
+	env := newBatchedEnv(t, 100)
+	s := manyServices(1000)
+	env.sync(s)
+	restores := env.fake.Restores()
+	if len(restores) != 11 {
+		t.Fatalf("%d restores, want 11", len(restores))
+	}
+	for i, r := range restores[:10] {
+		sum := summarize(string(r))
+		if len(sum.declared) != 1 || len(sum.declared["nat"]) != 1+100*4 || len(sum.deleted) != 0 {
+			t.Errorf("restore %d declared %d nat chains (want 401: KUBE-MARK-MASQ, 100 Services × SVC, EXT and 2 SEP) and %d other tables, deleted %v",
+				i, len(sum.declared["nat"]), len(sum.declared)-1, sum.deleted)
+		}
+		for chain := range sum.written {
+			if name := strings.Fields(chain)[1]; !isServiceChainName(name) && name != kubeMarkMasqChain {
+				t.Errorf("restore %d wrote the shared chain %s", i, chain)
+			}
+		}
+	}
+	last := summarize(string(restores[10]))
+	for chain := range last.written {
+		if isServiceChainName(strings.Fields(chain)[1]) {
+			t.Errorf("the last restore wrote %s, a Service's chain", chain)
+		}
+	}
+	one := newTestEnv(t, goldenConfig)
+	one.sync(s)
+	assertLines(t, "batched vs one restore", env.fake.Dump(), one.fake.Dump())
+}
+
+func testPartialSyncsMatchFullSync(t *testing.T, batch int) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	env := newTestEnv(t, goldenConfig)
+	env := newBatchedEnv(t, batch)
 	s := newSnap(goldenNodeIP).s
 	env.sync(s)
 	for step := range 60 {

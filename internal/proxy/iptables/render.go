@@ -11,23 +11,28 @@ import (
 )
 
 // assemble returns the sync's iptables-restore input: the filter table's
-// chains (all of them written in full), then the nat table's fixed and shared
-// chains in full and the per-ServicePort chains w holds, then, on a full sync,
-// the mangle canary. Every chain is declared before any rule, and stale chains
-// are deleted after every rule, when nothing refers to them any more.
+// chains, then the nat table's fixed and shared chains and the
+// per-ServicePort chains w holds, then, on a full sync, the mangle canary.
+// Every chain is declared before any rule, and stale chains are deleted after
+// every rule, when nothing refers to them any more. A full sync writes every
+// chain; a partial one writes a shared chain only when a changed ServicePort
+// altered its rules there (w.dirty), leaves the fixed chains alone (nothing
+// in them depends on Services), and leaves a table out when it has nothing
+// to change in it.
 func (b *Backend) assemble(w *restoreWriter, full bool, saved map[Table]*savedTable, nodeIPs []netip.Addr) []byte {
 	order := b.sortedServices()
+	write := func(d dispatchChain) bool { return full || w.dirty[d] }
 
 	// filter
 	var fChains, fRules lineBuffer
 	var fDeleted []string
-	for _, c := range []string{kubeNodePortsChain, kubeServicesChain, kubeExternalServicesChain, kubeForwardChain, kubeProxyFirewallChain} {
-		fChains.chain(c)
-	}
-	if b.nodePorts.localhost {
-		fChains.chain(kubeletFirewallChain)
-	}
 	if full {
+		for _, c := range []string{kubeNodePortsChain, kubeServicesChain, kubeExternalServicesChain, kubeForwardChain, kubeProxyFirewallChain} {
+			fChains.chain(c)
+		}
+		if b.nodePorts.localhost {
+			fChains.chain(kubeletFirewallChain)
+		}
 		fChains.chain(kubeProxyCanaryChain)
 		b.writeJumps(&fRules, TableFilter, saved[TableFilter])
 		if st := saved[TableFilter]; !b.nodePorts.localhost && st.chains[kubeletFirewallChain] {
@@ -36,40 +41,63 @@ func (b *Backend) assemble(w *restoreWriter, full bool, saved map[Table]*savedTa
 			fChains.chain(kubeletFirewallChain)
 			fDeleted = append(fDeleted, kubeletFirewallChain)
 		}
+		b.writeLocalnetGuard(&fRules)
 	}
-	b.writeLocalnetGuard(&fRules)
-	b.writeDispatch(&fRules, order, filterServices)
-	b.writeServiceCIDRDrops(&fRules)
-	b.writeDispatch(&fRules, order, filterExternalServices)
-	b.writeDispatch(&fRules, order, filterNodePorts)
-	b.writeDispatch(&fRules, order, filterProxyFirewall)
-	b.writeForward(&fRules)
+	for _, d := range []dispatchChain{filterServices, filterExternalServices, filterNodePorts, filterProxyFirewall} {
+		if !write(d) {
+			continue
+		}
+		if !full {
+			fChains.chain(dispatchChains[d].chain)
+		}
+		b.writeDispatch(&fRules, order, d)
+		if d == filterServices {
+			b.writeServiceCIDRDrops(&fRules)
+		}
+	}
+	if full {
+		b.writeForward(&fRules)
+	}
 
 	// nat: the fixed and shared chains; the per-ServicePort ones are in w.
 	var nChains, nRules lineBuffer
-	for _, c := range []string{kubeServicesChain, kubeNodePortsChain, kubePostroutingChain, kubeMarkMasqChain} {
-		nChains.chain(c)
-	}
 	if full {
-		nChains.chain(kubeProxyCanaryChain)
+		for _, c := range []string{kubeServicesChain, kubeNodePortsChain, kubePostroutingChain, kubeMarkMasqChain, kubeProxyCanaryChain} {
+			nChains.chain(c)
+		}
 		b.writeJumps(&nRules, TableNAT, saved[TableNAT])
+		b.writeMasquerade(&nRules)
 	}
-	b.writeMasquerade(&nRules)
-	b.writeDispatch(&nRules, order, natServices)
-	b.writeNodePortsJump(&nRules, nodeIPs)
-	b.writeDispatch(&nRules, order, natNodePorts)
-
-	var mangle lineBuffer
-	if full {
-		mangle.chain(kubeProxyCanaryChain)
+	if write(natServices) {
+		if !full {
+			nChains.chain(kubeServicesChain)
+		}
+		b.writeDispatch(&nRules, order, natServices)
+		b.writeNodePortsJump(&nRules, nodeIPs)
+	}
+	if write(natNodePorts) {
+		if !full {
+			nChains.chain(kubeNodePortsChain)
+		}
+		b.writeDispatch(&nRules, order, natNodePorts)
 	}
 
 	var out bytes.Buffer
 	out.Grow(fChains.Len() + fRules.Len() + nChains.Len() + w.natChains.Len() + nRules.Len() + w.natRules.Len() +
 		32*(len(fDeleted)+len(w.deleted)) + 256)
-	writeSection(&out, TableFilter, fDeleted, fChains.Bytes(), fRules.Bytes())
-	writeSection(&out, TableNAT, w.deleted, nChains.Bytes(), w.natChains.Bytes(), nRules.Bytes(), w.natRules.Bytes())
+	if full || fChains.lines > 0 {
+		writeSection(&out, TableFilter, fDeleted, fChains.Bytes(), fRules.Bytes())
+	}
+	if full || nChains.lines > 0 || w.natChains.lines > 0 || len(w.deleted) > 0 {
+		var dChains lineBuffer
+		for _, c := range w.deleted {
+			dChains.chain(c)
+		}
+		writeSection(&out, TableNAT, w.deleted, nChains.Bytes(), w.natChains.Bytes(), dChains.Bytes(), nRules.Bytes(), w.natRules.Bytes())
+	}
 	if full {
+		var mangle lineBuffer
+		mangle.chain(kubeProxyCanaryChain)
 		writeSection(&out, TableMangle, nil, mangle.Bytes())
 	}
 	return out.Bytes()
@@ -132,6 +160,11 @@ func (b *Backend) writeMasquerade(r *lineBuffer) {
 	r.rule(kubePostroutingChain, "-j", "MARK", "--xor-mark", b.masqMark)
 	r.rule(kubePostroutingChain, "-m", "comment", "--comment", "kubernetes service traffic requiring SNAT",
 		"-j", "MASQUERADE", "--random-fully")
+	b.writeMarkMasq(r)
+}
+
+// writeMarkMasq writes KUBE-MARK-MASQ's one rule.
+func (b *Backend) writeMarkMasq(r *lineBuffer) {
 	r.rule(kubeMarkMasqChain, "-j", "MARK", "--or-mark", b.masqMark)
 }
 
@@ -222,6 +255,12 @@ func (b *Backend) writeNodePortsJump(r *lineBuffer, nodeIPs []netip.Addr) {
 // chain, whoever wrote them) and the rules elsewhere that jump to them, in one
 // iptables-restore run. Nothing to remove is not an error; neither is a
 // missing table. route_localnet is left as it is. The next Sync is a full one.
+//
+// With a Batcher and more than cleanupBatchChains per-ServicePort chains,
+// those are flushed and then deleted in restores of cleanupBatchChains each,
+// between a first restore that unhooks and flushes everything else and a last
+// one that deletes the rest of the nat chains (see "Batched restores" in
+// README.md: one restore would cost chains², minutes at 10,000 Services).
 func (b *Backend) Cleanup(ctx context.Context) error {
 	b.needFull = true
 	tables := []Table{TableFilter, TableNAT, TableMangle}
@@ -229,7 +268,19 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("iptables cleanup: %w", err)
 	}
-	var out bytes.Buffer
+	var batched []string // nat per-ServicePort chains removed in batches
+	if b.batchSize() > 0 {
+		for c := range saved[TableNAT].chains {
+			if isServiceChainName(c) {
+				batched = append(batched, c)
+			}
+		}
+		if len(batched) <= cleanupBatchChains {
+			batched = nil
+		}
+		slices.Sort(batched)
+	}
+	var out, lastNAT bytes.Buffer
 	for _, t := range tables {
 		st := saved[t]
 		var owned []string
@@ -251,6 +302,21 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 				rules.line(append([]string{"-D", rule.chain}, rule.args...)...)
 			}
 		}
+		if t == TableNAT && batched != nil {
+			// Flush the fixed chains now (and with them the jumps to the
+			// ServicePorts' chains); delete them after the batches.
+			var fixed []string
+			chains.Reset()
+			for _, c := range owned {
+				if !isServiceChainName(c) {
+					chains.chain(c)
+					fixed = append(fixed, c)
+				}
+			}
+			writeSection(&out, t, nil, chains.Bytes(), rules.Bytes())
+			writeSection(&lastNAT, t, fixed)
+			continue
+		}
 		writeSection(&out, t, owned, chains.Bytes(), rules.Bytes())
 	}
 	if out.Len() == 0 {
@@ -259,7 +325,35 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	if err := b.exec.Restore(ctx, out.Bytes()); err != nil {
 		return fmt.Errorf("iptables cleanup (%s): %w", b.family, err)
 	}
+	if batched != nil {
+		// Flushed first, all of them, so that no chain of a later batch still
+		// jumps to one being deleted.
+		for _, del := range []bool{false, true} {
+			for chunk := range slices.Chunk(batched, cleanupBatchChains) {
+				out.Reset()
+				if del {
+					writeSection(&out, TableNAT, chunk)
+				} else {
+					var chains lineBuffer
+					for _, c := range chunk {
+						chains.chain(c)
+					}
+					writeSection(&out, TableNAT, nil, chains.Bytes())
+				}
+				if err := b.exec.Restore(ctx, out.Bytes()); err != nil {
+					return fmt.Errorf("iptables cleanup (%s), %d chains: %w", b.family, len(chunk), err)
+				}
+			}
+		}
+		if err := b.exec.Restore(ctx, lastNAT.Bytes()); err != nil {
+			return fmt.Errorf("iptables cleanup (%s): %w", b.family, err)
+		}
+	}
 	clear(b.services)
 	b.order = nil
 	return nil
 }
+
+// cleanupBatchChains is the number of chains per restore of a batched
+// Cleanup.
+const cleanupBatchChains = 1000
