@@ -24,6 +24,9 @@ func BuiltinInProcess() InProcessFunc {
 			// As after an exec into builtin-image: the image handles its own
 			// signals.
 			signal.Reset(syscall.SIGTERM, syscall.SIGINT)
+			// The built-in is this process's program, as after an exec; it ends
+			// with the process (its own signals stop it).
+			// root context: the program's main, run in-process.
 			return images.Run(context.Background(), images.Env{}, p.Args[1], p.Args[2:])
 		}, true
 	}
