@@ -78,6 +78,9 @@ type options struct {
 	// iptablesBackend: "" (the iptables binaries on PATH), "legacy" or "nft".
 	iptablesBackend string
 	timeout         time.Duration
+	// proxyEnv: KEY=VALUE pairs added to the proxy's environment only
+	// (GOGC, GODEBUG, ...).
+	proxyEnv []string
 }
 
 type result struct {
@@ -118,6 +121,13 @@ func main() {
 	flag.Int64Var(&o.probePage, "probe-page", 500, "page size of -list-probe's paginated list")
 	flag.StringVar(&o.iptablesBackend, "iptables-backend", "", "iptables mode: the iptables variant the proxy runs, legacy or nft (default: the iptables-restore on PATH)")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up (and report what was measured) after this long")
+	flag.Func("proxy-env", "KEY=VALUE added to the proxy's environment only, not the server's (repeatable; e.g. GOGC=200)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		o.proxyEnv = append(o.proxyEnv, v)
+		return nil
+	})
 	flag.StringVar(&o.proxyLogLevel, "proxy-log-level", "warn", "the proxy's --log-level (debug shows its start-up phases)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -193,7 +203,7 @@ func run(o options) error {
 	const metricsAddr = "127.0.0.1:10249"
 	cmd := exec.Command(bin, "proxy", "--kubeconfig", srv.Kubeconfig(), "--hostname-override", "node-a",
 		"--proxy-mode", o.mode, "--metrics-bind-address", metricsAddr, "--healthz-bind-address", "", "--log-level", o.proxyLogLevel)
-	cmd.Env = proxyEnv
+	cmd.Env = append(proxyEnv, o.proxyEnv...)
 	tail := &benchproc.LineTail{}
 	cmd.Stdout, cmd.Stderr = io.Discard, tail
 	if o.proxyLog != "" {
