@@ -181,6 +181,7 @@ func (r *Runtime) execCommand(ctx context.Context, id runtime.ContainerID, cmd [
 		return nil, err
 	}
 	uid, gid := containerUser(spec, filepath.Join(root, "etc/passwd"))
+	cmd = r.execOnRunner(cmd, uid, gid)
 	args := []string{
 		"--target", strconv.Itoa(cs.Pid), "--net", "--mount", "--uts",
 		"--setuid", strconv.FormatInt(uid, 10), "--setgid", strconv.FormatInt(gid, 10),

@@ -25,6 +25,11 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if len(os.Args) > 3 && os.Args[1] == images.SubcommandBuiltinImage && os.Args[2] == testProgram {
+		// The selftest program run directly (an exec of it: kubectl exec POD
+		// -- the image's own program).
+		os.Exit(runTestProgram(os.Args[3], os.Args[4:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == images.SubcommandBuiltinImage {
 		// What the package-manager shims run: a stand-in that prints its arguments.
 		fmt.Println(strings.Join(os.Args[1:], " "))

@@ -94,6 +94,18 @@ func (r *Runtime) onRunner(spec runtime.ContainerSpec) runtime.ContainerSpec {
 	return spec
 }
 
+// execOnRunner is an exec's cmd with a built-in image's program (Self's
+// builtin-image mode: `kubectl exec POD -- /agnhost connect ...`, an exec probe
+// or hook that names the image's own program) run by the runner instead, when
+// there is one and the command runs as root (uid and gid 0), as onRunner does for
+// a container: one start of the small runner instead of the whole kubesvc binary.
+func (r *Runtime) execOnRunner(cmd []string, uid, gid int64) []string {
+	if r.runner != r.self && len(cmd) >= 3 && cmd[0] == r.self && cmd[1] == images.SubcommandBuiltinImage && uid == 0 && gid == 0 {
+		return append([]string{r.runner}, cmd[1:]...)
+	}
+	return cmd
+}
+
 // startSelf starts `RUNNER containerinit run DIR` in a session of its own (it
 // outlives the agent) and in new mount and UTS namespaces, forked from a thread in
 // the pod's network namespace. It returns the read end of its report pipe and a

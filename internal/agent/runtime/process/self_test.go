@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -191,6 +192,38 @@ func TestOnRunner(t *testing.T) {
 	}
 }
 
+func TestExecOnRunner(t *testing.T) {
+	const self, runner = "/usr/bin/kubesvc", "/var/lib/kubesvc/runner/kubesvc-runner-1"
+	connect := []string{self, images.SubcommandBuiltinImage, "agnhost", "connect", "10.0.0.1:80"}
+	tests := []struct {
+		name     string
+		runner   string
+		cmd      []string
+		uid, gid int64
+		want     []string
+	}{
+		{name: "built-in as root", runner: runner, cmd: connect, want: append([]string{runner}, connect[1:]...)},
+		{name: "no runner", runner: self, cmd: connect, want: connect},
+		{name: "another user", runner: runner, cmd: connect, uid: 1000, want: connect},
+		{name: "another group", runner: runner, cmd: connect, gid: 1000, want: connect},
+		{name: "the machine's program", runner: runner, cmd: []string{"/bin/sh", "-c", "true"}, want: []string{"/bin/sh", "-c", "true"}},
+		{name: "the binary in another mode", runner: runner, cmd: []string{self, "version", "x"}, want: []string{self, "version", "x"}},
+		{name: "no program name", runner: runner, cmd: connect[:2], want: connect[:2]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Runtime{self: self, runner: tc.runner}
+			in := slices.Clone(tc.cmd)
+			if got := r.execOnRunner(in, tc.uid, tc.gid); !slices.Equal(got, tc.want) {
+				t.Errorf("execOnRunner = %v, want %v", got, tc.want)
+			}
+			if !slices.Equal(in, tc.cmd) {
+				t.Errorf("the caller's cmd changed: %v", in)
+			}
+		})
+	}
+}
+
 // TestRunnerRunsContainers: with a Runner, a built-in's container runs in the
 // runner, not in Self — as its own shim and, with stdin, under the runner's shim
 // and init — and the state records the runner as its program.
@@ -237,6 +270,21 @@ func TestRunnerRunsContainers(t *testing.T) {
 			}
 		})
 	}
+	// kubectl exec of the image's own program (Resolve makes it Self's
+	// builtin-image mode) runs in the runner too.
+	t.Run("exec", func(t *testing.T) {
+		spec := selfSpec(t, "c-exec", "term")
+		spec.NetNSPath = netns
+		cs := start(t, r, spec)
+		var stdout bytes.Buffer
+		res, err := r.Exec(t.Context(), cs.ID, []string{self, images.SubcommandBuiltinImage, testProgram, "exe"}, nil, &stdout, nil)
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("exec: %v, exit code %d", err, res.ExitCode)
+		}
+		if got := strings.TrimSpace(stdout.String()); got != runner {
+			t.Errorf("the exec ran in %s, want the runner %s", got, runner)
+		}
+	})
 }
 
 func TestParseProcGroup(t *testing.T) {
