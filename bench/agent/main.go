@@ -123,6 +123,7 @@ type memSample struct {
 	RSSMiB     float64 `json:"rss_mib"`
 	RSSAnonMiB float64 `json:"rss_anon_mib"`
 	RSSFileMiB float64 `json:"rss_file_mib"`
+	PSSMiB     float64 `json:"pss_mib"`
 }
 
 type latencies struct {
@@ -582,8 +583,12 @@ func countLeftovers(root string) (leftovers, error) {
 	if err != nil {
 		return l, err
 	}
+	// The namespaces' directory is itself a mount point from the first pod on
+	// (podnet binds it onto itself, shared, as `ip netns add` does /run/netns):
+	// the node's, not a pod's, so it is not counted.
+	netnsDir := filepath.Join(root, "net", "netns")
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], root+"/") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], root+"/") && f[4] != netnsDir {
 			l.Mounts++
 		}
 	}
@@ -595,7 +600,29 @@ func sampleMem(pid int) (memSample, error) {
 	if err != nil {
 		return memSample{}, err
 	}
-	return memSample{RSSMiB: mib(st["VmRSS"]), RSSAnonMiB: mib(st["RssAnon"]), RSSFileMiB: mib(st["RssFile"])}, nil
+	pss, err := readPSS(fmt.Sprintf("/proc/%d", pid))
+	if err != nil {
+		return memSample{}, err
+	}
+	return memSample{RSSMiB: mib(st["VmRSS"]), RSSAnonMiB: mib(st["RssAnon"]), RSSFileMiB: mib(st["RssFile"]), PSSMiB: round1(pss)}, nil
+}
+
+// readPSS returns the Pss line of dir/smaps_rollup (dir: /proc/PID), in MiB.
+func readPSS(dir string) (float64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "smaps_rollup"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+			kb, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s/smaps_rollup: %w", dir, err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("%s/smaps_rollup: no Pss line", dir)
 }
 
 // podProcessDirs returns the /proc/PID directories of the pods' processes: the
@@ -634,17 +661,12 @@ func podProcessesPSS(agentPID int) (float64, int, error) {
 	var total float64
 	n := 0
 	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, "smaps_rollup"))
+		pss, err := readPSS(dir)
 		if err != nil {
-			continue
+			continue // the process ended
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				total += kb / 1024
-				n++
-			}
-		}
+		total += pss
+		n++
 	}
 	return total, n, nil
 }

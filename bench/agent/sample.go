@@ -19,15 +19,21 @@ type memSeries struct {
 	RSS     memStats `json:"rss_mib"`
 	Anon    memStats `json:"rss_anon_mib"`
 	File    memStats `json:"rss_file_mib"`
+	// PSS is the proportional set size (smaps_rollup): a page mapped by n
+	// processes counts 1/n. When the API server runs the same executable on
+	// the same machine, the agent's RSS counts whole the binary's pages both
+	// map; its PSS counts its share of them.
+	PSS memStats `json:"pss_mib"`
 	// Over30 counts the samples whose VmRSS was above 30 MiB (issue 8's
-	// target for an idle agent).
-	Over30 int `json:"samples_over_30_mib"`
+	// target for an idle agent); PSSOver30 those whose PSS was.
+	Over30    int `json:"samples_over_30_mib"`
+	PSSOver30 int `json:"samples_pss_over_30_mib"`
 	// Faults are the agent's page faults over the period: what mapping its
 	// pages back costs (a major fault reads the page from the file).
 	Faults faults `json:"faults"`
 	// Series is every sample: seconds since the period began, VmRSS, RssAnon,
-	// RssFile (MiB).
-	Series [][4]float64 `json:"series"`
+	// RssFile, PSS (MiB).
+	Series [][5]float64 `json:"series"`
 }
 
 type memStats struct {
@@ -55,7 +61,7 @@ func idle(pid int, d, every time.Duration) (*memSeries, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sampling the agent's memory: %w", err)
 		}
-		s.Series = append(s.Series, [4]float64{round1(time.Since(start).Seconds()), m.RSSMiB, m.RSSAnonMiB, m.RSSFileMiB})
+		s.Series = append(s.Series, [5]float64{round1(time.Since(start).Seconds()), m.RSSMiB, m.RSSAnonMiB, m.RSSFileMiB, m.PSSMiB})
 		if time.Since(start)+every > d {
 			break
 		}
@@ -66,17 +72,20 @@ func idle(pid int, d, every time.Duration) (*memSeries, error) {
 	}
 	s.Faults = f1.sub(f0)
 	s.Samples = len(s.Series)
-	s.RSS, s.Anon, s.File = stats(s.Series, 1), stats(s.Series, 2), stats(s.Series, 3)
+	s.RSS, s.Anon, s.File, s.PSS = stats(s.Series, 1), stats(s.Series, 2), stats(s.Series, 3), stats(s.Series, 4)
 	for _, x := range s.Series {
 		if x[1] > 30 {
 			s.Over30++
+		}
+		if x[4] > 30 {
+			s.PSSOver30++
 		}
 	}
 	return s, nil
 }
 
 // stats summarises column col of the series.
-func stats(series [][4]float64, col int) memStats {
+func stats(series [][5]float64, col int) memStats {
 	if len(series) == 0 {
 		return memStats{}
 	}
