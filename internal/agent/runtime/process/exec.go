@@ -235,7 +235,15 @@ func findInContainer(root, wd, file string, env []string) error {
 		}
 	}
 	if strings.Contains(file, "/") {
-		return fmt.Errorf("exec: %q: no such file or directory: %w", file, exec.ErrNotFound)
+		return notFoundError(fmt.Sprintf("exec: %q: stat %s: no such file or directory", file, file))
 	}
-	return fmt.Errorf("exec: %q: executable file not found in $PATH: %w", file, exec.ErrNotFound)
+	return notFoundError(fmt.Sprintf("exec: %q: executable file not found in $PATH", file))
 }
+
+// notFoundError is runc's message for a command the container does not have;
+// it is exec.ErrNotFound (errors.Is), whose own text it already says.
+type notFoundError string
+
+func (e notFoundError) Error() string { return string(e) }
+
+func (e notFoundError) Unwrap() error { return exec.ErrNotFound }

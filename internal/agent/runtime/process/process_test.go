@@ -651,8 +651,16 @@ func TestExec(t *testing.T) {
 	if res, err := r.Exec(t.Context(), cs.ID, []string{"sh", "-c", "exit 5"}, openStdin, nil, nil); err != nil || res.ExitCode != 5 {
 		t.Errorf("Exec with an open stdin = %+v, %v; want exit 5", res, err)
 	}
-	if _, err := r.Exec(t.Context(), cs.ID, []string{"no-such-command"}, nil, nil, nil); !errors.Is(err, exec.ErrNotFound) {
-		t.Errorf("Exec of a missing command = %v, want exec.ErrNotFound", err)
+	// runc's words, once: kubectl shows them after "error executing command in
+	// container: ".
+	if _, err := r.Exec(t.Context(), cs.ID, []string{"no-such-command"}, nil, nil, nil); !errors.Is(err, exec.ErrNotFound) ||
+		!strings.HasSuffix(err.Error(), `exec: "no-such-command": executable file not found in $PATH`) ||
+		strings.Count(err.Error(), "not found") != 1 {
+		t.Errorf("Exec of a missing command = %v, want exec.ErrNotFound saying it once", err)
+	}
+	if _, err := r.Exec(t.Context(), cs.ID, []string{"/no/such/program"}, nil, nil, nil); !errors.Is(err, exec.ErrNotFound) ||
+		!strings.HasSuffix(err.Error(), `exec: "/no/such/program": stat /no/such/program: no such file or directory`) {
+		t.Errorf("Exec of a missing path = %v, want exec.ErrNotFound with runc's words", err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
