@@ -58,6 +58,25 @@ type figures struct {
 	P50Micros     float64 `json:"p50_us"`
 	FailedConns   int     `json:"failed_connections"`
 	LatencySample int     `json:"latency_samples"`
+	// Rounds are each round's throughput (MiB/s), connections/s and p99 (µs),
+	// in order: the best above hides how much they spread.
+	Rounds [][3]float64 `json:"rounds,omitempty"`
+}
+
+// median is the median of column col of rounds.
+func median(rounds [][3]float64, col int) float64 {
+	v := make([]float64, 0, len(rounds))
+	for _, r := range rounds {
+		v = append(v, r[col])
+	}
+	slices.Sort(v)
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func main() {
@@ -115,11 +134,14 @@ func client(o options) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", t, err)
 			}
+			round := [3]float64{f.MiBPerSec, f.ConnsPerSec, f.P99Micros}
 			b := best[t]
 			if b == nil {
+				f.Rounds = [][3]float64{round}
 				best[t] = &f
 				continue
 			}
+			b.Rounds = append(b.Rounds, round)
 			b.MiBPerSec = max(b.MiBPerSec, f.MiBPerSec)
 			b.ConnsPerSec = max(b.ConnsPerSec, f.ConnsPerSec)
 			b.P99Micros = min(b.P99Micros, f.P99Micros)
@@ -318,13 +340,24 @@ func run(o options) error {
 		return fmt.Errorf("the client's answer %q: %v", out, err)
 	}
 	svcF, direct := fs[0], fs[1]
-	fmt.Printf("proxy mode %s; pod to pod on one node; best of %d alternating rounds; host %+v\n", o.mode, o.rounds, benchproc.ReadHost())
+	fmt.Printf("proxy mode %s; pod to pod on one node; best (and median) of %d alternating rounds; host %+v\n", o.mode, o.rounds, benchproc.ReadHost())
 	fmt.Printf("  %-28s %10s %12s %10s %10s %7s\n", "target", "MiB/s", "conns/s", "p50 µs", "p99 µs", "failed")
 	for _, f := range fs {
 		fmt.Printf("  %-28s %10.0f %12.0f %10.0f %10.0f %7d\n", f.Target, f.MiBPerSec, f.ConnsPerSec, f.P50Micros, f.P99Micros, f.FailedConns)
 	}
 	fmt.Printf("  ratio ClusterIP/direct:      throughput %.2f, connections/s %.2f, p99 latency %.2f (direct/ClusterIP: ≥ 1 would be as fast)\n",
 		svcF.MiBPerSec/direct.MiBPerSec, svcF.ConnsPerSec/direct.ConnsPerSec, direct.P99Micros/svcF.P99Micros)
+	if len(svcF.Rounds) > 1 && len(direct.Rounds) > 1 {
+		fmt.Printf("  ratio of the medians:        throughput %.2f, connections/s %.2f, p99 latency %.2f\n",
+			median(svcF.Rounds, 0)/median(direct.Rounds, 0), median(svcF.Rounds, 1)/median(direct.Rounds, 1), median(direct.Rounds, 2)/median(svcF.Rounds, 2))
+		for _, f := range fs {
+			var b strings.Builder
+			for _, r := range f.Rounds {
+				fmt.Fprintf(&b, " %.0f/%.0f/%.0f", r[0], r[1], r[2])
+			}
+			fmt.Printf("  rounds of %s (MiB/s / conns/s / p99 µs):%s\n", f.Target, b.String())
+		}
+	}
 	return nil
 }
 
