@@ -228,11 +228,11 @@ func TestNodeIPRefused(t *testing.T) {
 	}
 }
 
-// Without nft the pod network works but does not masquerade: the node is Ready
+// Without nftables in the kernel the pod network works but does not masquerade: the node is Ready
 // all the same, and a Warning event on the Node says why.
 func TestNodeReadyWithoutMasquerade(t *testing.T) {
 	e := newEnv(t)
-	e.net.Fail(netfake.MethodEnsure, fmt.Errorf("podnet: %w (exec: nft: not found)", podnet.ErrMasqueradeUnavailable))
+	e.net.Fail(netfake.MethodEnsure, fmt.Errorf("podnet: %w (protocol not supported)", podnet.ErrMasqueradeUnavailable))
 	e.startReady()
 	testutil.Eventually(t, "the MasqueradeUnavailable event", waitLong, func(ctx context.Context) (bool, error) {
 		evs, err := e.client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{})
@@ -240,7 +240,7 @@ func TestNodeReadyWithoutMasquerade(t *testing.T) {
 			return false, err
 		}
 		for _, ev := range evs.Items {
-			if ev.Reason == "MasqueradeUnavailable" && ev.InvolvedObject.Kind == "Node" && strings.Contains(ev.Message, "install the nft command") {
+			if ev.Reason == "MasqueradeUnavailable" && ev.InvolvedObject.Kind == "Node" && strings.Contains(ev.Message, "needs nftables in the kernel") {
 				return true, nil
 			}
 		}

@@ -54,7 +54,7 @@ func newTestNetlink(t *testing.T, root string) *Netlink {
 	return n
 }
 
-// ensure runs Ensure and tolerates only a missing nft.
+// ensure runs Ensure and tolerates only a kernel without nftables.
 func ensure(t *testing.T, n *Netlink, nn NodeNetwork) {
 	t.Helper()
 	if err := n.Ensure(t.Context(), nn); err != nil && !errors.Is(err, ErrMasqueradeUnavailable) {

@@ -1,13 +1,8 @@
 package podnet
 
 import (
-	"bytes"
-	"context"
-	"fmt"
 	"net/netip"
-	"os/exec"
 	"slices"
-	"strings"
 )
 
 // The masquerade table, owned completely by podnet and replaced as a whole.
@@ -24,35 +19,23 @@ var (
 	multicast6 = netip.MustParsePrefix("ff00::/8")
 )
 
-// renderMasquerade is the nft script that replaces the masquerade table: pod
-// traffic (from a pod CIDR) to anything outside the pod, cluster and service
-// CIDRs and multicast leaves with the node's address. Deleting and re-creating
-// the table in one script makes the change atomic (nft runs it as one
-// transaction); the leading add makes the delete valid when the table is new.
-func renderMasquerade(nn NodeNetwork) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "add table %s %s\n", nftFamily, nftTable)
-	fmt.Fprintf(&b, "delete table %s %s\n", nftFamily, nftTable)
-	fmt.Fprintf(&b, "table %s %s {\n", nftFamily, nftTable)
-	fmt.Fprintf(&b, "\tchain %s {\n", nftChain)
-	b.WriteString("\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
-	for _, src := range nn.PodCIDRs {
-		keep := []netip.Prefix{multicast4}
-		match := "ip"
-		if src.Addr().Is6() {
-			keep, match = []netip.Prefix{multicast6}, "ip6"
-		}
-		for _, ps := range [][]netip.Prefix{nn.PodCIDRs, nn.ClusterCIDRs, nn.ServiceCIDRs} {
-			for _, p := range ps {
-				if p.Addr().Is4() == src.Addr().Is4() {
-					keep = append(keep, p.Masked())
-				}
+// masqueradeKeep are the destinations that traffic from the pod CIDR src keeps
+// its address to: the pod, cluster and service CIDRs of its family and
+// multicast, without overlaps (an interval set refuses them), in address order.
+// Traffic from src to anything else leaves with the node's address.
+func masqueradeKeep(nn NodeNetwork, src netip.Prefix) []netip.Prefix {
+	keep := []netip.Prefix{multicast4}
+	if src.Addr().Is6() {
+		keep = []netip.Prefix{multicast6}
+	}
+	for _, ps := range [][]netip.Prefix{nn.PodCIDRs, nn.ClusterCIDRs, nn.ServiceCIDRs} {
+		for _, p := range ps {
+			if p.Addr().Is4() == src.Addr().Is4() {
+				keep = append(keep, p.Masked())
 			}
 		}
-		fmt.Fprintf(&b, "\t\t%s saddr %s %s daddr != { %s } masquerade\n", match, src, match, joinPrefixes(coverPrefixes(keep)))
 	}
-	b.WriteString("\t}\n}\n")
-	return b.String()
+	return coverPrefixes(keep)
 }
 
 // coverPrefixes drops the prefixes inside others and duplicates (an interval set
@@ -74,24 +57,4 @@ func coverPrefixes(ps []netip.Prefix) []netip.Prefix {
 		out = append(out, p)
 	}
 	return out
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
-}
-
-// applyNFT runs script with `nft -f -`, as one transaction.
-func applyNFT(ctx context.Context, nft, script string) error {
-	cmd := exec.CommandContext(ctx, nft, "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("could not run nftables command: %w: %s", err, strings.TrimSpace(out.String()))
-	}
-	return nil
 }

@@ -1,7 +1,12 @@
 package podnet
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"net/netip"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -75,4 +80,46 @@ func fmtPrefixes(ps []netip.Prefix) string {
 		s += p.String()
 	}
 	return s + "]"
+}
+
+// renderMasquerade is the nft script of the masquerade table that
+// masqueradeBatch writes over netlink: pod traffic (from a pod CIDR) to anything
+// outside the pod, cluster and service CIDRs and multicast leaves with the
+// node's address. The tests apply it with nft to compare the kernel's tables.
+func renderMasquerade(nn NodeNetwork) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "add table %s %s\n", nftFamily, nftTable)
+	fmt.Fprintf(&b, "delete table %s %s\n", nftFamily, nftTable)
+	fmt.Fprintf(&b, "table %s %s {\n", nftFamily, nftTable)
+	fmt.Fprintf(&b, "\tchain %s {\n", nftChain)
+	b.WriteString("\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
+	for _, src := range nn.PodCIDRs {
+		match := "ip"
+		if src.Addr().Is6() {
+			match = "ip6"
+		}
+		fmt.Fprintf(&b, "\t\t%s saddr %s %s daddr != { %s } masquerade\n", match, src, match, joinPrefixes(masqueradeKeep(nn, src)))
+	}
+	b.WriteString("\t}\n}\n")
+	return b.String()
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// applyNFT runs script with `nft -f -`, as one transaction.
+func applyNFT(ctx context.Context, nft, script string) error {
+	cmd := exec.CommandContext(ctx, nft, "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("could not run nftables command: %w: %s", err, strings.TrimSpace(out.String()))
+	}
+	return nil
 }

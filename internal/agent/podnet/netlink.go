@@ -9,12 +9,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/kubesvc/kubesvc/internal/proxy/nftnl"
 )
 
 // DefaultBridgeName is the node's pod bridge unless Config.BridgeName says otherwise
@@ -119,8 +120,9 @@ func NewNetlink(cfg Config) (*Netlink, error) {
 // Ensure creates or repairs the bridge (up, MTU, the first address of each pod
 // CIDR), turns on forwarding and br_netfilter's bridge-nf-call hooks (so that the
 // proxy's rules see traffic between pods on the bridge), and replaces the
-// masquerade table. When nft is missing it sets up everything else, so AddPod
-// works, and returns an error wrapping ErrMasqueradeUnavailable.
+// masquerade table (over netlink: no nft command is needed). When the kernel has
+// no nftables it sets up everything else, so AddPod works, and returns an error
+// wrapping ErrMasqueradeUnavailable.
 func (n *Netlink) Ensure(ctx context.Context, nn NodeNetwork) error {
 	if err := validateNodeNetwork(nn); err != nil {
 		return err
@@ -154,11 +156,11 @@ func (n *Netlink) Ensure(ctx context.Context, nn NodeNetwork) error {
 	n.node = &nodeState{podCIDRs: append([]netip.Prefix(nil), nn.PodCIDRs...), mtu: mtu, bridge: br.Attrs().Index}
 	n.log.Info("pod network ready", "bridge", n.bridge, "podCIDRs", nn.PodCIDRs, "mtu", mtu)
 
-	nft, err := exec.LookPath("nft")
-	if err != nil {
-		return fmt.Errorf("podnet: %w (%w)", ErrMasqueradeUnavailable, err)
-	}
-	if err := applyNFT(ctx, nft, renderMasquerade(nn)); err != nil {
+	if err := (nftnl.Conn{}).Send(masqueradeBatch(nn)); err != nil {
+		if errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
+			// No nf_tables (or its nat/masq expressions) in this kernel.
+			return fmt.Errorf("podnet: %w (%w)", ErrMasqueradeUnavailable, err)
+		}
 		return fmt.Errorf("podnet: masquerade: %w", err)
 	}
 	return nil
@@ -412,9 +414,13 @@ func (n *Netlink) Reset(ctx context.Context) error {
 		errs = append(errs, n.DelPod(ctx, p.Pod.UID))
 	}
 	errs = append(errs, n.SyncRoutes(ctx, nil))
-	if nft, err := exec.LookPath("nft"); err == nil {
-		script := fmt.Sprintf("add table %s %s\ndelete table %s %s\n", nftFamily, nftTable, nftFamily, nftTable)
-		errs = append(errs, applyNFT(ctx, nft, script))
+	{
+		b := nftnl.NewBatch(unix.NFPROTO_INET, nftTable)
+		b.AddTable("")
+		b.DeleteTable()
+		if err := (nftnl.Conn{}).Send(b); err != nil && !errors.Is(err, unix.EPROTONOSUPPORT) {
+			errs = append(errs, fmt.Errorf("podnet: removing the masquerade table: %w", err))
+		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/kubesvc/kubesvc/internal/proxy/nftnl"
 	"github.com/kubesvc/kubesvc/internal/testutil/isolate"
 )
 
@@ -102,21 +103,54 @@ func TestEnsureDefaultMTUAndValidation(t *testing.T) {
 	}
 }
 
-// TestEnsureWithoutNFT: without nft, Ensure says masquerade needs nftables and
-// the rest of the pod network works.
-func TestEnsureWithoutNFT(t *testing.T) {
+// TestEnsureWithoutNFTCommand: the masquerade table goes over netlink, so a
+// machine without the nft command masquerades pod traffic all the same.
+func TestEnsureWithoutNFTCommand(t *testing.T) {
 	if isolate.Run(t) {
 		return
 	}
-	n := newTestNetlink(t, "")
+	root := t.TempDir()
+	n := newTestNetlink(t, root)
+	outside := uplink(t, root, 1500, netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("192.0.2.2/24"), netip.Addr{})
+	path := os.Getenv("PATH")
 	t.Setenv("PATH", t.TempDir()) // no nft (nor anything else) to be found
-	err := n.Ensure(t.Context(), testNodeNetwork())
-	if !errors.Is(err, ErrMasqueradeUnavailable) || !strings.Contains(err.Error(), "needs nftables") {
-		t.Fatalf("Ensure without nft: %v, want ErrMasqueradeUnavailable", err)
-	}
+	must(t, n.Ensure(t.Context(), testNodeNetwork()))
+	t.Setenv("PATH", path) // the helpers below run ip and the echo server
 	a := addPod(t, n, "a")
-	serveEcho(t, a.NetNSPath)
-	mustReach(t, "", a.IPs[0], netip.Addr{})
+	serveEcho(t, outside)
+	mustReach(t, a.NetNSPath, netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.1")) // leaves as the node
+}
+
+// TestMasqueradeNetlinkMatchesNft: the table masqueradeBatch writes is the one
+// nft makes of renderMasquerade, as the kernel lists it, in both families.
+func TestMasqueradeNetlinkMatchesNft(t *testing.T) {
+	if isolate.Run(t) {
+		return
+	}
+	nft, err := exec.LookPath("nft")
+	if err != nil {
+		t.Skip("nft is not installed (CI installs nftables)")
+	}
+	p := netip.MustParsePrefix
+	for _, nn := range []NodeNetwork{
+		testNodeNetwork(),
+		{
+			PodCIDRs:     []netip.Prefix{p("10.244.3.0/24"), p("fd00:10:244:3::/64")},
+			ClusterCIDRs: []netip.Prefix{p("10.244.0.0/16"), p("fd00:10:244::/56")},
+			ServiceCIDRs: []netip.Prefix{p("10.96.0.0/12"), p("fd00:10:96::/112")},
+		},
+		{PodCIDRs: []netip.Prefix{p("192.168.7.0/30")}}, // no cluster or Service CIDRs
+	} {
+		must(t, (nftnl.Conn{}).Send(masqueradeBatch(nn)))
+		got := isolate.Must(t, "nft", "list", "table", "inet", nftTable)
+		if err := applyNFT(t.Context(), nft, renderMasquerade(nn)); err != nil {
+			t.Fatal(err)
+		}
+		want := isolate.Must(t, "nft", "list", "table", "inet", nftTable)
+		if got != want {
+			t.Errorf("pod CIDRs %v: over netlink:\n%s\nwith nft:\n%s", nn.PodCIDRs, got, want)
+		}
+	}
 }
 
 func bridgeAddrs(t *testing.T, br netlink.Link) string {

@@ -26,9 +26,10 @@ var ErrNotConfigured = errors.New("pod network not configured: the node has no p
 
 // ErrMasqueradeUnavailable: Ensure set up the bridge, its addresses and forwarding
 // (pods can be added and reach each other and the node) but could not install the
-// masquerade rules for traffic that leaves the cluster, because nftables (the nft
-// command) is missing. The agent reports it on the Node and goes on.
-var ErrMasqueradeUnavailable = errors.New("masquerading pod traffic that leaves the cluster needs nftables: install the nft command (Debian: apt-get install nftables)")
+// masquerade rules for traffic that leaves the cluster, because the kernel has no
+// nftables (nf_tables, with its nat and masq expressions). The agent reports it on
+// the Node and goes on.
+var ErrMasqueradeUnavailable = errors.New("masquerading pod traffic that leaves the cluster needs nftables in the kernel (modules nf_tables, nft_chain_nat, nft_masq)")
 
 // NodeNetwork is the node's side of the pod network.
 type NodeNetwork struct {
