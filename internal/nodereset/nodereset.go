@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
@@ -208,20 +209,22 @@ func stopContainers(ctx context.Context, root, self string, grace time.Duration,
 // mode whose tool is not installed has nothing to remove.
 func cleanupProxy(ctx context.Context, log *slog.Logger) (removed, missing []string, err error) {
 	var errs []error
-	if _, lerr := exec.LookPath("nft"); lerr != nil {
-		missing = append(missing, "nft (no nftables state to remove)")
-	} else {
-		for _, fam := range []knftables.Family{knftables.IPv4Family, knftables.IPv6Family} {
-			b, err := nftables.New(nftables.Config{Family: fam, Log: log})
-			if err == nil {
-				err = b.Cleanup(ctx)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("reset: nftables %s: %w", fam, err))
-				continue
-			}
-			removed = append(removed, "nftables "+string(fam))
+	// The nftables mode programs the kernel over netlink, with or without the nft
+	// command, so its table is removed the same way.
+	for _, fam := range []knftables.Family{knftables.IPv4Family, knftables.IPv6Family} {
+		b, err := nftables.New(nftables.Config{Family: fam, Log: log})
+		if err == nil {
+			err = b.Cleanup(ctx)
 		}
+		switch {
+		case errors.Is(err, unix.EPROTONOSUPPORT):
+			missing = append(missing, "nftables in the kernel (no "+string(fam)+" nftables state to remove)")
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("reset: nftables %s: %w", fam, err))
+			continue
+		}
+		removed = append(removed, "nftables "+string(fam))
 	}
 	for _, fam := range []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol} {
 		tool := "iptables-restore"
