@@ -15,12 +15,15 @@ const (
 	nftTypeIPv6Addr = 8
 )
 
-// masqueradeBatch is renderMasquerade as one netlink transaction (the same
-// table, chain and rules; TestMasqueradeNetlinkMatchesNft compares what the
-// kernel holds after each), so that the agent masquerades pod traffic without
-// the nft command. Each rule is what nft makes of `ip saddr SRC ip daddr != {
-// ... } masquerade` in an inet table: the family check, the source prefix
-// match, the lookup in a constant anonymous interval set (inverted), masq.
+// masqueradeBatch is the transaction that replaces the masquerade table: pod
+// traffic (from a pod CIDR) to anything outside masqueradeKeep leaves with the
+// node's address. Deleting and re-creating the table in one transaction makes the
+// change atomic; the leading add makes the delete valid when the table is new.
+// It goes over netlink, so the agent needs no nft command. Each rule is what nft
+// makes of `ip saddr SRC ip daddr != { KEEP } masquerade` in an inet table (the
+// family check, the source prefix match, the inverted lookup in a constant
+// anonymous interval set, masq): TestMasqueradeNetlinkMatchesNft checks that the
+// kernel lists the table exactly as it lists nft's own from that text.
 func masqueradeBatch(nn NodeNetwork) *nftnl.Batch {
 	b := nftnl.NewBatch(unix.NFPROTO_INET, nftTable)
 	b.AddTable("")
