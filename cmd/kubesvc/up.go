@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -203,7 +204,18 @@ func (f *serverFlags) realNode(srv *apiserver.Server, o upOptions, log *slog.Log
 		if err != nil {
 			return err
 		}
-		runs := []func(context.Context) error{a.Run, func(ctx context.Context) error { return serveAgentHTTP(ctx, defaultReadOnlyPort, reg) }}
+		admin, err := srv.ClientConfig("kubernetes-admin", []string{"system:masters"})
+		if err != nil {
+			return err
+		}
+		adminClient, err := kubernetes.NewForConfig(admin)
+		if err != nil {
+			return err
+		}
+		runs := []func(context.Context) error{a.Run, func(ctx context.Context) error { return serveAgentHTTP(ctx, defaultReadOnlyPort, reg) },
+			func(ctx context.Context) error {
+				return markControlPlane(ctx, adminClient, cfg.NodeName, 100*time.Millisecond, log.With("component", "up"))
+			}}
 		if o.proxy != nil && !o.disableProxy {
 			sp := serviceProxy{flags: o.proxy, client: cfg.Client, nodeName: cfg.NodeName, clusterCIDRs: cfg.ClusterCIDRs, log: log.With("component", "proxy")}
 			runs = append(runs, sp.run)

@@ -211,6 +211,15 @@ func TestUpRealNode(t *testing.T) {
 		return nil
 	})
 	t.Logf("node %s Ready %v after kubesvc up started", node, time.Since(start).Round(time.Millisecond))
+	// The machine runs the control plane: kubectl shows the role, as kind's,
+	// minikube's and Docker Desktop's one node do.
+	eventually(t, "ROLES control-plane", 10*time.Second, func() error {
+		out := k.run("get", "node", node).stdout
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(node) + ` +Ready +control-plane +`).MatchString(out) {
+			return fmt.Errorf("kubectl get node:\n%s", out)
+		}
+		return nil
+	})
 	podCIDR, err := jsonpath(k, "{.spec.podCIDR}", "node", node)
 	if err != nil {
 		t.Fatal(err)
