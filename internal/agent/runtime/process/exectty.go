@@ -8,11 +8,16 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kubesvc/kubesvc/internal/agent/runtime"
 )
+
+// initialSizeWait bounds how long ExecTTY waits for the client's first terminal
+// size before it starts the command.
+const initialSizeWait = 250 * time.Millisecond
 
 // ExecTTY implements runtime.Runtime: Exec's nsenter command with a new
 // pseudo-terminal from /dev/ptmx as its stdin, stdout and stderr and as the
@@ -33,7 +38,26 @@ func (r *Runtime) ExecTTY(ctx context.Context, id runtime.ContainerID, cmd []str
 		return runtime.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	defer ptmx.Close()
-	// The size the client has already sent, before the command reads it.
+	// The size the client sends first, before the command reads it: kubectl
+	// sends it as soon as the stream is up, but it may come a little after the
+	// request, and a command that reads the size at once (stty size, top) would
+	// get 0x0. So wait for it briefly; a client that sends none (no terminal of
+	// its own) starts its command at most initialSizeWait later.
+	if resize != nil {
+		wait := time.NewTimer(initialSizeWait)
+		select {
+		case sz, ok := <-resize:
+			if !ok {
+				resize = nil
+				break
+			}
+			_ = setTerminalSize(ptmx, sz)
+		case <-wait.C:
+		case <-ctx.Done():
+		}
+		wait.Stop()
+	}
+	// Any later size already queued too.
 	for queued := true; queued && resize != nil; {
 		select {
 		case sz, ok := <-resize:

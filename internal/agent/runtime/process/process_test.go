@@ -645,6 +645,20 @@ func TestExec(t *testing.T) {
 			t.Errorf("exit %d, output %q; want exit 4, the size 45 123, a /dev/pts terminal, xterm, got typed", res.ExitCode, text)
 		}
 	})
+	t.Run("tty size sent after the request", func(t *testing.T) {
+		// The client's first size may come a little after the exec starts (the
+		// websocket's resize channel): the command still reads it.
+		resize := make(chan runtime.TerminalSize)
+		go func() {
+			time.Sleep(30 * time.Millisecond)
+			resize <- runtime.TerminalSize{Width: 80, Height: 24}
+		}()
+		var out bytes.Buffer
+		res, err := r.ExecTTY(t.Context(), cs.ID, []string{"stty", "size"}, nil, &out, resize)
+		if err != nil || res.ExitCode != 0 || strings.ReplaceAll(out.String(), "\r", "") != "24 80\n" {
+			t.Errorf("ExecTTY = %+v, %v, output %q; want the size 24 80", res, err, out.String())
+		}
+	})
 	// A stdin that stays open (an interactive stream) does not hold Exec up.
 	openStdin, w := io.Pipe()
 	t.Cleanup(func() { _ = w.Close() })
