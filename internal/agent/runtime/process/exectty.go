@@ -47,11 +47,7 @@ func (r *Runtime) ExecTTY(ctx context.Context, id runtime.ContainerID, cmd []str
 		wait := time.NewTimer(initialSizeWait)
 		select {
 		case sz, ok := <-resize:
-			if !ok {
-				resize = nil
-				break
-			}
-			_ = setTerminalSize(ptmx, sz)
+			resize = applySize(ptmx, resize, sz, ok)
 		case <-wait.C:
 		case <-ctx.Done():
 		}
@@ -61,11 +57,7 @@ func (r *Runtime) ExecTTY(ctx context.Context, id runtime.ContainerID, cmd []str
 	for queued := true; queued && resize != nil; {
 		select {
 		case sz, ok := <-resize:
-			if !ok {
-				resize = nil
-				break
-			}
-			_ = setTerminalSize(ptmx, sz)
+			resize = applySize(ptmx, resize, sz, ok)
 		default:
 			queued = false
 		}
@@ -109,6 +101,16 @@ func (r *Runtime) ExecTTY(ctx context.Context, id runtime.ContainerID, cmd []str
 	close(exited)
 	<-copied
 	return execResult(ctx, id, c, err)
+}
+
+// applySize sets the terminal ptmx to sz, received from resize (ok false: resize
+// is closed). It returns resize, or nil once it is closed.
+func applySize(ptmx *os.File, resize <-chan runtime.TerminalSize, sz runtime.TerminalSize, ok bool) <-chan runtime.TerminalSize {
+	if !ok {
+		return nil
+	}
+	_ = setTerminalSize(ptmx, sz)
+	return resize
 }
 
 // openPTY opens a new pseudo-terminal pair: the master (ptmx, read and written
