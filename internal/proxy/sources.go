@@ -123,7 +123,8 @@ func NewSources(cfg SourcesConfig) (*Sources, error) {
 // named nodeName. As kube-proxy: Services claimed by another proxy and
 // headless Services are not even listed; neither are headless Services'
 // slices. The trackers check again, so a server that ignores a selector costs
-// memory only.
+// memory only. Services and EndpointSlices are watched (and so, with
+// client-go's watch-list, listed) through slimWatch when c reaches a server.
 func listWatches(c kubernetes.Interface, nodeName string) ([3]cache.ListerWatcher, error) {
 	noProxyName, err := labels.NewRequirement(LabelServiceProxyName, selection.DoesNotExist, nil)
 	if err != nil {
@@ -138,12 +139,12 @@ func listWatches(c kubernetes.Interface, nodeName string) ([3]cache.ListerWatche
 		o.FieldSelector = fields.OneTermNotEqualSelector("spec.clusterIP", corev1.ClusterIPNone).String()
 	}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return c.CoreV1().Services(metav1.NamespaceAll).List(ctx, o)
-	}, c.CoreV1().Services(metav1.NamespaceAll).Watch)
+	}, orWatch(slimWatch(c.CoreV1().RESTClient(), "services"), c.CoreV1().Services(metav1.NamespaceAll).Watch))
 	sliceLW := listWatch(c, func(o *metav1.ListOptions) {
 		o.LabelSelector = labels.NewSelector().Add(*noHeadless).String()
 	}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return c.DiscoveryV1().EndpointSlices(metav1.NamespaceAll).List(ctx, o)
-	}, c.DiscoveryV1().EndpointSlices(metav1.NamespaceAll).Watch)
+	}, orWatch(slimWatch(c.DiscoveryV1().RESTClient(), "endpointslices"), c.DiscoveryV1().EndpointSlices(metav1.NamespaceAll).Watch))
 	nodeLW := listWatch(c, func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", nodeName).String()
 	}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
