@@ -113,9 +113,30 @@ func BenchmarkKernelFullSync(b *testing.B) {
 
 // BenchmarkKernelPartialSync is one endpoint change at 10,000 Services × 10
 // endpoints: after a full sync (not timed), each iteration replaces the first
-// endpoint of one Service and runs a partial sync. Same requirements as
-// BenchmarkKernelFullSync.
+// endpoint of one Service and runs a partial sync. BenchmarkKernelScaleSync
+// adds or removes one instead (which also rewrites the Service's policy rule).
+// Same requirements as BenchmarkKernelFullSync.
 func BenchmarkKernelPartialSync(b *testing.B) {
+	benchmarkKernelPartialSync(b, func(eps []proxy.Endpoint, i int) []proxy.Endpoint {
+		eps[0].IP = netip.AddrFrom4([4]byte{10, 200, byte(i >> 8), byte(i)})
+		return eps
+	})
+}
+
+// BenchmarkKernelScaleSync: as BenchmarkKernelPartialSync, but each iteration
+// gives one Service an eleventh endpoint, or takes it away again.
+func BenchmarkKernelScaleSync(b *testing.B) {
+	benchmarkKernelPartialSync(b, func(eps []proxy.Endpoint, i int) []proxy.Endpoint {
+		if len(eps) > 10 {
+			return eps[:10]
+		}
+		ep := eps[0]
+		ep.IP = netip.AddrFrom4([4]byte{10, 200, byte(i >> 8), byte(i)})
+		return append(eps, ep)
+	})
+}
+
+func benchmarkKernelPartialSync(b *testing.B, change func(eps []proxy.Endpoint, i int) []proxy.Endpoint) {
 	if unix.Geteuid() != 0 || !onlyLoopback() {
 		b.Skip("needs root in a network namespace with only lo (/work/shared/tools/isolated)")
 	}
@@ -149,10 +170,9 @@ func BenchmarkKernelPartialSync(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		name := spn("default", fmt.Sprintf("svc-%d", (i*7919)%n), "http", corev1.ProtocolTCP)
-		eps := slices.Clone(s.Endpoints[name])
-		eps[0].IP = netip.AddrFrom4([4]byte{10, 200, byte(i >> 8), byte(i)})
-		s.Endpoints[name] = eps
+		// Each Service twice in a row (a scale up, then down again).
+		name := spn("default", fmt.Sprintf("svc-%d", (i/2*7919)%n), "http", corev1.ProtocolTCP)
+		s.Endpoints[name] = change(slices.Clone(s.Endpoints[name]), i)
 		s.Changed = map[proxy.ServicePortName]bool{name: true}
 		u0, s0 := cpuTimes(b)
 		if err := be.Sync(ctx, s); err != nil {
