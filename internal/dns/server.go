@@ -96,8 +96,10 @@ type Config struct {
 	// TrimMemory gives back, once the informers have synced, the memory
 	// start-up used and serving does not: the freed heap of the initial
 	// lists and the executable's pages touched only at start-up (see
-	// memtrim.Trim). For a process that runs the server alone (kubesvc dns);
-	// a process with other work should leave it off.
+	// memtrim.Trim), and from then on has the kernel map only the pages of
+	// the executable the server touches (memtrim.NoFaultAround). For a
+	// process that runs the server alone (kubesvc dns); a process with other
+	// work should leave it off.
 	TrimMemory bool
 }
 
@@ -340,11 +342,19 @@ func (s *Server) Run(ctx context.Context) error {
 			s.idx.synced.Store(true)
 			s.log.Info("informers synced; answering the cluster domain", "domain", s.cfg.Domain)
 			if s.cfg.TrimMemory {
+				// The binary's pages the server uses come back without the
+				// kernel's fault-around (memtrim.NoFaultAround), until ctx ends.
+				var noFaultAround memtrim.FaultAroundOff
+				defer noFaultAround.Close()
+				if err := noFaultAround.Do(); err != nil {
+					s.log.Info("fault-around stays on for the executable's pages", "err", err)
+				}
 				n, err := memtrim.Trim()
 				if err != nil {
 					s.log.Warn("giving back start-up memory", "err", err)
 				}
 				s.log.Debug("gave back start-up memory", "executableBytesPagedOut", n)
+				<-ctx.Done()
 			}
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -32,15 +33,20 @@ type Periodic struct {
 	// (AdviseRandom): the pages the process maps back after a trim then come
 	// one at a time rather than with the read-around beside them.
 	Random bool
+	// NoFaultAround has the first trim also stop the kernel's fault-around on
+	// the executable's mappings (NoFaultAround) until Run returns: the pages
+	// the process maps back are then only those it touches.
+	NoFaultAround bool
 	// Log receives each trim (nil: discarded).
 	Log *slog.Logger
 	// Clock drives the waits (nil: the real clock).
 	Clock clock.Clock
-	// trim, rssFile and adviseRandom are Trim, the RssFile of
-	// /proc/self/status and AdviseRandom (tests replace them).
-	trim         func() (int64, error)
-	rssFile      func() (int64, error)
-	adviseRandom func() error
+	// trim, rssFile, adviseRandom and noFaultAround are Trim, the RssFile of
+	// /proc/self/status, AdviseRandom and NoFaultAround (tests replace them).
+	trim          func() (int64, error)
+	rssFile       func() (int64, error)
+	adviseRandom  func() error
+	noFaultAround func() (func(), error)
 }
 
 // Run trims as described until ctx ends; it returns nil then.
@@ -63,6 +69,10 @@ func (p *Periodic) Run(ctx context.Context) error {
 	advise := p.adviseRandom
 	if advise == nil {
 		advise = AdviseRandom
+	}
+	noFaultAround := p.noFaultAround
+	if noFaultAround == nil {
+		noFaultAround = NoFaultAround
 	}
 	check := p.Check
 	if check <= 0 {
@@ -97,6 +107,15 @@ func (p *Periodic) Run(ctx context.Context) error {
 			// Before the first trim: the pages it evicts come back one by one.
 			if err := advise(); err != nil {
 				log.Warn("marking the executable's pages MADV_RANDOM", "err", err)
+			}
+		}
+		if p.NoFaultAround && !trimmed {
+			// And those still in the page cache without their neighbours.
+			end, err := noFaultAround()
+			if err != nil {
+				log.Info("fault-around stays on for the executable's pages", "err", err)
+			} else {
+				defer end()
 			}
 		}
 		n, err := trim()
@@ -142,4 +161,38 @@ func parseRssFile(r io.Reader) (int64, error) {
 		return 0, fmt.Errorf("memtrim: %w", err)
 	}
 	return 0, fmt.Errorf("memtrim: no RssFile line")
+}
+
+// FaultAroundOff turns the kernel's fault-around off for the executable
+// (NoFaultAround) once, for a process that trims from more than one place;
+// Close turns it back on. The zero value is ready to use.
+type FaultAroundOff struct {
+	once sync.Once
+	end  func()
+	err  error
+	// off is NoFaultAround (tests replace it).
+	off func() (func(), error)
+}
+
+// Do turns fault-around off, the first time it is called; it returns that
+// call's error each time.
+func (f *FaultAroundOff) Do() error {
+	f.once.Do(func() {
+		off := f.off
+		if off == nil {
+			off = NoFaultAround
+		}
+		f.end, f.err = off()
+	})
+	return f.err
+}
+
+// Close turns fault-around back on if Do turned it off; Do does nothing
+// after it.
+func (f *FaultAroundOff) Close() {
+	f.once.Do(func() {}) // a later Do must not turn it off again
+	if f.end != nil {
+		f.end()
+		f.end = nil
+	}
 }

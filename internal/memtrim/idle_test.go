@@ -2,6 +2,7 @@ package memtrim
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -141,15 +142,18 @@ func waitWaiting(t *testing.T, clk *clocktesting.FakeClock) {
 }
 
 // With Random, the executable's mappings are marked MADV_RANDOM once, before
-// the first trim; without it, never.
+// the first trim; without it, never. With NoFaultAround, fault-around is
+// turned off once, before the first trim, and back on when Run returns.
 func TestPeriodicRandom(t *testing.T) {
 	for _, tc := range []struct {
-		name       string
-		random     bool
-		wantAdvise []string // the calls in order: "advise", "trim"
+		name                  string
+		random, noFaultAround bool
+		wantAdvise            []string // the calls in order: "advise", "no-fault-around", "trim", "end"
 	}{
 		{name: "random", random: true, wantAdvise: []string{"advise", "trim", "trim"}},
 		{name: "not random", random: false, wantAdvise: []string{"trim", "trim"}},
+		{name: "no fault-around", noFaultAround: true, wantAdvise: []string{"no-fault-around", "trim", "trim", "end"}},
+		{name: "both", random: true, noFaultAround: true, wantAdvise: []string{"advise", "no-fault-around", "trim", "trim", "end"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -157,6 +161,17 @@ func TestPeriodicRandom(t *testing.T) {
 			rss := int64(100)
 			clk := clocktesting.NewFakeClock(time.Unix(0, 0))
 			p := &Periodic{First: 10 * time.Second, Every: time.Minute, Check: 10 * time.Second, Growth: 10, Clock: clk, Random: tc.random,
+				NoFaultAround: tc.noFaultAround,
+				noFaultAround: func() (func(), error) {
+					mu.Lock()
+					defer mu.Unlock()
+					calls = append(calls, "no-fault-around")
+					return func() {
+						mu.Lock()
+						defer mu.Unlock()
+						calls = append(calls, "end")
+					}, nil
+				},
 				trim: func() (int64, error) {
 					mu.Lock()
 					defer mu.Unlock()
@@ -207,4 +222,32 @@ func TestPeriodicRandom(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FaultAroundOff turns fault-around off once however often Do is called, and
+// back on at Close; a Do after Close does nothing.
+func TestFaultAroundOff(t *testing.T) {
+	var offs, ends int
+	f := &FaultAroundOff{off: func() (func(), error) { offs++; return func() { ends++ }, nil }}
+	for range 3 {
+		if err := f.Do(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	f.Close()
+	if offs != 1 || ends != 1 {
+		t.Errorf("turned off %d times, back on %d times; want 1 and 1", offs, ends)
+	}
+	g := &FaultAroundOff{off: func() (func(), error) { offs++; return func() {}, nil }}
+	g.Close()
+	_ = g.Do()
+	if offs != 1 {
+		t.Errorf("a Do after Close turned fault-around off")
+	}
+	h := &FaultAroundOff{off: func() (func(), error) { return nil, errors.New("no userfaultfd") }}
+	if err := h.Do(); err == nil || h.Do() == nil {
+		t.Errorf("Do() = nil, want the error each time")
+	}
+	h.Close()
 }

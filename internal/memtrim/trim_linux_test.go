@@ -80,6 +80,25 @@ func TestAdviseRandom(t *testing.T) {
 	if err := AdviseRandom(); err != nil {
 		t.Fatal(err)
 	}
+	checkVmFlag(t, "rr", true)
+}
+
+// NoFaultAround registers the executable's read-only mappings with
+// userfaultfd for write protection ("uw" in VmFlags), until its end.
+func TestNoFaultAround(t *testing.T) {
+	end, err := NoFaultAround()
+	if err != nil {
+		t.Skipf("no userfaultfd here: %v", err)
+	}
+	checkVmFlag(t, "uw", true)
+	end()
+	checkVmFlag(t, "uw", false)
+}
+
+// checkVmFlag checks that each read-only mapping of the executable has
+// (want) or has not the flag in /proc/self/smaps' VmFlags.
+func checkVmFlag(t *testing.T, flag string, want bool) {
+	t.Helper()
 	ranges, err := executableMappings()
 	if err != nil {
 		t.Fatal(err)
@@ -103,8 +122,8 @@ func TestAdviseRandom(t *testing.T) {
 		t.Fatal("no read-only mapping of the test binary")
 	}
 	for _, r := range ranges {
-		if !slices.Contains(strings.Fields(flags[r.start]), "rr") {
-			t.Errorf("mapping %#x-%#x: VmFlags %q, want rr", r.start, r.end, flags[r.start])
+		if slices.Contains(strings.Fields(flags[r.start]), flag) != want {
+			t.Errorf("mapping %#x-%#x: VmFlags %q, want %s: %v", r.start, r.end, flags[r.start], flag, want)
 		}
 	}
 }

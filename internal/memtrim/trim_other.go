@@ -13,3 +13,8 @@ func Trim() (int64, error) {
 func AdviseRandom() error {
 	return errors.New("memtrim: madvise is implemented on Linux only")
 }
+
+// NoFaultAround is Linux-only (see faultaround_linux.go).
+func NoFaultAround() (func(), error) {
+	return nil, errors.New("memtrim: fault-around is Linux's")
+}
