@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -140,6 +142,9 @@ type serviceProxy struct {
 	// proxy's first successful full sync: for `kubesvc proxy`, whose process
 	// is the proxy alone (the agent trims its whole process periodically).
 	trimMemory bool
+	// startupDone, when set, is called after each proxy's first successful
+	// full sync, before the trim (startupGC.end, memtrim.FaultAroundOff).
+	startupDone func()
 	// sources are the Services, EndpointSlices and Node that every proxy
 	// run builds follows: set by run, which starts them at once.
 	sources *proxy.Sources
@@ -243,7 +248,14 @@ func (sp serviceProxy) build(ctx context.Context, cfg proxyconfig.Config) (func(
 	}
 	runs := []func(context.Context) error{p.Run, health.Run}
 	if firstSynced != nil {
-		runs = append(runs, trimAfterFirstSync(firstSynced, memtrim.Trim, sp.log))
+		trim := memtrim.Trim
+		if done := sp.startupDone; done != nil {
+			trim = func() (int64, error) {
+				done()
+				return memtrim.Trim()
+			}
+		}
+		runs = append(runs, trimAfterFirstSync(firstSynced, trim, sp.log))
 	}
 	if addr := cfg.HealthzBindAddress; addr != "" {
 		hs := healthcheck.NewProxyServer(addr, 2*cfg.SyncPeriod, proxyStatus{p}, nil)
@@ -619,7 +631,20 @@ it read its configuration again and restart with it.`,
 			// As the agent: later bursts of work (a full sync every hour, a
 			// new configuration) leave pages too.
 			trim := &memtrim.Periodic{First: time.Minute, Every: time.Minute, Check: 10 * time.Second, Growth: 8 << 20, Log: log.With("component", "memtrim")}
-			return runAll(cmd.Context(), sp.run, trim.Run)
+			gc := raiseGCForStartup(startupGCPercent, debug.SetGCPercent)
+			// From the first trim on, the binary's pages come back without
+			// the kernel's fault-around (memtrim.NoFaultAround): the API
+			// server or the agent on the same machine keeps most of them in
+			// the page cache.
+			var noFaultAround memtrim.FaultAroundOff
+			defer noFaultAround.Close()
+			sp.startupDone = func() {
+				gc.end()
+				if err := noFaultAround.Do(); err != nil {
+					log.Info("fault-around stays on for the executable's pages", "err", err)
+				}
+			}
+			return runAll(cmd.Context(), sp.run, trim.Run, gc.run(startupGCLimit))
 		},
 	}
 	host, _ := os.Hostname()
@@ -627,7 +652,63 @@ it read its configuration again and restart with it.`,
 	cmd.Flags().StringVar(&hostname, "hostname-override", strings.ToLower(host), "the name of this proxy's Node")
 	cmd.Flags().StringVar(&clusterCIDR, "cluster-cidr", "10.244.0.0/16", "the cluster's pod ranges: traffic from them to a cluster IP is not masqueraded")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	cmd.Flags().BoolVar(&trimMemory, "trim-memory", true, "after the first full sync, a minute after start, and then at most once a minute when the binary's resident pages are 8 MiB above their level at rest, give back the memory start-up and bursts used: the freed heap (the initial lists, the first sync's transaction) and the pages of this (all-component) binary touched only then")
+	cmd.Flags().BoolVar(&trimMemory, "trim-memory", true, "after the first full sync, a minute after start, and then at most once a minute when the binary's resident pages are 8 MiB above their level at rest, give back the memory start-up and bursts used: the freed heap (the initial lists, the first sync's transaction) and the pages of this (all-component) binary touched only then; until the first full sync the garbage collector runs at GOGC 400 (unless GOGC is set)")
 	f.add(cmd.Flags())
 	return cmd
+}
+
+// The collector's target while `kubesvc proxy` starts (startupGC), and how
+// long the start may take at most.
+const (
+	startupGCPercent = 400
+	startupGCLimit   = 2 * time.Minute
+)
+
+// startupGC has the garbage collector run less often while the proxy starts:
+// the initial lists and the first sync allocate mostly what the proxy keeps
+// (its trackers' state), so a collection then finds little garbage and
+// rescans a growing heap — at the binary's GOGC of 50 it was a third of the
+// proxy's CPU before its first sync at 10,000 Services (docs/benchmarks.md).
+// end restores the percent the process had; the trim after the first sync
+// then collects and gives the start-up's heap back. An explicit GOGC in the
+// environment is left alone.
+type startupGC struct {
+	once       sync.Once
+	prev       int
+	raised     bool
+	setPercent func(int) int
+}
+
+// raiseGCForStartup sets the GC percent to percent with set
+// (debug.SetGCPercent) until end, unless GOGC is set.
+func raiseGCForStartup(percent int, set func(int) int) *startupGC {
+	g := &startupGC{setPercent: set}
+	if os.Getenv("GOGC") == "" {
+		g.prev, g.raised = g.setPercent(percent), true
+	}
+	return g
+}
+
+// end restores the GC percent, once.
+func (g *startupGC) end() {
+	g.once.Do(func() {
+		if g.raised {
+			g.setPercent(g.prev)
+		}
+	})
+}
+
+// run returns a run that ends the start-up after limit (a proxy whose first
+// sync does not come keeps the percent it had) or when ctx ends.
+func (g *startupGC) run(limit time.Duration) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		g.end()
+		return nil
+	}
 }

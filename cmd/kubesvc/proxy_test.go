@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/kubesvc/kubesvc/internal/proxy"
 )
@@ -93,6 +95,36 @@ func TestTrimAfterFirstSync(t *testing.T) {
 			cancel()
 			if trims != tt.wantTrims {
 				t.Errorf("%d trims, want %d", trims, tt.wantTrims)
+			}
+		})
+	}
+}
+
+// TestStartupGC: the GC percent is raised for the start-up and restored once
+// (at end, or when run's limit passes), unless GOGC is set.
+func TestStartupGC(t *testing.T) {
+	for _, tc := range []struct {
+		name, gogc string
+		byLimit    bool
+		want       []int // the percents set, in order
+	}{
+		{name: "ended by the first sync", want: []int{400, 50}},
+		{name: "ended by the limit", byLimit: true, want: []int{400, 50}},
+		{name: "GOGC set", gogc: "200", want: nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOGC", tc.gogc)
+			var set []int
+			g := raiseGCForStartup(400, func(p int) int { set = append(set, p); return 50 })
+			if tc.byLimit {
+				if err := g.run(time.Millisecond)(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			g.end()
+			g.end()
+			if !slices.Equal(set, tc.want) {
+				t.Errorf("percents set %v, want %v", set, tc.want)
 			}
 		})
 	}
