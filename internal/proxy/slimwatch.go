@@ -17,22 +17,30 @@ import (
 	"github.com/kubesvc/kubesvc/internal/proxy/protoslim"
 )
 
-// What slimService and slimEndpointSlice keep of an object's labels and
-// annotations, for the protobuf decoders.
-var (
-	serviceKeep = protoslim.Keep{Labels: []string{LabelServiceProxyName}}
-	sliceKeep   = protoslim.Keep{
-		Labels:      []string{discoveryv1.LabelServiceName},
-		Annotations: []string{corev1.EndpointsLastChangeTriggerTime},
-	}
-)
+// slimDecoder decodes Services and EndpointSlices into what slimObject keeps
+// of them.
+type slimDecoder struct {
+	// service and slice are what slimService and slimEndpointSlice keep of
+	// an object's labels and annotations.
+	service, slice protoslim.Keep
+}
 
-// decodeSlim is the protoslim.Func of the proxy's watches: a v1 Service or a
+func newSlimDecoder() *slimDecoder {
+	return &slimDecoder{
+		service: protoslim.Keep{Labels: []string{LabelServiceProxyName}},
+		slice: protoslim.Keep{
+			Labels:      []string{discoveryv1.LabelServiceName},
+			Annotations: []string{corev1.EndpointsLastChangeTriggerTime},
+		},
+	}
+}
+
+// decode is the protoslim.Func of the proxy's watches: a v1 Service or a
 // discovery/v1 EndpointSlice decoded straight into what slimObject keeps of it.
-func decodeSlim(apiVersion, kind string, raw []byte) (runtime.Object, bool, error) {
+func (d *slimDecoder) decode(apiVersion, kind string, raw []byte) (runtime.Object, bool, error) {
 	switch {
 	case apiVersion == "v1" && kind == "Service":
-		s, err := protoslim.Service(raw, serviceKeep)
+		s, err := protoslim.Service(raw, d.service)
 		if err != nil {
 			return nil, true, err
 		}
@@ -43,7 +51,7 @@ func decodeSlim(apiVersion, kind string, raw []byte) (runtime.Object, bool, erro
 		}
 		return s, true, nil
 	case apiVersion == "discovery.k8s.io/v1" && kind == "EndpointSlice":
-		s, err := protoslim.EndpointSlice(raw, sliceKeep)
+		s, err := protoslim.EndpointSlice(raw, d.slice)
 		if err != nil {
 			return nil, true, err
 		}
@@ -86,6 +94,7 @@ func slimWatch(client rest.Interface, resource string) func(context.Context, met
 	// As client-go's typed clients decode (runtime.ClientNegotiator).
 	objects := codecs.DecoderToVersion(protobuf.Serializer, nil)
 	jsonObjects := codecs.DecoderToVersion(json.Serializer, nil)
+	slim := newSlimDecoder()
 	return func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 		o.Watch = true
 		body, err := rc.Get().Resource(resource).VersionedParams(&o, scheme.ParameterCodec).Stream(ctx)
@@ -95,7 +104,7 @@ func slimWatch(client rest.Interface, resource string) func(context.Context, met
 			}
 			return nil, err
 		}
-		dec := protoslim.NewDecoder(body, decodeSlim, objects, jsonObjects, json.StreamSerializer)
+		dec := protoslim.NewDecoder(body, slim.decode, objects, jsonObjects, json.StreamSerializer)
 		return watch.NewStreamWatcher(dec, apierrors.NewClientErrorReporter(http.StatusInternalServerError, "GET", "ClientWatchDecoding")), nil
 	}
 }

@@ -45,7 +45,7 @@ func slimOf(t testing.TB, b []byte, empty protoMessage) (any, error) {
 
 // TestDecodeSlimMatchesSlimObject: for random Services and EndpointSlices
 // (every field filled, the kept labels, annotations and the localhost ingress
-// hostname added at random), decodeSlim gives exactly what slimObject makes
+// hostname added at random), slimDecoder.decode gives exactly what slimObject makes
 // of the whole decoded object.
 func TestDecodeSlimMatchesSlimObject(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
@@ -86,16 +86,16 @@ func checkSlim(t *testing.T, what, apiVersion, kind string, obj, empty protoMess
 	if err != nil {
 		t.Fatalf("%s: generated Unmarshal: %v", what, err)
 	}
-	got, handled, err := decodeSlim(apiVersion, kind, b)
+	got, handled, err := newSlimDecoder().decode(apiVersion, kind, b)
 	if err != nil || !handled {
-		t.Fatalf("%s: decodeSlim = %v, %v", what, handled, err)
+		t.Fatalf("%s: decode = %v, %v", what, handled, err)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("%s: decodeSlim differs from slimObject of the whole object (-want +got):\n%s", what, diff)
+		t.Fatalf("%s: decode differs from slimObject of the whole object (-want +got):\n%s", what, diff)
 	}
 }
 
-// FuzzDecodeSlim: decodeSlim never panics on any input, and where both it and
+// FuzzDecodeSlim: slimDecoder.decode never panics on any input, and where both it and
 // the generated code accept the bytes, they agree.
 func FuzzDecodeSlim(f *testing.F) {
 	svc, _ := (&corev1.Service{
@@ -117,13 +117,13 @@ func FuzzDecodeSlim(f *testing.F) {
 		if isService {
 			apiVersion, kind, empty = "v1", "Service", &corev1.Service{}
 		}
-		got, _, err := decodeSlim(apiVersion, kind, b)
+		got, _, err := newSlimDecoder().decode(apiVersion, kind, b)
 		want, wantErr := slimOf(t, b, empty)
 		if err != nil || wantErr != nil {
 			return // protoslim skips fields it does not keep unchecked: it may accept what the generated code refuses
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
-			t.Fatalf("decodeSlim differs from slimObject (-want +got):\n%s", diff)
+			t.Fatalf("decode differs from slimObject (-want +got):\n%s", diff)
 		}
 	})
 }
@@ -194,7 +194,7 @@ func slimWatchDecoder(t *testing.T, stream []byte) *protoslim.Decoder {
 			json = info
 		}
 	}
-	return protoslim.NewDecoder(io.NopCloser(bytes.NewReader(stream)), decodeSlim,
+	return protoslim.NewDecoder(io.NopCloser(bytes.NewReader(stream)), newSlimDecoder().decode,
 		codecs.DecoderToVersion(protobuf.Serializer, nil), codecs.DecoderToVersion(json.Serializer, nil), json.StreamSerializer)
 }
 

@@ -23,7 +23,7 @@ const maxFrame = 16 << 20
 
 // protobufPrefix starts every object Kubernetes encodes as protobuf: "k8s\x00"
 // and a runtime.Unknown (type meta, raw object, content encoding and type).
-var protobufPrefix = []byte{0x6b, 0x38, 0x73, 0x00}
+const protobufPrefix = "k8s\x00"
 
 // Decoder is a watch.Decoder (watch.NewStreamWatcher) of the body of a watch
 // request. A protobuf stream (Content-Type application/vnd.kubernetes.protobuf;
@@ -113,7 +113,7 @@ func (d *Decoder) Decode() (watch.EventType, runtime.Object, error) {
 
 // object decodes the object of an event of type typ.
 func (d *Decoder) object(typ watch.EventType, raw []byte) (runtime.Object, error) {
-	if d.fast != nil && (typ == watch.Added || typ == watch.Modified || typ == watch.Deleted) && bytes.HasPrefix(raw, protobufPrefix) {
+	if d.fast != nil && (typ == watch.Added || typ == watch.Modified || typ == watch.Deleted) && len(raw) >= len(protobufPrefix) && string(raw[:len(protobufPrefix)]) == protobufPrefix {
 		u, err := unknown(raw[len(protobufPrefix):])
 		if err != nil {
 			return nil, err

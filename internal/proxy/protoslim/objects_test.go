@@ -200,7 +200,7 @@ func TestDecoder(t *testing.T) {
 	}
 	// The Node, the bookmark and the gzipped object went to the fallback,
 	// envelope and all.
-	if len(fb.got) != 3 || !bytes.HasPrefix(fb.got[0], protobufPrefix) {
+	if len(fb.got) != 3 || !bytes.HasPrefix(fb.got[0], []byte(protobufPrefix)) {
 		t.Errorf("fallback decoded %q", fb.got)
 	}
 
