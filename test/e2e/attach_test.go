@@ -95,6 +95,13 @@ func checkAttachTTY(t *testing.T, k *kubectl, pod string) {
 	k.ok("wait", "--for=condition=Ready", "pod/"+pod, "--timeout=60s")
 	term := startTerminal(t, k, k.bin+" attach -it "+pod)
 	term.expect("If you don't see a command prompt, try pressing enter.", 30*time.Second)
+	// kubectl attach sends the terminal's size plus one and then its size (to
+	// make the program redraw) as its streams start, beside what is typed: a
+	// line typed at once may run between the two (the shell printed "25 81"
+	// in one CI run). So first a command whose output shows the shell is
+	// reading what is typed ("re""ady": its echo does not match).
+	term.typeLine(`echo re""ady`)
+	term.expect("ready", 30*time.Second)
 	term.typeLine("stty size; hostname; exit 0")
 	term.expect("24 80\n", 30*time.Second)
 	term.expect(pod+"\n", 10*time.Second)
