@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
@@ -78,6 +79,28 @@ func slimWatch(client rest.Interface, resource string) func(context.Context, met
 	if !ok || rc == nil || rc.Client == nil {
 		return nil
 	}
+	newDecoder := slimStreamDecoder()
+	if newDecoder == nil {
+		return nil
+	}
+	return func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		o.Watch = true
+		body, err := rc.Get().Resource(resource).VersionedParams(&o, scheme.ParameterCodec).Stream(ctx)
+		if err != nil {
+			if utilnet.IsProbableEOF(err) || utilnet.IsTimeout(err) {
+				return watch.NewEmptyWatch(), nil
+			}
+			return nil, err
+		}
+		return watch.NewStreamWatcher(newDecoder(body), apierrors.NewClientErrorReporter(http.StatusInternalServerError, "GET", "ClientWatchDecoding")), nil
+	}
+}
+
+// slimStreamDecoder returns what makes a protoslim.Decoder of a watch stream:
+// slimDecoder for Services and EndpointSlices, client-go's decoders (as its
+// typed clients use them, runtime.ClientNegotiator) for the rest and for JSON.
+// It returns nil if client-go's scheme lacks either serializer.
+func slimStreamDecoder() func(body io.ReadCloser) *protoslim.Decoder {
 	codecs := scheme.Codecs.WithoutConversion()
 	var protobuf, json runtime.SerializerInfo
 	for _, info := range codecs.SupportedMediaTypes() {
@@ -91,21 +114,11 @@ func slimWatch(client rest.Interface, resource string) func(context.Context, met
 	if protobuf.Serializer == nil || json.StreamSerializer == nil {
 		return nil
 	}
-	// As client-go's typed clients decode (runtime.ClientNegotiator).
 	objects := codecs.DecoderToVersion(protobuf.Serializer, nil)
 	jsonObjects := codecs.DecoderToVersion(json.Serializer, nil)
 	slim := newSlimDecoder()
-	return func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-		o.Watch = true
-		body, err := rc.Get().Resource(resource).VersionedParams(&o, scheme.ParameterCodec).Stream(ctx)
-		if err != nil {
-			if utilnet.IsProbableEOF(err) || utilnet.IsTimeout(err) {
-				return watch.NewEmptyWatch(), nil
-			}
-			return nil, err
-		}
-		dec := protoslim.NewDecoder(body, slim.decode, objects, jsonObjects, json.StreamSerializer)
-		return watch.NewStreamWatcher(dec, apierrors.NewClientErrorReporter(http.StatusInternalServerError, "GET", "ClientWatchDecoding")), nil
+	return func(body io.ReadCloser) *protoslim.Decoder {
+		return protoslim.NewDecoder(body, slim.decode, objects, jsonObjects, json.StreamSerializer)
 	}
 }
 

@@ -184,18 +184,11 @@ func clientGoEvents(t *testing.T, mediaType string, stream []byte) []watch.Event
 // slimWatchDecoder is the protoslim.Decoder slimWatch builds, over stream.
 func slimWatchDecoder(t *testing.T, stream []byte) *protoslim.Decoder {
 	t.Helper()
-	codecs := scheme.Codecs.WithoutConversion()
-	var protobuf, json runtime.SerializerInfo
-	for _, info := range codecs.SupportedMediaTypes() {
-		switch info.MediaType {
-		case runtime.ContentTypeProtobuf:
-			protobuf = info
-		case runtime.ContentTypeJSON:
-			json = info
-		}
+	newDecoder := slimStreamDecoder()
+	if newDecoder == nil {
+		t.Fatal("slimStreamDecoder: no protobuf or JSON serializer")
 	}
-	return protoslim.NewDecoder(io.NopCloser(bytes.NewReader(stream)), newSlimDecoder().decode,
-		codecs.DecoderToVersion(protobuf.Serializer, nil), codecs.DecoderToVersion(json.Serializer, nil), json.StreamSerializer)
+	return newDecoder(io.NopCloser(bytes.NewReader(stream)))
 }
 
 // TestSlimWatchDecoder: a protobuf stream and a JSON stream of the same events

@@ -4,7 +4,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // Keep names the labels and annotations of an object's metadata to keep; the
@@ -98,9 +97,7 @@ func EndpointSlice(b []byte, keep Keep) (*discoveryv1.EndpointSlice, error) {
 				f.fail(endpointPort(d, &s.Ports[len(s.Ports)-1]))
 			}
 		case 4:
-			if v, ok := f.str(); ok {
-				s.AddressType = discoveryv1.AddressType(v)
-			}
+			f.setStr((*string)(&s.AddressType))
 		}
 	}
 	if f.err != nil {
@@ -115,15 +112,13 @@ func objectMeta(b []byte, m *metav1.ObjectMeta, keep Keep) error {
 	for f.next() {
 		switch f.num {
 		case 1:
-			m.Name, _ = f.str()
+			f.setStr(&m.Name)
 		case 3:
-			m.Namespace, _ = f.str()
+			f.setStr(&m.Namespace)
 		case 5:
-			if v, ok := f.str(); ok {
-				m.UID = types.UID(v)
-			}
+			f.setStr((*string)(&m.UID))
 		case 6:
-			m.ResourceVersion, _ = f.str()
+			f.setStr(&m.ResourceVersion)
 		case 9:
 			if d, ok := f.bytes(); ok {
 				if m.DeletionTimestamp == nil {
@@ -174,31 +169,19 @@ func serviceSpec(b []byte, s *corev1.ServiceSpec) error {
 				f.fail(servicePort(d, &s.Ports[len(s.Ports)-1]))
 			}
 		case 3:
-			s.ClusterIP, _ = f.str()
+			f.setStr(&s.ClusterIP)
 		case 4:
-			if v, ok := f.str(); ok {
-				s.Type = corev1.ServiceType(v)
-			}
+			f.setStr((*string)(&s.Type))
 		case 5:
-			if v, ok := f.str(); ok {
-				s.ExternalIPs = append(s.ExternalIPs, v)
-			}
+			f.appendStr(&s.ExternalIPs)
 		case 7:
-			if v, ok := f.str(); ok {
-				s.SessionAffinity = corev1.ServiceAffinity(v)
-			}
+			f.setStr((*string)(&s.SessionAffinity))
 		case 9:
-			if v, ok := f.str(); ok {
-				s.LoadBalancerSourceRanges = append(s.LoadBalancerSourceRanges, v)
-			}
+			f.appendStr(&s.LoadBalancerSourceRanges)
 		case 11:
-			if v, ok := f.str(); ok {
-				s.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicy(v)
-			}
+			f.setStr((*string)(&s.ExternalTrafficPolicy))
 		case 12:
-			if v, ok := f.varint(); ok {
-				s.HealthCheckNodePort = int32(v)
-			}
+			f.setInt32(&s.HealthCheckNodePort)
 		case 14:
 			if d, ok := f.bytes(); ok {
 				if s.SessionAffinityConfig == nil {
@@ -207,9 +190,7 @@ func serviceSpec(b []byte, s *corev1.ServiceSpec) error {
 				f.fail(s.SessionAffinityConfig.Unmarshal(d))
 			}
 		case 18:
-			if v, ok := f.str(); ok {
-				s.ClusterIPs = append(s.ClusterIPs, v)
-			}
+			f.appendStr(&s.ClusterIPs)
 		case 22:
 			if v, ok := f.str(); ok {
 				p := corev1.ServiceInternalTrafficPolicy(v)
@@ -230,19 +211,13 @@ func servicePort(b []byte, p *corev1.ServicePort) error {
 	for f.next() {
 		switch f.num {
 		case 1:
-			p.Name, _ = f.str()
+			f.setStr(&p.Name)
 		case 2:
-			if v, ok := f.str(); ok {
-				p.Protocol = corev1.Protocol(v)
-			}
+			f.setStr((*string)(&p.Protocol))
 		case 3:
-			if v, ok := f.varint(); ok {
-				p.Port = int32(v)
-			}
+			f.setInt32(&p.Port)
 		case 5:
-			if v, ok := f.varint(); ok {
-				p.NodePort = int32(v)
-			}
+			f.setInt32(&p.NodePort)
 		}
 	}
 	return f.err

@@ -95,6 +95,28 @@ func (f *field) str() (string, bool) {
 	return string(b), ok
 }
 
+// setStr stores the current field's value, a string, in *dst.
+func (f *field) setStr(dst *string) {
+	if v, ok := f.str(); ok {
+		*dst = v
+	}
+}
+
+// appendStr appends the current field's value, a string, to *dst.
+func (f *field) appendStr(dst *[]string) {
+	if v, ok := f.str(); ok {
+		*dst = append(*dst, v)
+	}
+}
+
+// setInt32 stores the current field's value, a varint, in *dst (truncated, as
+// the generated code does).
+func (f *field) setInt32(dst *int32) {
+	if v, ok := f.varint(); ok {
+		*dst = int32(v)
+	}
+}
+
 // varint is the current field's value, which must be a varint.
 func (f *field) varint() (uint64, bool) {
 	if f.typ != protowire.VarintType {
