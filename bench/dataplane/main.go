@@ -124,12 +124,19 @@ func serve(addr string) error {
 	return http.ListenAndServe(addr, mux)
 }
 
-// client measures each target, alternating, and prints JSON.
+// client measures each target, alternating, and prints JSON. The order of the
+// targets is reversed every other round (A B, B A, A B, ...), so that neither
+// always follows the other (what the previous measurement left: conntrack
+// entries of its connections, warm caches).
 func client(o options) error {
 	targets := strings.Split(o.client, ",")
 	best := make(map[string]*figures)
-	for range o.rounds {
-		for _, t := range targets {
+	for r := range o.rounds {
+		order := slices.Clone(targets)
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, t := range order {
 			f, err := measure(t, o)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t, err)
