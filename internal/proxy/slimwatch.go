@@ -22,7 +22,8 @@ import (
 // of them.
 type slimDecoder struct {
 	// service and slice are what slimService and slimEndpointSlice keep of
-	// an object's labels and annotations.
+	// an object's labels and annotations (the same lists: a key added there
+	// goes here too, and into TestDecodeSlimMatchesSlimObject's objects).
 	service, slice protoslim.Keep
 }
 
