@@ -114,8 +114,9 @@ func BenchmarkKernelFullSync(b *testing.B) {
 // BenchmarkKernelPartialSync is one endpoint change at 10,000 Services × 10
 // endpoints: after a full sync (not timed), each iteration replaces the first
 // endpoint of one Service and runs a partial sync. BenchmarkKernelScaleSync
-// adds or removes one instead (which also rewrites the Service's policy rule).
-// Same requirements as BenchmarkKernelFullSync.
+// adds or removes one instead (with the interval maps, that too changes only
+// map elements, not the Service's policy rule). Same requirements as
+// BenchmarkKernelFullSync.
 func BenchmarkKernelPartialSync(b *testing.B) {
 	benchmarkKernelPartialSync(b, func(eps []proxy.Endpoint, i int) []proxy.Endpoint {
 		eps[0].IP = netip.AddrFrom4([4]byte{10, 200, byte(i >> 8), byte(i)})
