@@ -43,6 +43,8 @@ type options struct {
 	duration time.Duration
 	parallel int
 	rounds   int
+	// noSocketLB passes --disable-socket-lb to kubesvc up.
+	noSocketLB bool
 	// serve: run the server (in the server pod).
 	serve string
 	// client: run the measurements against these targets (in the client pod).
@@ -87,6 +89,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "how long each connection-rate run lasts")
 	flag.IntVar(&o.parallel, "parallel", 4, "parallel clients in the connection-rate run")
 	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds per target (the best of each is kept)")
+	flag.BoolVar(&o.noSocketLB, "disable-socket-lb", false, "run kubesvc up --disable-socket-lb: pods' connections to the ClusterIP go through the proxy's DNAT")
 	flag.StringVar(&o.serve, "serve", "", "internal: serve on this address (inside the server pod)")
 	flag.StringVar(&o.client, "client", "", "internal: measure these comma-separated host:port targets (inside the client pod)")
 	flag.Parse()
@@ -262,7 +265,11 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	u, err := benchproc.StartUp(o.bin, "--proxy-mode", o.mode)
+	upArgs := []string{"--proxy-mode", o.mode}
+	if o.noSocketLB {
+		upArgs = append(upArgs, "--disable-socket-lb")
+	}
+	u, err := benchproc.StartUp(o.bin, upArgs...)
 	if err != nil {
 		return err
 	}
@@ -347,7 +354,17 @@ func run(o options) error {
 		return fmt.Errorf("the client's answer %q: %v", out, err)
 	}
 	svcF, direct := fs[0], fs[1]
-	fmt.Printf("proxy mode %s; pod to pod on one node; best (and median) of %d alternating rounds; host %+v\n", o.mode, o.rounds, benchproc.ReadHost())
+	lb := "socket load balancing on"
+	if o.noSocketLB {
+		lb = "socket load balancing off (--disable-socket-lb)"
+	}
+	fmt.Printf("proxy mode %s, %s; pod to pod on one node; best (and median) of %d alternating rounds; host %+v\n", o.mode, lb, o.rounds, benchproc.ReadHost())
+	// Which path the ClusterIP connections took: through the proxy's DNAT,
+	// each leaves a conntrack entry to the ClusterIP in the node's namespace
+	// (for 10 s after its RST); balanced in connect(), none.
+	if n, err := conntrackTo(clusterIP); err == nil {
+		fmt.Printf("  conntrack entries to the ClusterIP %s in the node's namespace after the rounds: %d\n", clusterIP, n)
+	}
 	fmt.Printf("  %-28s %10s %12s %10s %10s %7s\n", "target", "MiB/s", "conns/s", "p50 µs", "p99 µs", "failed")
 	for _, f := range fs {
 		fmt.Printf("  %-28s %10.0f %12.0f %10.0f %10.0f %7d\n", f.Target, f.MiBPerSec, f.ConnsPerSec, f.P50Micros, f.P99Micros, f.FailedConns)
@@ -375,4 +392,20 @@ func ready(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// conntrackTo counts the node namespace's conntrack entries whose original
+// destination is ip.
+func conntrackTo(ip string) (int, error) {
+	b, err := os.ReadFile("/proc/thread-self/net/nf_conntrack")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && slices.Contains(f, "dst="+ip) {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/sim"
 	"github.com/kubesvc/kubesvc/internal/memtrim"
+	"github.com/kubesvc/kubesvc/internal/proxy/socklb"
 )
 
 // agentFlags are the flags of `kubesvc agent` (the names are a contract).
@@ -127,7 +128,7 @@ needs no root.`,
 				}
 				runs := []func(context.Context) error{a.Run, func(ctx context.Context) error { return serveAgentHTTP(ctx, rf.readOnlyPort, reg) }}
 				if !rf.disableProxy {
-					sp := serviceProxy{flags: pf, client: cfg.Client, nodeName: cfg.NodeName, clusterCIDRs: cfg.ClusterCIDRs, log: cfg.Log.With("component", "proxy")}
+					sp := serviceProxy{flags: pf, client: cfg.Client, nodeName: cfg.NodeName, clusterCIDRs: cfg.ClusterCIDRs, podCgroup: cfg.PodCgroup, log: cfg.Log.With("component", "proxy")}
 					runs = append(runs, sp.run)
 				}
 				if !rf.disableDNS {
@@ -152,7 +153,12 @@ needs no root.`,
 					trim := &memtrim.Periodic{First: 10 * time.Second, Every: time.Minute, Check: 10 * time.Second, Growth: 8 << 20, Random: true, NoFaultAround: true, Log: cfg.Log.With("component", "memtrim")}
 					runs = append(runs, trim.Run)
 				}
-				return runAll(cmd.Context(), runs...)
+				err = runAll(cmd.Context(), runs...)
+				if cfg.PodCgroup != "" {
+					// Gone with the last pod; pods that outlive the agent keep it.
+					err = errors.Join(err, socklb.RemovePodCgroup(cfg.PodCgroup))
+				}
+				return err
 			}
 			cfg, err := f.config()
 			if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/agent/runner"
 	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 	"github.com/kubesvc/kubesvc/internal/agent/runtime/process"
+	"github.com/kubesvc/kubesvc/internal/proxy/socklb"
 )
 
 // errNotRoot is the real agent's answer without root.
@@ -40,6 +41,9 @@ type realAgentFlags struct {
 	trimMemory bool
 	// kubeletPort is the kubelet server's port (kubelet's --port).
 	kubeletPort int
+	// noSocketLB leaves pods' connections to ClusterIPs to the proxy's rules
+	// alone (no eBPF socket load balancing).
+	noSocketLB bool
 }
 
 func (f *realAgentFlags) add(fs *pflag.FlagSet) {
@@ -53,6 +57,7 @@ func (f *realAgentFlags) add(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.disableProxy, "disable-proxy", false, "run no service proxy in the agent (run kubesvc proxy, or another kube-proxy, for this node)")
 	fs.BoolVar(&f.trimMemory, "trim-memory", true, "give back the memory that start-up and bursts of pod starts touched and the idle agent does not use: the freed heap and the pages of this (all-component) binary read once (10 s after start, then at most every minute when they are 8 MiB above their level at rest)")
 	fs.IntVar(&f.readOnlyPort, "read-only-port", defaultReadOnlyPort, "port of kubelet's read-only endpoints /metrics and /healthz, unauthenticated, on every address (0: none)")
+	fs.BoolVar(&f.noSocketLB, "disable-socket-lb", false, "balance pods' TCP connections to ClusterIPs only in the proxy's rules (DNAT), not in connect() with eBPF (docs/architecture.md, \"Socket load balancing\")")
 	fs.IntVar(&f.kubeletPort, "kubelet-port", agent.DefaultKubeletPort, "port of the kubelet server (container logs for the API server), HTTPS on every address, advertised in the Node's status.daemonEndpoints; only the API server's kubelet client certificate is served")
 }
 
@@ -144,8 +149,16 @@ func (r realAgent) config() (agent.Config, error) {
 		containerRunner = ""
 	}
 	cg, cgErr := cgroups.Detect("")
+	// The pods' own cgroup, for the proxy's socket load balancing.
+	var podCgroup string
+	if !rf.noSocketLB && !rf.disableProxy {
+		if podCgroup, err = socklb.PodCgroup("", root); err != nil {
+			r.log.Info("pods' connections to ClusterIPs go through the proxy's rules only (no socket load balancing)", "reason", err)
+			podCgroup = ""
+		}
+	}
 	rt, err := process.New(process.Config{RootDir: filepath.Join(root, "runtime"), Self: self, Runner: containerRunner,
-		Log: r.log, Cgroups: cg, CgroupsUnavailable: cgErr})
+		Log: r.log, Cgroups: cg, CgroupsUnavailable: cgErr, PodCgroup: podCgroup})
 	if err != nil {
 		return agent.Config{}, err
 	}
@@ -163,6 +176,7 @@ func (r realAgent) config() (agent.Config, error) {
 		Client: client, Network: netw, Runtime: rt, Images: images.Resolver{Self: self, Maps: maps},
 		Log: r.log, MaxPods: r.maxPods, Registerer: r.metrics,
 		KubeletPort: int32(rf.kubeletPort), KubeletClientCA: clusterCA,
+		PodCgroup: podCgroup,
 	}, nil
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/proxy/iptables"
 	"github.com/kubesvc/kubesvc/internal/proxy/nftables"
 	"github.com/kubesvc/kubesvc/internal/proxy/proxyconfig"
+	"github.com/kubesvc/kubesvc/internal/proxy/socklb"
 )
 
 // Proxy modes (kube-proxy's --proxy-mode values).
@@ -148,6 +149,10 @@ type serviceProxy struct {
 	// sources are the Services, EndpointSlices and Node that every proxy
 	// run builds follows: set by run, which starts them at once.
 	sources *proxy.Sources
+	// podCgroup is the cgroup v2 folder of the node's pods (the agent's):
+	// each proxy attaches its socket load balancing there while it runs
+	// (package socklb). "": none (kubesvc proxy, a machine's proxy).
+	podCgroup string
 }
 
 // run runs the proxy under a proxyconfig.Supervisor until ctx ends: the
@@ -226,6 +231,15 @@ func (sp serviceProxy) build(ctx context.Context, cfg proxyconfig.Config) (func(
 		},
 		sysctls: cfg.Conntrack.Sysctls(), set: nftables.ProcSysctl{}.Set, log: sp.log,
 	}
+	// Pods' connections to ClusterIPs, balanced in connect(): the programs
+	// are attached when this proxy runs (nothing on the node changes before),
+	// and not under masqueradeAll, whose point is that endpoints see the
+	// node's address.
+	var sockLB *socklb.Backend
+	if sp.podCgroup != "" && !cfg.MasqueradeAll {
+		sockLB = &socklb.Backend{Backend: backend, Log: sp.log}
+		backend = sockLB
+	}
 	// firstSynced tells trimAfterFirstSync that the first full sync is done.
 	var firstSynced chan struct{}
 	if sp.trimMemory {
@@ -266,6 +280,16 @@ func (sp serviceProxy) build(ctx context.Context, cfg proxyconfig.Config) (func(
 	}
 	return func(ctx context.Context) error {
 		sp.cleanupOtherMode(ctx, cfg, families, serviceCIDRs, clusterCIDRs)
+		if sockLB != nil {
+			lb, err := socklb.Open(sp.podCgroup)
+			if err != nil {
+				sp.log.Warn("pods' connections to ClusterIPs go through the rules only (no socket load balancing)", "err", err)
+			} else {
+				sockLB.LB = lb
+				defer lb.Close()
+				sp.log.Info("socket load balancing: pods' TCP connections to ClusterIPs go to an endpoint in connect()", "cgroup", sp.podCgroup)
+			}
+		}
 		sp.log.Info("service proxy starting", "mode", cfg.Mode, "node", sp.nodeName, "serviceCIDRs", serviceCIDRs, "clusterCIDRs", clusterCIDRs)
 		return runAll(ctx, runs...)
 	}, nil

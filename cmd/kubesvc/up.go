@@ -26,6 +26,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/apiserver"
 	"github.com/kubesvc/kubesvc/internal/component"
 	"github.com/kubesvc/kubesvc/internal/multinode"
+	"github.com/kubesvc/kubesvc/internal/proxy/socklb"
 )
 
 func newUpCommand() *cobra.Command {
@@ -93,6 +94,7 @@ LoadBalancers work here as on one node.`,
 	cmd.Flags().StringVar(&o.nodeIP, "node-ip", "", "the node's InternalIP (default: the address of the default route's interface, else the first global address, else the pod network's gateway)")
 	cmd.Flags().StringArrayVar(&o.imageMaps, "image-map", nil, "IMAGE=PROGRAM: containers of IMAGE run PROGRAM from this machine (repeatable)")
 	cmd.Flags().BoolVar(&o.disableProxy, "disable-proxy", false, "run no service proxy on this machine's node")
+	cmd.Flags().BoolVar(&o.noSocketLB, "disable-socket-lb", false, "balance pods' TCP connections to ClusterIPs only in the proxy's rules (DNAT), not in connect() with eBPF (docs/architecture.md, \"Socket load balancing\")")
 	cmd.Flags().BoolVar(&o.disableDNS, "disable-dns", false, "run no cluster DNS server on this machine's node")
 	cmd.Flags().IntVar(&o.nodes, "nodes", 1, "run this many real nodes: 1 is this machine; N >= 2 runs N nodes, each in a network namespace of its own on the bridge kubesvc-nodes (needs root)")
 	cmd.Flags().StringVar(&o.nodesRange, "nodes-range", multinode.DefaultRange, "with --nodes >= 2: the nodes' IPv4 network on the bridge kubesvc-nodes; this machine gets its first address, node i the (i+1)th")
@@ -116,7 +118,9 @@ type upOptions struct {
 	// proxy configures the node's service proxy (nil or disableProxy: none).
 	proxy        *proxyFlags
 	disableProxy bool
-	disableDNS   bool
+	// noSocketLB: --disable-socket-lb.
+	noSocketLB bool
+	disableDNS bool
 	// nodes >= 2 runs that many nodes in network namespaces (multinode) instead
 	// of the agent for this machine; namePrefix names them ("" the default).
 	nodes      int
@@ -185,6 +189,8 @@ func (f *serverFlags) realNode(srv *apiserver.Server, o upOptions, log *slog.Log
 			clusterCIDRs:  splitList(f.ctrl.ClusterCIDR),
 			serviceCIDRs:  splitList(f.serviceCIDR),
 			imageMaps:     o.imageMaps,
+			disableProxy:  o.proxy == nil || o.disableProxy,
+			noSocketLB:    o.noSocketLB,
 		}
 		reg, err := agentRegistry()
 		if err != nil {
@@ -217,14 +223,19 @@ func (f *serverFlags) realNode(srv *apiserver.Server, o upOptions, log *slog.Log
 				return markControlPlane(ctx, adminClient, cfg.NodeName, 100*time.Millisecond, log.With("component", "up"))
 			}}
 		if o.proxy != nil && !o.disableProxy {
-			sp := serviceProxy{flags: o.proxy, client: cfg.Client, nodeName: cfg.NodeName, clusterCIDRs: cfg.ClusterCIDRs, log: log.With("component", "proxy")}
+			sp := serviceProxy{flags: o.proxy, client: cfg.Client, nodeName: cfg.NodeName, clusterCIDRs: cfg.ClusterCIDRs, podCgroup: cfg.PodCgroup, log: log.With("component", "proxy")}
 			runs = append(runs, sp.run)
 		}
 		if !o.disableDNS {
 			nd := nodeDNS{client: cfg.Client, nodeName: cfg.NodeName, domain: cfg.ClusterDomain, log: log.With("component", "dns")}
 			runs = append(runs, nd.run)
 		}
-		return runAll(ctx, runs...)
+		err = runAll(ctx, runs...)
+		if cfg.PodCgroup != "" {
+			// Gone with the last pod; pods that outlive the agent keep it.
+			err = errors.Join(err, socklb.RemovePodCgroup(cfg.PodCgroup))
+		}
+		return err
 	}}
 }
 

@@ -106,6 +106,11 @@ type Config struct {
 	// chains to it and names pki.KubeletClientUser (the API server). It is the
 	// cluster CA, the one in the agent's kubeconfig. Empty: no kubelet server.
 	KubeletClientCA []byte
+	// PodCgroup is the cgroup v2 folder the Runtime starts this node's pods in
+	// (process.Config.PodCgroup), for the node's service proxy to attach its
+	// socket load balancing to; "" when there is none. The agent itself does
+	// not use it.
+	PodCgroup string
 	// ResolvConf is the host resolver configuration (kubelet --resolv-conf);
 	// empty: /etc/resolv.conf, or systemd-resolved's upstream file when
 	// /etc/resolv.conf only names its local stub (decided when Run starts).

@@ -34,6 +34,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/datadir"
 	"github.com/kubesvc/kubesvc/internal/proxy/iptables"
 	"github.com/kubesvc/kubesvc/internal/proxy/nftables"
+	"github.com/kubesvc/kubesvc/internal/proxy/socklb"
 )
 
 // Options say what to reset.
@@ -146,6 +147,10 @@ func resetMachine(ctx context.Context, o Options, dataDir string, log *slog.Logg
 	n, err := stopContainers(ctx, filepath.Join(o.AgentRoot, "runtime"), o.Self, o.StopGrace, log)
 	rep.Containers += n
 	errs = append(errs, err)
+	// The pods' cgroup (socket load balancing), now that they are stopped.
+	if dir, err := socklb.PodCgroupPath("", o.AgentRoot); err == nil {
+		errs = append(errs, socklb.RemovePodCgroup(dir))
+	}
 
 	if netw, err := podnet.NewNetlink(podnet.Config{RootDir: filepath.Join(o.AgentRoot, "net"), Log: log}); err != nil {
 		errs = append(errs, fmt.Errorf("reset: pod network: %w", err))

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubesvc/kubesvc/internal/proxy/socklb"
 )
 
 var (
@@ -32,7 +34,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
+	code := runMain(m)
+	// The tests' agents leave their pods' cgroups (socket load balancing)
+	// when their pods outlive them, which end with the tests' namespaces:
+	// remove those whose agent's folder is gone.
+	if err := socklb.GCPodCgroups(""); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+	}
+	os.Exit(code)
 }
 
 func runMain(m *testing.M) int {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -22,6 +23,9 @@ import (
 // localhost, a Service without endpoints refuses at once, ClientIP affinity,
 // externalIPs and load-balancer IPs from outside, and externalTrafficPolicy
 // Local keeps the client's address and answers on its healthCheckNodePort.
+// The nftables run balances pods' connections to ClusterIPs in connect()
+// (socket load balancing, where the machine allows it); the iptables run
+// turns that off, so that pods' connections go through the rules' DNAT.
 func TestServiceTraffic(t *testing.T) {
 	for _, mode := range []string{"nftables", "iptables"} {
 		t.Run(mode, func(t *testing.T) {
@@ -31,13 +35,17 @@ func TestServiceTraffic(t *testing.T) {
 			if isolate.Run(t) {
 				return
 			}
-			testServiceTraffic(t, mode)
+			testServiceTraffic(t, mode, mode == "iptables")
 		})
 	}
 }
 
-func testServiceTraffic(t *testing.T, mode string) {
-	s := startUp(t, "--proxy-mode", mode)
+func testServiceTraffic(t *testing.T, mode string, noSocketLB bool) {
+	args := []string{"--proxy-mode", mode}
+	if noSocketLB {
+		args = append(args, "--disable-socket-lb")
+	}
+	s := startUp(t, args...)
 	k := s.kubectl(t)
 	eventually(t, "the node Ready", 60*time.Second, func() error {
 		out, err := jsonpath(k, `{.items[0].status.conditions[?(@.type=="Ready")].status}`, "nodes")
@@ -133,6 +141,29 @@ func testServiceTraffic(t *testing.T, mode string) {
 		}
 		if err := everyPod(seen); err != nil {
 			t.Error(err)
+		}
+		// Which way they went: through the rules' DNAT, each connection left
+		// a conntrack entry from the pod to the ClusterIP in the node's
+		// namespace (TIME_WAIT); balanced in connect(), none.
+		socketLB := !noSocketLB && strings.Contains(s.log.String(), "socket load balancing: pods' TCP connections")
+		if !noSocketLB && !socketLB {
+			t.Logf("socket load balancing is not available here; pods' connections went through the rules:\n%s", grepLines(s.log.String(), "socket load balancing"))
+		}
+		b, err := os.ReadFile("/proc/thread-self/net/nf_conntrack")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, l := range lines(string(b)) {
+			if strings.Contains(l, " src="+podIPs[0]+" dst="+clusterIP+" ") {
+				n++
+			}
+		}
+		switch {
+		case socketLB && n != 0:
+			t.Errorf("socket load balancing is on, yet %d conntrack entries go from the pod to the ClusterIP (DNAT)", n)
+		case !socketLB && n == 0:
+			t.Errorf("no conntrack entry from the pod to the ClusterIP: the 30 connections did not go through the rules' DNAT")
 		}
 	})
 	t.Run("NodePort", func(t *testing.T) {
@@ -399,3 +430,14 @@ spec:
   - port: 80
     targetPort: 8080
 `
+
+// grepLines is the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range lines(s) {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -79,7 +79,7 @@ func (r *Runtime) Exec(ctx context.Context, id runtime.ContainerID, cmd []string
 		return runtime.ExecResult{}, err
 	}
 	// Its own process group: a signal to the agent's group (Ctrl-C) is not for it.
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.SysProcAttr = r.inPodCgroup(&syscall.SysProcAttr{Setpgid: true})
 	if stdin != nil {
 		// Through a pipe of our own, so that Exec returns when the command exits
 		// even though stdin (an exec stream) stays open: the copy goes on until

@@ -63,7 +63,7 @@ func (r *Runtime) ExecTTY(ctx context.Context, id runtime.ContainerID, cmd []str
 		}
 	}
 	c.Stdin, c.Stdout, c.Stderr = pts, pts, pts
-	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	c.SysProcAttr = r.inPodCgroup(&syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0})
 	err = c.Start()
 	// The command has the terminal; ours would keep it open after it exits (and
 	// the end of its output would never come).

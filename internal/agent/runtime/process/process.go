@@ -79,6 +79,12 @@ type Config struct {
 	// start that waits (a slow mount source, up to StartTimeout) from holding
 	// up every other pod.
 	MaxParallelStarts int
+	// PodCgroup, when set, is a cgroup v2 folder in which every container's
+	// shim (and so its program) and every process that Exec starts are born
+	// (clone3's CLONE_INTO_CGROUP): the node's socket load balancing
+	// (internal/proxy/socklb) is attached there. A container with resource
+	// limits on a cgroup v2 machine moves on into its own group.
+	PodCgroup string
 }
 
 // Runtime is the process runtime (see the package doc). Container state is on
@@ -98,6 +104,8 @@ type Runtime struct {
 	startTimeout time.Duration
 	cgroups      *cgroups.Manager
 	noCgroups    error
+	// podCgroup is Config.PodCgroup, open (nil when unset).
+	podCgroup *os.File
 	// starts bounds the containers starting at once (Config.MaxParallelStarts).
 	starts chan struct{}
 	// recording holds the IDs of the self-supervised containers this Runtime
@@ -165,6 +173,13 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if r.cgroups == nil && r.noCgroups == nil {
 		r.noCgroups = errors.New("no cgroup manager configured")
+	}
+	if cfg.PodCgroup != "" {
+		f, err := os.Open(cfg.PodCgroup)
+		if err != nil {
+			return nil, fmt.Errorf("process runtime: the pods' cgroup: %w", err)
+		}
+		r.podCgroup = f
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -356,7 +371,7 @@ func (r *Runtime) startShim(id runtime.ContainerID) (*os.File, <-chan struct{}, 
 		return nil, nil, err
 	}
 	defer closeParent()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = r.inPodCgroup(&syscall.SysProcAttr{Setsid: true})
 	if err := cmd.Start(); err != nil {
 		reportR.Close()
 		return nil, nil, fmt.Errorf("start shim: %w", err)
@@ -743,4 +758,13 @@ func (r *Runtime) Remove(ctx context.Context, id runtime.ContainerID) error {
 	}
 	r.log.Info("container removed", "id", id)
 	return nil
+}
+
+// inPodCgroup has a process started with attr be born in the pods' cgroup
+// (Config.PodCgroup), when there is one.
+func (r *Runtime) inPodCgroup(attr *syscall.SysProcAttr) *syscall.SysProcAttr {
+	if r.podCgroup != nil {
+		attr.UseCgroupFD, attr.CgroupFD = true, int(r.podCgroup.Fd())
+	}
+	return attr
 }

@@ -118,10 +118,10 @@ func (r *Runtime) startSelf(id runtime.ContainerID, netns string) (*os.File, <-c
 		return nil, nil, err
 	}
 	defer closeParent()
-	cmd.SysProcAttr = &syscall.SysProcAttr{
+	cmd.SysProcAttr = r.inPodCgroup(&syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
 		Setsid:     true,
-	}
+	})
 	done := make(chan struct{})
 	r.recording.Store(id, (<-chan struct{})(done))
 	if err := startIn(netns, cmd); err != nil {

@@ -1,0 +1,480 @@
+package socklb
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubesvc/kubesvc/internal/proxy"
+)
+
+func TestAddrKey(t *testing.T) {
+	k := addrKey(netip.MustParseAddr("10.96.0.10"), 80)
+	// The address's bytes, then sin_port's two bytes (network order) as the
+	// low half of a native word: on a little-endian machine 00 50 00 00.
+	var want key
+	copy(want[:], []byte{10, 96, 0, 10})
+	want[4], want[5] = 0, 80
+	if isBigEndian() {
+		want[4], want[5], want[6], want[7] = 0, 0, 0, 80
+	}
+	if k != want {
+		t.Fatalf("addrKey = % x, want % x", k, want)
+	}
+}
+
+func isBigEndian() bool { return binary.NativeEndian.Uint16([]byte{0, 1}) == 1 }
+
+func TestEncodeLabels(t *testing.T) {
+	prog := []insn{
+		jeqImm(r1, 0, "end"), // slot 0
+		loadMap(r2, "m"),     // slots 1-2
+		movImm(r0, 2),        // slot 3
+		label("end"),
+		movImm(r0, 1), // slot 4
+		exit(),
+	}
+	b, err := encode(prog, map[string]int{"m": 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 6*8 {
+		t.Fatalf("encoded %d bytes, want %d", len(b), 6*8)
+	}
+	if off := int16(b[2]) | int16(b[3])<<8; off != 3 {
+		t.Errorf("jump offset %d, want 3 (over the 16-byte map load and one instruction)", off)
+	}
+	if b[8+4] != 7 || b[9]>>4 != 1 {
+		t.Errorf("map load: imm %d src %d, want fd 7 and BPF_PSEUDO_MAP_FD", b[8+4], b[9]>>4)
+	}
+	if _, err := encode([]insn{jeqImm(r1, 0, "nowhere")}, nil); err == nil {
+		t.Error("a jump to a missing label encoded")
+	}
+	if _, err := encode([]insn{loadMap(r1, "x")}, nil); err == nil {
+		t.Error("a missing map encoded")
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	for in, want := range map[string]string{`/sys/fs/cgroup`: "/sys/fs/cgroup", `/a\040b`: "/a b"} {
+		if got := unescapeMount(in); got != want {
+			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCgroup2Mount(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, info, want string
+	}{
+		{"hybrid", "30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw\n31 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n", "/sys/fs/cgroup/unified"},
+		{"unified", "29 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n", "/sys/fs/cgroup"},
+		{"a cgroup namespace's bind of a sub-folder is skipped", "29 23 0:26 /sub /mnt rw - cgroup2 cgroup2 rw\n", ""},
+		{"none", "22 1 0:21 / /proc rw - proc proc rw\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(p, []byte(tc.info), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := cgroup2Mount(p)
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("cgroup2Mount = %q, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("cgroup2Mount = %q, %v, want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPodCgroupPathAndGC(t *testing.T) {
+	dir := t.TempDir()
+	info := filepath.Join(dir, "mountinfo")
+	mnt := filepath.Join(dir, "cg")
+	if err := os.WriteFile(info, []byte("30 25 0:26 / "+mnt+" rw - cgroup2 cgroup2 rw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	live := filepath.Join(dir, "live", "agent")
+	if err := os.MkdirAll(live, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gone := filepath.Join(dir, "gone", "agent")
+	busyRoot := filepath.Join(dir, "busy", "agent")
+	var paths []string
+	for _, root := range []string{live, gone, busyRoot} {
+		p, err := PodCgroup(info, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Dir(p) != filepath.Join(mnt, cgroupParent) || strings.Contains(filepath.Base(p), "/") {
+			t.Fatalf("PodCgroup(%s) = %s", root, p)
+		}
+		paths = append(paths, p)
+	}
+	// A cgroup with processes cannot be removed; a folder with a file stands for it.
+	if err := os.WriteFile(filepath.Join(paths[2], "cgroup.procs"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := PodCgroupPath(info, live); again != paths[0] {
+		t.Errorf("PodCgroupPath changed: %s then %s", paths[0], again)
+	}
+	if err := GCPodCgroups(info); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false, true} {
+		if _, err := os.Stat(paths[i]); (err == nil) != want {
+			t.Errorf("after GC, %s exists: %v, want %v", paths[i], err == nil, want)
+		}
+	}
+	if long, _ := PodCgroupPath(info, "/"+strings.Repeat("x", 300)); len(filepath.Base(long)) != 16 {
+		t.Errorf("a long root's folder is %q, want a hash", filepath.Base(long))
+	}
+	if err := RemovePodCgroup(paths[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(paths[0]); err == nil {
+		t.Error("RemovePodCgroup left the folder")
+	}
+	if _, err := os.Stat(filepath.Dir(paths[0])); err != nil {
+		t.Error("RemovePodCgroup removed the parent while another agent's folder was in it")
+	}
+}
+
+// openTestLB loads the programs on a new cgroup of the machine's cgroup v2
+// hierarchy, or skips the test where this machine cannot.
+func openTestLB(t *testing.T) (*LB, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (BPF programs, cgroups, network namespaces)")
+	}
+	mnt, err := cgroup2Mount("/proc/self/mountinfo")
+	if err != nil {
+		t.Skipf("no cgroup v2 here: %v", err)
+	}
+	dir := filepath.Join(mnt, fmt.Sprintf("kubesvc-socklb-test-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := os.Remove(dir); err != nil {
+			t.Errorf("remove the test's cgroup: %v", err)
+		}
+	})
+	lb, err := Open(dir)
+	if err != nil {
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOSYS) {
+			t.Skipf("BPF refused here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(lb.Close)
+	return lb, dir
+}
+
+func svcName(name string, proto corev1.Protocol) proxy.ServicePortName {
+	return proxy.ServicePortName{NamespacedName: types.NamespacedName{Namespace: "ns", Name: name}, Port: "p", Protocol: proto}
+}
+
+func ep(addr string, port int32, ready bool) proxy.Endpoint {
+	return proxy.Endpoint{IP: netip.MustParseAddr(addr), Port: port, Ready: ready, Serving: ready}
+}
+
+func TestSyncMaps(t *testing.T) {
+	lb, _ := openTestLB(t)
+	web, dns, sticky, empty := svcName("web", corev1.ProtocolTCP), svcName("dns", corev1.ProtocolUDP), svcName("sticky", corev1.ProtocolTCP), svcName("empty", corev1.ProtocolTCP)
+	port := func(name proxy.ServicePortName, ip string) *proxy.ServicePort {
+		return &proxy.ServicePort{Name: name, Type: corev1.ServiceTypeClusterIP, Protocol: name.Protocol, Port: 80,
+			ClusterIPs: []netip.Addr{netip.MustParseAddr(ip), netip.MustParseAddr("fd00::1")}}
+	}
+	stickyPort := port(sticky, "10.96.0.3")
+	stickyPort.AffinityTimeout = time.Hour
+	s := &proxy.Snapshot{
+		Full: true,
+		Services: map[proxy.ServicePortName]*proxy.ServicePort{
+			web: port(web, "10.96.0.1"), dns: port(dns, "10.96.0.2"), sticky: stickyPort, empty: port(empty, "10.96.0.4"),
+		},
+		Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{
+			web:    {ep("10.244.0.5", 8080, true), ep("10.244.0.6", 8080, true), ep("10.244.0.7", 8080, false), ep("fd00::5", 8080, true)},
+			dns:    {ep("10.244.0.8", 53, true)},
+			sticky: {ep("10.244.0.9", 80, true)},
+			empty:  {ep("10.244.0.10", 80, false)},
+		},
+	}
+	check := func(ip string, want ...string) {
+		t.Helper()
+		got, err := lb.Lookup(netip.MustParseAddr(ip), 80)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gs []string
+		for _, g := range got {
+			gs = append(gs, g.String())
+		}
+		if !slices.Equal(gs, want) {
+			t.Errorf("%s:80 → %v, want %v", ip, gs, want)
+		}
+	}
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	check("10.96.0.1", "10.244.0.5:8080", "10.244.0.6:8080") // ready IPv4 endpoints only
+	check("10.96.0.2")                                       // UDP: the rules
+	check("10.96.0.3")                                       // ClientIP affinity: the rules
+	check("10.96.0.4")                                       // no ready endpoint and none serving: the rules reject
+
+	// A partial sync: one endpoint more for web; the old list is removed.
+	oldID := lb.ports[web].id
+	s = &proxy.Snapshot{Services: s.Services, Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{
+		web: {ep("10.244.0.5", 8080, true), ep("10.244.0.6", 8080, true), ep("10.244.0.7", 8080, true)},
+	}, Changed: map[proxy.ServicePortName]bool{web: true}}
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	check("10.96.0.1", "10.244.0.5:8080", "10.244.0.6:8080", "10.244.0.7:8080")
+	var v [8]byte
+	k := pairKey(oldID, 0)
+	if ok, err := lookupElem(lb.backends, k[:], v[:]); err != nil || ok {
+		t.Errorf("the old endpoint list is still in the map (%v)", err)
+	}
+	// Unchanged: no new list.
+	id := lb.ports[web].id
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	if lb.ports[web].id != id {
+		t.Error("an unchanged port got a new endpoint list")
+	}
+	// internalTrafficPolicy Local: only this node's endpoints.
+	local := *s.Services[web]
+	local.InternalPolicyLocal = true
+	localEps := []proxy.Endpoint{ep("10.244.0.5", 8080, true), ep("10.244.0.6", 8080, true)}
+	localEps[1].IsLocal = true
+	s = &proxy.Snapshot{Services: map[proxy.ServicePortName]*proxy.ServicePort{web: &local},
+		Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{web: localEps}, Changed: map[proxy.ServicePortName]bool{web: true}}
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	check("10.96.0.1", "10.244.0.6:8080")
+	// The Service goes away.
+	s = &proxy.Snapshot{Services: map[proxy.ServicePortName]*proxy.ServicePort{}, Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{},
+		Changed: map[proxy.ServicePortName]bool{web: true}}
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	check("10.96.0.1")
+	if len(lb.ports) != 0 {
+		t.Errorf("state left: %v", lb.ports)
+	}
+}
+
+// helperEnv makes the test binary the client of TestConnectInCgroup.
+const helperEnv = "KUBESVC_SOCKLB_HELPER"
+
+// helperResult is what the helper reports.
+type helperResult struct {
+	// Accepted counts the connections each listener took.
+	Accepted map[string]int
+	// Peers are getpeername's answers.
+	Peers []string
+	// Errors are the dials that failed, by target.
+	Errors map[string]string
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		if err := helper(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// helper runs in a new network namespace, in the test's cgroup: it listens
+// on 127.0.0.1:18080 and 127.0.0.2:18080, dials the Service 10.96.0.10:80
+// twenty times, and 10.96.0.11:80 (not in the maps) once.
+func helper() error {
+	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
+	}
+	res := helperResult{Accepted: map[string]int{}, Errors: map[string]string{}}
+	accepted := make(chan string, 64)
+	for _, a := range []string{"127.0.0.1:18080", "127.0.0.2:18080"} {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepted <- a
+				c.Close()
+			}
+		}()
+	}
+	for range 20 {
+		c, err := net.DialTimeout("tcp", "10.96.0.10:80", 2*time.Second)
+		if err != nil {
+			res.Errors["10.96.0.10:80"] = err.Error()
+			continue
+		}
+		raw, err := c.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			return err
+		}
+		_ = raw.Control(func(fd uintptr) {
+			sa, err := syscall.Getpeername(int(fd))
+			if a, ok := sa.(*syscall.SockaddrInet4); ok && err == nil {
+				res.Peers = append(res.Peers, netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String())
+			}
+		})
+		res.Accepted[<-accepted]++
+		c.Close()
+	}
+	if _, err := net.DialTimeout("tcp", "10.96.0.11:80", 2*time.Second); err != nil {
+		res.Errors["10.96.0.11:80"] = err.Error()
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func TestConnectInCgroup(t *testing.T) {
+	lb, dir := openTestLB(t)
+	web := svcName("web", corev1.ProtocolTCP)
+	s := &proxy.Snapshot{
+		Full: true,
+		Services: map[proxy.ServicePortName]*proxy.ServicePort{web: {Name: web, Type: corev1.ServiceTypeClusterIP, Protocol: corev1.ProtocolTCP, Port: 80,
+			ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.10")}}},
+		Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{web: {ep("127.0.0.1", 18080, true), ep("127.0.0.2", 18080, true)}},
+	}
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	cg, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, UseCgroupFD: true, CgroupFD: int(cg.Fd()), Pdeathsig: syscall.SIGKILL}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helper: %v: %s", err, stderr.String())
+	}
+	var res helperResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("helper's report %q: %v", stdout.String(), err)
+	}
+	if e := res.Errors["10.96.0.10:80"]; e != "" {
+		t.Fatalf("dial the Service: %s", e)
+	}
+	if res.Accepted["127.0.0.1:18080"] == 0 || res.Accepted["127.0.0.2:18080"] == 0 {
+		t.Errorf("20 connections reached %v, want both endpoints", res.Accepted)
+	}
+	if len(res.Peers) != 20 || slices.ContainsFunc(res.Peers, func(p string) bool { return p != "10.96.0.10:80" }) {
+		t.Errorf("getpeername gave %v, want 10.96.0.10:80 each time", res.Peers)
+	}
+	// A ClusterIP the maps do not hold is not rewritten: the namespace has no
+	// route to it.
+	if e := res.Errors["10.96.0.11:80"]; !strings.Contains(e, "unreachable") {
+		t.Errorf("dial 10.96.0.11:80 (not in the maps): %q, want network unreachable", e)
+	}
+}
+
+// BenchmarkSync is the maps' share of a proxy sync at 10,000 Services of 10
+// endpoints: a full sync (the first) and a one-endpoint change.
+//
+//	go test ./internal/proxy/socklb -run '^$' -bench Sync -benchtime 5x
+func BenchmarkSync(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root (BPF maps)")
+	}
+	mnt, err := cgroup2Mount("/proc/self/mountinfo")
+	if err != nil {
+		b.Skipf("no cgroup v2 here: %v", err)
+	}
+	dir := filepath.Join(mnt, fmt.Sprintf("kubesvc-socklb-bench-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		b.Skipf("cannot make a cgroup: %v", err)
+	}
+	defer os.Remove(dir)
+	const services, perService = 10000, 10
+	s := &proxy.Snapshot{Full: true, Services: map[proxy.ServicePortName]*proxy.ServicePort{}, Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{}}
+	var names []proxy.ServicePortName
+	for i := range services {
+		name := svcName(fmt.Sprintf("svc-%d", i), corev1.ProtocolTCP)
+		names = append(names, name)
+		s.Services[name] = &proxy.ServicePort{Name: name, Protocol: corev1.ProtocolTCP, Port: 80,
+			ClusterIPs: []netip.Addr{netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})}}
+		for j := range perService {
+			s.Endpoints[name] = append(s.Endpoints[name], ep(netip.AddrFrom4([4]byte{10, 244, byte(i >> 8), byte(i)}).String(), int32(8000+j), true))
+		}
+	}
+	b.Run("full", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			lb, err := Open(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := lb.Sync(s); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			lb.Close()
+			b.StartTimer()
+		}
+	})
+	b.Run("one endpoint", func(b *testing.B) {
+		lb, err := Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer lb.Close()
+		if err := lb.Sync(s); err != nil {
+			b.Fatal(err)
+		}
+		name := names[services/2]
+		base := s.Endpoints[name]
+		i := 0
+		for b.Loop() {
+			i++
+			eps := append(slices.Clone(base[:perService-1]), ep("10.245.0.1", int32(i%1000+1), true))
+			one := &proxy.Snapshot{Services: s.Services, Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{name: eps},
+				Changed: map[proxy.ServicePortName]bool{name: true}}
+			if err := lb.Sync(one); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
