@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -302,6 +303,13 @@ type helperResult struct {
 }
 
 func TestMain(m *testing.M) {
+	if n := os.Getenv(connectBenchEnv); n != "" {
+		if err := connectBench(n); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(helperEnv) != "" {
 		if err := helper(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -363,6 +371,28 @@ func helper() error {
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
+// runInCgroup runs the test binary in a new network namespace inside the
+// cgroup dir, with env set, and returns its standard output.
+func runInCgroup(tb testing.TB, dir string, env ...string) []byte {
+	tb.Helper()
+	cg, err := os.Open(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cg.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, UseCgroupFD: true, CgroupFD: int(cg.Fd()), Pdeathsig: syscall.SIGKILL}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		tb.Fatalf("helper: %v: %s", err, stderr.String())
+	}
+	return stdout.Bytes()
+}
+
 func TestConnectInCgroup(t *testing.T) {
 	lb, dir := openTestLB(t)
 	web := svcName("web", corev1.ProtocolTCP)
@@ -375,24 +405,10 @@ func TestConnectInCgroup(t *testing.T) {
 	if err := lb.Sync(s); err != nil {
 		t.Fatal(err)
 	}
-	cg, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cg.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, UseCgroupFD: true, CgroupFD: int(cg.Fd()), Pdeathsig: syscall.SIGKILL}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helper: %v: %s", err, stderr.String())
-	}
+	stdout := runInCgroup(t, dir, helperEnv+"=1")
 	var res helperResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("helper's report %q: %v", stdout.String(), err)
+	if err := json.Unmarshal(stdout, &res); err != nil {
+		t.Fatalf("helper's report %q: %v", stdout, err)
 	}
 	if e := res.Errors["10.96.0.10:80"]; e != "" {
 		t.Fatalf("dial the Service: %s", e)
@@ -477,4 +493,98 @@ func BenchmarkSync(b *testing.B) {
 			}
 		}
 	})
+}
+
+// connectBenchEnv makes the test binary BenchmarkConnect's client; its value
+// is the number of connections per target.
+const connectBenchEnv = "KUBESVC_SOCKLB_CONNECT_BENCH"
+
+// connectBench runs in a new network namespace in the benchmark's cgroup: it
+// connects n times to the Service 10.96.0.10:80 (balanced in connect() to
+// 127.0.0.1:18080) and n times to 127.0.0.1:18080 itself, in alternating
+// blocks, and prints the mean time of each (connect, accept, close).
+func connectBench(nStr string) error {
+	n, err := strconv.Atoi(nStr)
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:18080")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	var total [2]time.Duration
+	const block = 500
+	for done := 0; done < n; done += block {
+		for i, target := range []string{"10.96.0.10:80", "127.0.0.1:18080"} {
+			start := time.Now()
+			for range block {
+				c, err := net.Dial("tcp", target)
+				if err != nil {
+					return err
+				}
+				_ = c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}
+			total[i] += time.Since(start)
+		}
+	}
+	rounded := n / block * block
+	fmt.Printf("%d %d\n", total[0].Nanoseconds()/int64(rounded), total[1].Nanoseconds()/int64(rounded))
+	return nil
+}
+
+// BenchmarkConnect is what the programs add to a connect() to a ClusterIP:
+// the time of a connection (connect and close, over loopback) to a Service
+// balanced in connect() and to its endpoint directly, from a process in the
+// cgroup (both pay the programs' lookup; only the first finds the Service).
+//
+//	go test ./internal/proxy/socklb -run '^$' -bench Connect
+func BenchmarkConnect(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root (BPF programs, cgroups, network namespaces)")
+	}
+	mnt, err := cgroup2Mount("/proc/self/mountinfo")
+	if err != nil {
+		b.Skipf("no cgroup v2 here: %v", err)
+	}
+	dir := filepath.Join(mnt, fmt.Sprintf("kubesvc-socklb-bench-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		b.Skipf("cannot make a cgroup: %v", err)
+	}
+	defer os.Remove(dir)
+	lb, err := Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lb.Close()
+	web := svcName("web", corev1.ProtocolTCP)
+	if err := lb.Sync(&proxy.Snapshot{Full: true,
+		Services: map[proxy.ServicePortName]*proxy.ServicePort{web: {Name: web, Protocol: corev1.ProtocolTCP, Port: 80,
+			ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.10")}}},
+		Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{web: {ep("127.0.0.1", 18080, true)}},
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	out := runInCgroup(b, dir, fmt.Sprintf("%s=%d", connectBenchEnv, max(b.N, 500)))
+	var svc, direct float64
+	if _, err := fmt.Sscan(string(out), &svc, &direct); err != nil {
+		b.Fatalf("helper's report %q: %v", out, err)
+	}
+	b.ReportMetric(svc, "ns/service-conn")
+	b.ReportMetric(direct, "ns/direct-conn")
+	b.ReportMetric(svc-direct, "ns/added")
 }
