@@ -34,6 +34,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
+	"github.com/kubesvc/kubesvc/internal/proxy/socklb"
 )
 
 type options struct {
@@ -264,6 +265,11 @@ func run(o options) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
+	}
+	// The pods' cgroups of earlier runs, whose data folders are gone (their
+	// pods ended with their isolated namespaces).
+	if err := socklb.GCPodCgroups(""); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/dataplane:", err)
 	}
 	upArgs := []string{"--proxy-mode", o.mode}
 	if o.noSocketLB {

@@ -147,9 +147,10 @@ func resetMachine(ctx context.Context, o Options, dataDir string, log *slog.Logg
 	n, err := stopContainers(ctx, filepath.Join(o.AgentRoot, "runtime"), o.Self, o.StopGrace, log)
 	rep.Containers += n
 	errs = append(errs, err)
-	// The pods' cgroup (socket load balancing), now that they are stopped.
+	// The pods' cgroup (socket load balancing), now that they are stopped,
+	// and those of agents whose data is gone.
 	if dir, err := socklb.PodCgroupPath("", o.AgentRoot); err == nil {
-		errs = append(errs, socklb.RemovePodCgroup(dir))
+		errs = append(errs, socklb.RemovePodCgroup(dir), socklb.GCPodCgroups(""))
 	}
 
 	if netw, err := podnet.NewNetlink(podnet.Config{RootDir: filepath.Join(o.AgentRoot, "net"), Log: log}); err != nil {

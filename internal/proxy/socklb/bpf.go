@@ -324,7 +324,7 @@ func loadProgram(name string, attachType uint32, code []byte) (int, error) {
 		expectedAttachType: attachType,
 	}
 	copy(a.progName[:unix.BPF_OBJ_NAME_LEN-1], name)
-	fd, err := sysBPF(unix.BPF_PROG_LOAD, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	fd, err := progLoad(&a)
 	if err == nil {
 		runtime.KeepAlive(code)
 		runtime.KeepAlive(license)
@@ -333,7 +333,7 @@ func loadProgram(name string, attachType uint32, code []byte) (int, error) {
 	// Again with the verifier's log, to say why.
 	log := make([]byte, 64<<10)
 	a.logLevel, a.logSize, a.logBuf = 1, uint32(len(log)), uint64(uintptr(unsafe.Pointer(&log[0])))
-	_, err2 := sysBPF(unix.BPF_PROG_LOAD, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	_, err2 := progLoad(&a)
 	runtime.KeepAlive(code)
 	runtime.KeepAlive(license)
 	runtime.KeepAlive(log)
@@ -343,6 +343,19 @@ func loadProgram(name string, attachType uint32, code []byte) (int, error) {
 		}
 	}
 	return -1, fmt.Errorf("load BPF program %s: %w", name, err)
+}
+
+// progLoad is BPF_PROG_LOAD, again while the kernel says EAGAIN: the
+// verifier gives up when a signal is pending, and Go's scheduler signals its
+// threads (SIGURG) to preempt goroutines.
+func progLoad(a *progLoadAttr) (int, error) {
+	for range 20 {
+		fd, err := sysBPF(unix.BPF_PROG_LOAD, unsafe.Pointer(a), unsafe.Sizeof(*a))
+		if !errors.Is(err, unix.EAGAIN) {
+			return fd, err
+		}
+	}
+	return sysBPF(unix.BPF_PROG_LOAD, unsafe.Pointer(a), unsafe.Sizeof(*a))
 }
 
 func cstrLen(b []byte) int {

@@ -18,16 +18,19 @@ import (
 const cgroupParent = "kubesvc-pods"
 
 // PodCgroup makes (or finds) the cgroup v2 folder for the pods of the agent
-// whose state is in root, and returns its path (see PodCgroupPath). It first
-// removes the folders of agents whose root is gone (GCPodCgroups). mountinfo
-// is /proc/self/mountinfo ("" for it). It fails where no cgroup v2 hierarchy
-// is mounted.
+// whose state is in root, and returns its path (see PodCgroupPath).
+// mountinfo is /proc/self/mountinfo ("" for it). It fails where no cgroup v2
+// hierarchy is mounted.
+//
+// It does not remove other agents' folders: an agent in another mount
+// namespace may have a root this one cannot see, and a folder removed under a
+// running agent would fail its next pod's start. `kubesvc reset` does
+// (GCPodCgroups).
 func PodCgroup(mountinfo, root string) (string, error) {
 	dir, err := PodCgroupPath(mountinfo, root)
 	if err != nil {
 		return "", err
 	}
-	_ = gcPodCgroups(filepath.Dir(dir))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("pods' cgroup: %w", err)
 	}
@@ -64,10 +67,11 @@ func PodCgroupPath(mountinfo, root string) (string, error) {
 // maxNameLen keeps a folder's name under NAME_MAX (255).
 const maxNameLen = 200
 
-// GCPodCgroups removes the folders of agents whose root no longer exists and
-// that no process is left in (tests' and benchmarks' agents, whose data went
-// with their temporary folders), and MOUNT/kubesvc-pods when that leaves it
-// empty. mountinfo is /proc/self/mountinfo ("" for it).
+// GCPodCgroups removes the folders of agents whose root no longer exists (as
+// this process's mount namespace sees it) and that no process is left in
+// (tests' and benchmarks' agents, whose data went with their temporary
+// folders), and MOUNT/kubesvc-pods when that leaves it empty. mountinfo is
+// /proc/self/mountinfo ("" for it).
 func GCPodCgroups(mountinfo string) error {
 	dir, err := PodCgroupPath(mountinfo, "/")
 	if err != nil {

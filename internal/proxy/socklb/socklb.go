@@ -94,12 +94,11 @@ type portState struct {
 // stay attached until Close (or until this process ends). An error says why
 // the kernel refused (no BPF, no cgroup v2, a verifier's complaint); nothing
 // is left behind then.
-func Open(dir string) (lb *LB, err error) {
-	lb = &LB{services: -1, backends: -1, revnat: -1, cgroup: -1, ports: map[proxy.ServicePortName]portState{}}
+func Open(dir string) (_ *LB, err error) {
+	lb := &LB{services: -1, backends: -1, revnat: -1, cgroup: -1, ports: map[proxy.ServicePortName]portState{}}
 	defer func() {
 		if err != nil {
 			lb.Close()
-			lb = nil
 		}
 	}()
 	lb.cgroup, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

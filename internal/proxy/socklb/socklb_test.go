@@ -588,3 +588,58 @@ func BenchmarkConnect(b *testing.B) {
 	b.ReportMetric(direct, "ns/direct-conn")
 	b.ReportMetric(svc-direct, "ns/added")
 }
+
+// fakeBackend records its calls and fails when told to.
+type fakeBackend struct {
+	syncs, cleanups int
+	err             error
+}
+
+func (f *fakeBackend) Sync(context.Context, *proxy.Snapshot) error { f.syncs++; return f.err }
+func (f *fakeBackend) Cleanup(context.Context) error               { f.cleanups++; return f.err }
+
+func TestBackend(t *testing.T) {
+	web := svcName("web", corev1.ProtocolTCP)
+	full := &proxy.Snapshot{Full: true,
+		Services: map[proxy.ServicePortName]*proxy.ServicePort{web: {Name: web, Protocol: corev1.ProtocolTCP, Port: 80,
+			ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.1")}}},
+		Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{web: {ep("10.244.0.5", 8080, true)}}}
+
+	// Without an LB (not attached, or no cgroup): the rules alone.
+	inner := &fakeBackend{}
+	b := &Backend{Backend: inner}
+	if err := b.Sync(t.Context(), full); err != nil || inner.syncs != 1 {
+		t.Fatalf("Sync without an LB: %v, %d inner syncs", err, inner.syncs)
+	}
+	if err := b.Cleanup(t.Context()); err != nil || inner.cleanups != 1 {
+		t.Fatalf("Cleanup without an LB: %v, %d inner cleanups", err, inner.cleanups)
+	}
+	// A failed sync of the rules is the proxy's failure, and the maps wait.
+	inner.err = errors.New("rules refused")
+	if err := b.Sync(t.Context(), full); !errors.Is(err, inner.err) {
+		t.Fatalf("Sync = %v, want the rules' error", err)
+	}
+
+	lb, _ := openTestLB(t)
+	inner = &fakeBackend{err: errors.New("rules refused")}
+	b = &Backend{Backend: inner, LB: lb}
+	if err := b.Sync(t.Context(), full); err == nil {
+		t.Fatal("Sync succeeded with failing rules")
+	}
+	if got, _ := lb.Lookup(netip.MustParseAddr("10.96.0.1"), 80); got != nil {
+		t.Errorf("the maps hold %v after the rules failed; want nothing before the rules are in place", got)
+	}
+	inner.err = nil
+	if err := b.Sync(t.Context(), full); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := lb.Lookup(netip.MustParseAddr("10.96.0.1"), 80); len(got) != 1 {
+		t.Errorf("the maps hold %v, want the endpoint", got)
+	}
+	if err := b.Cleanup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := lb.Lookup(netip.MustParseAddr("10.96.0.1"), 80); got != nil {
+		t.Errorf("the maps hold %v after Cleanup", got)
+	}
+}
