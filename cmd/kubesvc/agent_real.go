@@ -152,7 +152,13 @@ func (r realAgent) config() (agent.Config, error) {
 	// The pods' own cgroup, for the proxy's socket load balancing.
 	var podCgroup string
 	if !rf.noSocketLB && !rf.disableProxy {
-		if podCgroup, err = socklb.PodCgroup("", root); err != nil {
+		podCgroup, err = socklb.PodCgroup("", root)
+		if err == nil {
+			if err = socklb.CheckPodCgroup(podCgroup); err != nil {
+				_ = socklb.RemovePodCgroup(podCgroup)
+			}
+		}
+		if err != nil {
 			r.log.Info("pods' connections to ClusterIPs go through the proxy's rules only (no socket load balancing)", "reason", err)
 			podCgroup = ""
 		}

@@ -7,8 +7,10 @@ import (
 	"hash/fnv"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -132,6 +134,27 @@ func RemovePodCgroup(dir string) error {
 // busy: a cgroup folder that still has processes or sub-folders, or is gone.
 func busy(err error) bool {
 	return errors.Is(err, unix.EBUSY) || errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, os.ErrNotExist)
+}
+
+// CheckPodCgroup starts a short process (true(1)) in dir the way the
+// container runtime starts pods (clone3's CLONE_INTO_CGROUP), so that a
+// machine that refuses it is found before a pod's start fails on it.
+func CheckPodCgroup(dir string) error {
+	prog, err := exec.LookPath("true")
+	if err != nil {
+		return nil // nothing to try with; the runtime reports what fails
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("pods' cgroup: %w", err)
+	}
+	defer f.Close()
+	cmd := exec.Command(prog)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("start a process in the pods' cgroup %s: %w", dir, err)
+	}
+	return nil
 }
 
 // cgroup2Mount is where the cgroup v2 hierarchy is mounted.

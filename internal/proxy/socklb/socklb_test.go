@@ -643,3 +643,13 @@ func TestBackend(t *testing.T) {
 		t.Errorf("the maps hold %v after Cleanup", got)
 	}
 }
+
+func TestCheckPodCgroup(t *testing.T) {
+	_, dir := openTestLB(t)
+	if err := CheckPodCgroup(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPodCgroup(filepath.Join(dir, "missing")); err == nil {
+		t.Error("CheckPodCgroup accepted a cgroup that does not exist")
+	}
+}
