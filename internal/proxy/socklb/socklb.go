@@ -30,6 +30,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/netip"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -253,7 +254,7 @@ func (lb *LB) plan(u *update, name proxy.ServicePortName, svc *proxy.ServicePort
 		}
 		return
 	}
-	if had && old.n == want.n && old.sum == want.sum && keysEqual(old.keys, want.keys) {
+	if had && old.n == want.n && old.sum == want.sum && slices.Equal(old.keys, want.keys) {
 		return
 	}
 	lb.nextID++
@@ -273,7 +274,7 @@ func (lb *LB) plan(u *update, name proxy.ServicePortName, svc *proxy.ServicePort
 	}
 	if had {
 		for _, k := range old.keys {
-			if !containsKey(want.keys, k) {
+			if !slices.Contains(want.keys, k) {
 				u.serviceDeletes = append(u.serviceDeletes, k[:]...)
 			}
 		}
@@ -295,27 +296,6 @@ func (u *update) deleteList(st portState) {
 // per-client memory).
 func handled(svc *proxy.ServicePort) bool {
 	return svc != nil && svc.Protocol == corev1.ProtocolTCP && svc.AffinityTimeout == 0
-}
-
-func keysEqual(a, b []key) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func containsKey(ks []key, k key) bool {
-	for _, x := range ks {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 // Lookup returns the endpoint list the services map holds for ip:port, in

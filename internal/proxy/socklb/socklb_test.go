@@ -162,34 +162,42 @@ func TestPodCgroupPathAndGC(t *testing.T) {
 	}
 }
 
-// openTestLB loads the programs on a new cgroup of the machine's cgroup v2
-// hierarchy, or skips the test where this machine cannot.
-func openTestLB(t *testing.T) (*LB, string) {
-	t.Helper()
+// testCgroup makes a cgroup for the test in the machine's cgroup v2 hierarchy
+// (removed when the test ends), or skips the test where this machine cannot.
+func testCgroup(tb testing.TB) string {
+	tb.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (BPF programs, cgroups, network namespaces)")
+		tb.Skip("needs root (BPF programs, cgroups, network namespaces)")
 	}
 	mnt, err := cgroup2Mount("/proc/self/mountinfo")
 	if err != nil {
-		t.Skipf("no cgroup v2 here: %v", err)
+		tb.Skipf("no cgroup v2 here: %v", err)
 	}
 	dir := filepath.Join(mnt, fmt.Sprintf("kubesvc-socklb-test-%d", os.Getpid()))
 	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Skipf("cannot make a cgroup: %v", err)
+		tb.Skipf("cannot make a cgroup: %v", err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if err := os.Remove(dir); err != nil {
-			t.Errorf("remove the test's cgroup: %v", err)
+			tb.Errorf("remove the test's cgroup: %v", err)
 		}
 	})
+	return dir
+}
+
+// openTestLB loads the programs on a new cgroup of the machine's cgroup v2
+// hierarchy, or skips the test where this machine cannot.
+func openTestLB(tb testing.TB) (*LB, string) {
+	tb.Helper()
+	dir := testCgroup(tb)
 	lb, err := Open(dir)
 	if err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOSYS) {
-			t.Skipf("BPF refused here: %v", err)
+			tb.Skipf("BPF refused here: %v", err)
 		}
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(lb.Close)
+	tb.Cleanup(lb.Close)
 	return lb, dir
 }
 
@@ -431,18 +439,7 @@ func TestConnectInCgroup(t *testing.T) {
 //
 //	go test ./internal/proxy/socklb -run '^$' -bench Sync -benchtime 5x
 func BenchmarkSync(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root (BPF maps)")
-	}
-	mnt, err := cgroup2Mount("/proc/self/mountinfo")
-	if err != nil {
-		b.Skipf("no cgroup v2 here: %v", err)
-	}
-	dir := filepath.Join(mnt, fmt.Sprintf("kubesvc-socklb-bench-%d", os.Getpid()))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		b.Skipf("cannot make a cgroup: %v", err)
-	}
-	defer os.Remove(dir)
+	dir := testCgroup(b)
 	const services, perService = 10000, 10
 	s := &proxy.Snapshot{Full: true, Services: map[proxy.ServicePortName]*proxy.ServicePort{}, Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{}}
 	var names []proxy.ServicePortName
@@ -553,23 +550,7 @@ func connectBench(nStr string) error {
 //
 //	go test ./internal/proxy/socklb -run '^$' -bench Connect
 func BenchmarkConnect(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root (BPF programs, cgroups, network namespaces)")
-	}
-	mnt, err := cgroup2Mount("/proc/self/mountinfo")
-	if err != nil {
-		b.Skipf("no cgroup v2 here: %v", err)
-	}
-	dir := filepath.Join(mnt, fmt.Sprintf("kubesvc-socklb-bench-%d", os.Getpid()))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		b.Skipf("cannot make a cgroup: %v", err)
-	}
-	defer os.Remove(dir)
-	lb, err := Open(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lb.Close()
+	lb, dir := openTestLB(b)
 	web := svcName("web", corev1.ProtocolTCP)
 	if err := lb.Sync(&proxy.Snapshot{Full: true,
 		Services: map[proxy.ServicePortName]*proxy.ServicePort{web: {Name: web, Protocol: corev1.ProtocolTCP, Port: 80,
