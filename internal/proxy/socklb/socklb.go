@@ -165,6 +165,21 @@ type update struct {
 }
 
 func (u *update) apply(lb *LB) error {
+	// A key one port gives up and another takes in the same sync (a ClusterIP
+	// reused at once) is written, not deleted.
+	if len(u.serviceDeletes) > 0 && len(u.serviceKeys) > 0 {
+		written := make(map[key]bool, len(u.serviceKeys)/8)
+		for i := 0; i < len(u.serviceKeys); i += 8 {
+			written[key(u.serviceKeys[i:i+8])] = true
+		}
+		kept := u.serviceDeletes[:0]
+		for i := 0; i < len(u.serviceDeletes); i += 8 {
+			if !written[key(u.serviceDeletes[i:i+8])] {
+				kept = append(kept, u.serviceDeletes[i:i+8]...)
+			}
+		}
+		u.serviceDeletes = kept
+	}
 	return errors.Join(
 		updateBatch(lb.backends, u.backendKeys, u.backendValues, len(u.backendKeys)/8),
 		updateBatch(lb.services, u.serviceKeys, u.serviceValues, len(u.serviceKeys)/8),
@@ -198,7 +213,12 @@ func (lb *LB) Sync(s *proxy.Snapshot) error {
 	if err := u.apply(lb); err != nil {
 		// The maps may hold part of this sync: forget them, so that the next
 		// sync rewrites everything, and leave the Services to the rules now.
-		lb.clear()
+		if cerr := lb.clear(); cerr != nil {
+			// Stale entries could send connections to gone endpoints: stop
+			// balancing in connect() altogether.
+			lb.detach()
+			return fmt.Errorf("%w; emptying the maps failed too (%w): the programs are detached, the rules take every connection", err, cerr)
+		}
 		return err
 	}
 	return nil
@@ -206,15 +226,23 @@ func (lb *LB) Sync(s *proxy.Snapshot) error {
 
 // clear empties the services map (connections then go to the proxy's rules)
 // and forgets what the maps held.
-func (lb *LB) clear() {
+func (lb *LB) clear() error {
 	var keys []byte
 	for _, st := range lb.ports {
 		for _, k := range st.keys {
 			keys = append(keys, k[:]...)
 		}
 	}
-	_ = deleteBatch(lb.services, keys, 8, len(keys)/8)
 	lb.ports = map[proxy.ServicePortName]portState{}
+	return deleteBatch(lb.services, keys, 8, len(keys)/8)
+}
+
+// detach closes the programs' links: connect() is no longer changed.
+func (lb *LB) detach() {
+	for _, fd := range lb.links {
+		_ = unix.Close(fd)
+	}
+	lb.links = nil
 }
 
 // plan adds to u what makes the maps hold svc's endpoints (none when svc is
@@ -363,7 +391,9 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 // Cleanup implements proxy.Backend: the rules' cleanup, and empty maps.
 func (b *Backend) Cleanup(ctx context.Context) error {
 	if b.LB != nil {
-		b.LB.clear()
+		if err := b.LB.clear(); err != nil {
+			b.LB.detach()
+		}
 	}
 	return b.Backend.Cleanup(ctx)
 }

@@ -295,6 +295,31 @@ func TestSyncMaps(t *testing.T) {
 	if len(lb.ports) != 0 {
 		t.Errorf("state left: %v", lb.ports)
 	}
+
+	// A ClusterIP that one Service gives up and another takes in one sync.
+	old, next := svcName("old", corev1.ProtocolTCP), svcName("next", corev1.ProtocolTCP)
+	s = &proxy.Snapshot{Full: true, Services: map[proxy.ServicePortName]*proxy.ServicePort{old: port(old, "10.96.0.20")},
+		Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{old: {ep("10.244.1.1", 80, true)}}}
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	check("10.96.0.20", "10.244.1.1:80")
+	for range 5 { // both orders of the ports' planning
+		s = &proxy.Snapshot{Services: map[proxy.ServicePortName]*proxy.ServicePort{next: port(next, "10.96.0.20")},
+			Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{next: {ep("10.244.1.2", 80, true)}},
+			Changed:   map[proxy.ServicePortName]bool{old: true, next: true}}
+		if err := lb.Sync(s); err != nil {
+			t.Fatal(err)
+		}
+		check("10.96.0.20", "10.244.1.2:80")
+		s = &proxy.Snapshot{Services: map[proxy.ServicePortName]*proxy.ServicePort{old: port(old, "10.96.0.20")},
+			Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{old: {ep("10.244.1.1", 80, true)}},
+			Changed:   map[proxy.ServicePortName]bool{old: true, next: true}}
+		if err := lb.Sync(s); err != nil {
+			t.Fatal(err)
+		}
+		check("10.96.0.20", "10.244.1.1:80")
+	}
 }
 
 // helperEnv makes the test binary the client of TestConnectInCgroup.
