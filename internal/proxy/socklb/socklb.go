@@ -41,11 +41,14 @@ import (
 
 // Map sizes: Service ports (each ClusterIP and port one entry), endpoints of
 // all of them, and connections whose Service address getpeername shows (the
-// oldest are forgotten first).
+// oldest are forgotten first). The kernel allocates a hash map's buckets for
+// all of its entries at once (16 bytes each) and the LRU map's entries too:
+// about 4 MB for these sizes, enough for 10,000 Services of 10 endpoints
+// with room. A port whose endpoints do not fit is left to the rules.
 const (
-	maxServices    = 1 << 16
-	maxBackends    = 1 << 20
-	maxRevNATConns = 1 << 15
+	maxServices    = 1 << 15
+	maxBackends    = 1 << 17
+	maxRevNATConns = 1 << 14
 )
 
 // key is a services-map key or a backends-map value: an IPv4 address and a
@@ -79,6 +82,14 @@ type LB struct {
 	// ports is what the maps hold, per Service port.
 	ports  map[proxy.ServicePortName]portState
 	nextID uint32
+	// maxServices and maxBackends are the maps' sizes (the constants; tests
+	// lower them); usedServices and usedBackends count the entries ports
+	// hold.
+	maxServices, maxBackends   int
+	usedServices, usedBackends int
+	// Skipped counts the Service ports the last Sync left to the rules
+	// because the maps were full.
+	Skipped int
 }
 
 // portState is what the maps hold for one Service port: its keys in the
@@ -96,7 +107,8 @@ type portState struct {
 // the kernel refused (no BPF, no cgroup v2, a verifier's complaint); nothing
 // is left behind then.
 func Open(dir string) (_ *LB, err error) {
-	lb := &LB{services: -1, backends: -1, revnat: -1, cgroup: -1, ports: map[proxy.ServicePortName]portState{}}
+	lb := &LB{services: -1, backends: -1, revnat: -1, cgroup: -1, ports: map[proxy.ServicePortName]portState{},
+		maxServices: maxServices, maxBackends: maxBackends}
 	defer func() {
 		if err != nil {
 			lb.Close()
@@ -162,6 +174,9 @@ type update struct {
 	serviceKeys, serviceValues []byte
 	serviceDeletes             []byte
 	backendDeletes             []byte
+	// freeServices and freeBackends are the entries the maps have room for
+	// while this update's new entries are written (its removals come last).
+	freeServices, freeBackends int
 }
 
 func (u *update) apply(lb *LB) error {
@@ -192,7 +207,8 @@ func (u *update) apply(lb *LB) error {
 // s.Full): the endpoints that traffic from a pod of this node gets under the
 // port's internal traffic policy (see proxy.CategorizeEndpoints).
 func (lb *LB) Sync(s *proxy.Snapshot) error {
-	var u update
+	u := update{freeServices: lb.maxServices - lb.usedServices, freeBackends: lb.maxBackends - lb.usedBackends}
+	lb.Skipped = 0
 	touch := func(name proxy.ServicePortName) {
 		lb.plan(&u, name, s.Services[name], s.Endpoints[name], s.Node)
 	}
@@ -234,6 +250,7 @@ func (lb *LB) clear() error {
 		}
 	}
 	lb.ports = map[proxy.ServicePortName]portState{}
+	lb.usedServices, lb.usedBackends = 0, 0
 	return deleteBatch(lb.services, keys, 8, len(keys)/8)
 }
 
@@ -278,13 +295,33 @@ func (lb *LB) plan(u *update, name proxy.ServicePortName, svc *proxy.ServicePort
 				u.serviceDeletes = append(u.serviceDeletes, k[:]...)
 			}
 			u.deleteList(old)
-			delete(lb.ports, name)
+			lb.forget(name, old)
 		}
 		return
 	}
 	if had && old.n == want.n && old.sum == want.sum && slices.Equal(old.keys, want.keys) {
 		return
 	}
+	newKeys := 0
+	for _, k := range want.keys {
+		if !slices.Contains(old.keys, k) {
+			newKeys++
+		}
+	}
+	if newKeys > u.freeServices || len(backends) > u.freeBackends {
+		// The maps are full: the rules take this port.
+		lb.Skipped++
+		if had {
+			for _, k := range old.keys {
+				u.serviceDeletes = append(u.serviceDeletes, k[:]...)
+			}
+			u.deleteList(old)
+			lb.forget(name, old)
+		}
+		return
+	}
+	u.freeServices -= newKeys
+	u.freeBackends -= len(backends)
 	lb.nextID++
 	if lb.nextID == 0 {
 		lb.nextID++
@@ -307,8 +344,18 @@ func (lb *LB) plan(u *update, name proxy.ServicePortName, svc *proxy.ServicePort
 			}
 		}
 		u.deleteList(old)
+		lb.forget(name, old)
 	}
 	lb.ports[name] = want
+	lb.usedServices += len(want.keys)
+	lb.usedBackends += int(want.n)
+}
+
+// forget drops name's state (st) from what the maps are known to hold.
+func (lb *LB) forget(name proxy.ServicePortName, st portState) {
+	delete(lb.ports, name)
+	lb.usedServices -= len(st.keys)
+	lb.usedBackends -= int(st.n)
 }
 
 // deleteList removes st's endpoint list.
@@ -365,6 +412,8 @@ type Backend struct {
 	Log *slog.Logger
 	// failed: the last LB.Sync failed; the next one rewrites every port.
 	failed bool
+	// skipped is the last sync's LB.Skipped (logged when it changes).
+	skipped int
 }
 
 // Sync implements proxy.Backend.
@@ -385,6 +434,10 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 	if err != nil {
 		b.Log.Error("socket load balancing: the maps could not follow; pods' connections go through the rules until the next sync", "err", err)
 	}
+	if n := b.LB.Skipped; n > 0 && n != b.skipped {
+		b.Log.Warn("socket load balancing: the maps are full; these Service ports go through the rules", "ports", n, "maxServicePorts", b.LB.maxServices, "maxEndpoints", b.LB.maxBackends)
+	}
+	b.skipped = b.LB.Skipped
 	return nil
 }
 

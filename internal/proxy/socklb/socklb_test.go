@@ -232,6 +232,13 @@ func TestSyncMaps(t *testing.T) {
 	}
 	check := func(ip string, want ...string) {
 		t.Helper()
+		svcs, bes := 0, 0
+		for _, st := range lb.ports {
+			svcs, bes = svcs+len(st.keys), bes+int(st.n)
+		}
+		if svcs != lb.usedServices || bes != lb.usedBackends {
+			t.Errorf("entries counted %d and %d, held %d and %d", lb.usedServices, lb.usedBackends, svcs, bes)
+		}
 		got, err := lb.Lookup(netip.MustParseAddr(ip), 80)
 		if err != nil {
 			t.Fatal(err)
@@ -294,6 +301,44 @@ func TestSyncMaps(t *testing.T) {
 	check("10.96.0.1")
 	if len(lb.ports) != 0 {
 		t.Errorf("state left: %v", lb.ports)
+	}
+
+	// Full maps: a port that does not fit is left to the rules, and gets in
+	// once there is room.
+	lb.maxBackends = 3
+	a, bb := svcName("a", corev1.ProtocolTCP), svcName("b", corev1.ProtocolTCP)
+	two := []proxy.Endpoint{ep("10.244.2.1", 80, true), ep("10.244.2.2", 80, true)}
+	s = &proxy.Snapshot{Full: true, Services: map[proxy.ServicePortName]*proxy.ServicePort{a: port(a, "10.96.0.30")},
+		Endpoints: map[proxy.ServicePortName][]proxy.Endpoint{a: two, bb: two}}
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	s.Services[bb] = port(bb, "10.96.0.31")
+	s.Full, s.Changed = false, map[proxy.ServicePortName]bool{bb: true}
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	check("10.96.0.30", "10.244.2.1:80", "10.244.2.2:80")
+	check("10.96.0.31")
+	if lb.Skipped != 1 {
+		t.Errorf("Skipped = %d, want 1", lb.Skipped)
+	}
+	// a's endpoints change: its new list needs room beside its old one.
+	s.Endpoints = map[proxy.ServicePortName][]proxy.Endpoint{a: {ep("10.244.2.3", 80, true)}, bb: two}
+	s.Changed = map[proxy.ServicePortName]bool{a: true}
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	check("10.96.0.30", "10.244.2.3:80")
+	lb.maxBackends = maxBackends
+	s.Changed = map[proxy.ServicePortName]bool{bb: true}
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	check("10.96.0.31", "10.244.2.1:80", "10.244.2.2:80")
+	s = &proxy.Snapshot{Full: true, Services: map[proxy.ServicePortName]*proxy.ServicePort{}}
+	if err := lb.Sync(s); err != nil {
+		t.Fatal(err)
 	}
 
 	// A ClusterIP that one Service gives up and another takes in one sync.
