@@ -398,31 +398,51 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// loUp brings the loopback link of a new network namespace up.
+func loUp() error {
+	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
+	}
+	return nil
+}
+
+// listenAndClose listens on addr and closes each connection it accepts,
+// telling accepted (when not nil) the address that took it.
+func listenAndClose(addr string, accepted chan<- string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if accepted != nil {
+				accepted <- addr
+			}
+			c.Close()
+		}
+	}()
+	return ln, nil
+}
+
 // helper runs in a new network namespace, in the test's cgroup: it listens
 // on 127.0.0.1:18080 and 127.0.0.2:18080, dials the Service 10.96.0.10:80
 // twenty times, and 10.96.0.11:80 (not in the maps) once.
 func helper() error {
-	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
+	if err := loUp(); err != nil {
+		return err
 	}
 	res := helperResult{Accepted: map[string]int{}, Errors: map[string]string{}}
 	accepted := make(chan string, 64)
 	for _, a := range []string{"127.0.0.1:18080", "127.0.0.2:18080"} {
-		ln, err := net.Listen("tcp", a)
+		ln, err := listenAndClose(a, accepted)
 		if err != nil {
 			return err
 		}
 		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				accepted <- a
-				c.Close()
-			}
-		}()
 	}
 	for range 20 {
 		c, err := net.DialTimeout("tcp", "10.96.0.10:80", 2*time.Second)
@@ -575,23 +595,14 @@ func connectBench(nStr string) error {
 	if err != nil {
 		return err
 	}
-	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
+	if err := loUp(); err != nil {
+		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:18080")
+	ln, err := listenAndClose("127.0.0.1:18080", nil)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	var total [2]time.Duration
 	const block = 500
 	for done := 0; done < n; done += block {
