@@ -24,11 +24,14 @@ func (s *Server) ClientConfig(user string, groups []string) (*rest.Config, error
 	}
 	certPath := filepath.Join(files.Dir, safeName(user)+".crt")
 	keyPath := filepath.Join(files.Dir, safeName(user)+".key")
+	s.clientCerts.Lock()
 	if _, err := os.Stat(certPath); err != nil {
 		if err := pki.IssueClient(certPath, keyPath, ca, user, groups); err != nil {
+			s.clientCerts.Unlock()
 			return nil, fmt.Errorf("client certificate for %s: %w", user, err)
 		}
 	}
+	s.clientCerts.Unlock()
 	host := s.cfg.BindAddress
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1"

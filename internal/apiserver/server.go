@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,6 +125,12 @@ type Server struct {
 	addr   net.Addr
 	// kubelet is the client of node agents' kubelet servers (pods/log), set by Run.
 	kubelet *http.Client
+	// clientCerts serializes ClientConfig's issuing of client certificates:
+	// two components asking for the same user at once (kubesvc up --nodes'
+	// machine proxy and node routes, both system:kube-proxy) would otherwise
+	// both write its key and certificate, and could leave one's key beside
+	// the other's certificate.
+	clientCerts sync.Mutex
 
 	// authz decides every request and access review (authz.go).
 	authz authorizer

@@ -91,6 +91,12 @@ func Start(tb testing.TB, opts Options) *Server {
 // Etcd is the server's etcd client.
 func (s *Server) Etcd() *clientv3.Client { return s.srv.Backend().Client }
 
+// ClientConfig is the server's client configuration for user (a client
+// certificate in its data directory; apiserver.Server.ClientConfig).
+func (s *Server) ClientConfig(user string, groups []string) (*rest.Config, error) {
+	return s.srv.ClientConfig(user, groups)
+}
+
 // Stop shuts the server down (idempotent) and waits for it.
 func (s *Server) Stop() {
 	if s.cancel == nil {
