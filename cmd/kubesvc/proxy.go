@@ -239,6 +239,9 @@ func (sp serviceProxy) build(ctx context.Context, cfg proxyconfig.Config) (func(
 	if sp.podCgroup != "" && !cfg.MasqueradeAll {
 		sockLB = &socklb.Backend{Backend: backend, Log: sp.log}
 		backend = sockLB
+		if err := reg.Register(sockLB); err != nil {
+			return nil, fmt.Errorf("socket load balancing metrics: %w", err)
+		}
 	}
 	// firstSynced tells trimAfterFirstSync that the first full sync is done.
 	var firstSynced chan struct{}

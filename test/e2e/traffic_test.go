@@ -165,6 +165,15 @@ func testServiceTraffic(t *testing.T, mode string, noSocketLB bool) {
 		case !socketLB && n == 0:
 			t.Errorf("no conntrack entry from the pod to the ClusterIP: the 30 connections did not go through the rules' DNAT")
 		}
+		// The proxy's metrics say so too.
+		metrics, err := httpGet("http://127.0.0.1:10249/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		attached := strings.Contains(metrics, "\nkubesvc_socket_lb_attached 1\n")
+		if attached != socketLB {
+			t.Errorf("kubesvc_socket_lb_attached is 1: %v, want %v:\n%s", attached, socketLB, grepLines(metrics, "kubesvc_socket_lb"))
+		}
 	})
 	t.Run("NodePort", func(t *testing.T) {
 		for _, addr := range []string{nodeIP, "127.0.0.1"} {

@@ -31,7 +31,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	corev1 "k8s.io/api/core/v1"
@@ -414,6 +416,44 @@ type Backend struct {
 	failed bool
 	// skipped is the last sync's LB.Skipped (logged when it changes).
 	skipped int
+	// held, endpoints and skippedPorts are what the maps hold after the last
+	// sync, for the metrics (read while the next sync runs).
+	held, endpoints, skippedPorts atomic.Int64
+	attached                      atomic.Bool
+}
+
+// Metric descriptions (Backend is a prometheus.Collector): attached, ports,
+// endpoints, skipped.
+func metricDescs() [4]*prometheus.Desc {
+	return [4]*prometheus.Desc{
+		prometheus.NewDesc("kubesvc_socket_lb_attached",
+			"1 when pods' TCP connections to ClusterIPs are balanced in connect() (socket load balancing), 0 when they go through the proxy's rules", nil, nil),
+		prometheus.NewDesc("kubesvc_socket_lb_service_ports",
+			"Service ports whose pods' connections are balanced in connect()", nil, nil),
+		prometheus.NewDesc("kubesvc_socket_lb_endpoints",
+			"Endpoints in the socket load balancing maps", nil, nil),
+		prometheus.NewDesc("kubesvc_socket_lb_skipped_service_ports",
+			"Service ports left to the proxy's rules because the socket load balancing maps are full", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (b *Backend) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range metricDescs() {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (b *Backend) Collect(ch chan<- prometheus.Metric) {
+	d := metricDescs()
+	attached := 0.0
+	if b.attached.Load() {
+		attached = 1
+	}
+	for i, v := range []float64{attached, float64(b.held.Load()), float64(b.endpoints.Load()), float64(b.skippedPorts.Load())} {
+		ch <- prometheus.MustNewConstMetric(d[i], prometheus.GaugeValue, v)
+	}
 }
 
 // Sync implements proxy.Backend.
@@ -438,6 +478,10 @@ func (b *Backend) Sync(ctx context.Context, s *proxy.Snapshot) error {
 		b.Log.Warn("socket load balancing: the maps are full; these Service ports go through the rules", "ports", n, "maxServicePorts", b.LB.maxServices, "maxEndpoints", b.LB.maxBackends)
 	}
 	b.skipped = b.LB.Skipped
+	b.held.Store(int64(len(b.LB.ports)))
+	b.endpoints.Store(int64(b.LB.usedBackends))
+	b.skippedPorts.Store(int64(b.LB.Skipped))
+	b.attached.Store(len(b.LB.links) > 0)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -697,6 +699,24 @@ func TestBackend(t *testing.T) {
 	}
 	if got, _ := lb.Lookup(netip.MustParseAddr("10.96.0.1"), 80); len(got) != 1 {
 		t.Errorf("the maps hold %v, want the endpoint", got)
+	}
+	// The metrics say what the maps hold.
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(b); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+	}
+	wantMetrics := map[string]float64{"kubesvc_socket_lb_attached": 1, "kubesvc_socket_lb_service_ports": 1,
+		"kubesvc_socket_lb_endpoints": 1, "kubesvc_socket_lb_skipped_service_ports": 0}
+	if !maps.Equal(got, wantMetrics) {
+		t.Errorf("metrics %v, want %v", got, wantMetrics)
 	}
 	if err := b.Cleanup(t.Context()); err != nil {
 		t.Fatal(err)
