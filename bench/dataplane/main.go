@@ -1,6 +1,8 @@
-// Command dataplane measures what the proxy's rules cost a packet: a client pod
-// talks to a server pod once through a ClusterIP Service (the proxy's DNAT and
-// conntrack) and once to the pod's own IP, and the two are compared as ratios
+// Command dataplane measures what a ClusterIP costs a connection: a client pod
+// talks to a server pod once through a ClusterIP Service (balanced in
+// connect() by socket load balancing, the agent's default; with
+// -disable-socket-lb, the proxy's DNAT and conntrack) and once to the pod's
+// own IP, and the two are compared as ratios
 // (ClusterIP / direct): bulk throughput (one TCP stream), new connections per
 // second (connect, one small request, close), and the p99 latency of a small
 // request on a new connection. Both pods run this program (a pod with a
