@@ -1,7 +1,6 @@
 package socklb
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -9,10 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 )
 
 // cgroupParent is the folder, in the cgroup v2 hierarchy, under which each
@@ -46,10 +46,7 @@ func PodCgroup(mountinfo, root string) (string, error) {
 // gone can be told (GCPodCgroups). A root too long for a folder's name is
 // hashed instead.
 func PodCgroupPath(mountinfo, root string) (string, error) {
-	if mountinfo == "" {
-		mountinfo = "/proc/self/mountinfo"
-	}
-	mnt, err := cgroup2Mount(mountinfo)
+	mnt, err := cgroups.UnifiedMount(mountinfo)
 	if err != nil {
 		return "", err
 	}
@@ -155,50 +152,4 @@ func CheckPodCgroup(dir string) error {
 		return fmt.Errorf("start a process in the pods' cgroup %s: %w", dir, err)
 	}
 	return nil
-}
-
-// cgroup2Mount is where the cgroup v2 hierarchy is mounted.
-func cgroup2Mount(mountinfo string) (string, error) {
-	f, err := os.Open(mountinfo)
-	if err != nil {
-		return "", fmt.Errorf("find the cgroup v2 hierarchy: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) >= 5 && len(g) >= 1 && g[0] == "cgroup2" && f[3] == "/" {
-			return unescapeMount(f[4]), nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("find the cgroup v2 hierarchy: %w", err)
-	}
-	return "", errors.New("no cgroup v2 hierarchy is mounted")
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

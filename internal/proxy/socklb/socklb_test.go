@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 	"github.com/kubesvc/kubesvc/internal/proxy"
 )
 
@@ -71,43 +72,6 @@ func TestEncodeLabels(t *testing.T) {
 	}
 	if _, err := encode([]insn{loadMap(r1, "x")}, nil); err == nil {
 		t.Error("a missing map encoded")
-	}
-}
-
-func TestUnescapeMount(t *testing.T) {
-	for in, want := range map[string]string{`/sys/fs/cgroup`: "/sys/fs/cgroup", `/a\040b`: "/a b"} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestCgroup2Mount(t *testing.T) {
-	dir := t.TempDir()
-	for _, tc := range []struct {
-		name, info, want string
-	}{
-		{"hybrid", "30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw\n31 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n", "/sys/fs/cgroup/unified"},
-		{"unified", "29 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n", "/sys/fs/cgroup"},
-		{"a cgroup namespace's bind of a sub-folder is skipped", "29 23 0:26 /sub /mnt rw - cgroup2 cgroup2 rw\n", ""},
-		{"none", "22 1 0:21 / /proc rw - proc proc rw\n", ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(dir, tc.name)
-			if err := os.WriteFile(p, []byte(tc.info), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			got, err := cgroup2Mount(p)
-			if tc.want == "" {
-				if err == nil {
-					t.Fatalf("cgroup2Mount = %q, want an error", got)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("cgroup2Mount = %q, %v, want %q", got, err, tc.want)
-			}
-		})
 	}
 }
 
@@ -171,7 +135,7 @@ func testCgroup(tb testing.TB) string {
 	if os.Geteuid() != 0 {
 		tb.Skip("needs root (BPF programs, cgroups, network namespaces)")
 	}
-	mnt, err := cgroup2Mount("/proc/self/mountinfo")
+	mnt, err := cgroups.UnifiedMount("")
 	if err != nil {
 		tb.Skipf("no cgroup v2 here: %v", err)
 	}

@@ -324,3 +324,55 @@ func hasAll(have []string, want ...string) bool {
 	}
 	return true
 }
+
+// UnifiedMount is where the cgroup v2 hierarchy is mounted (its root, not a
+// sub-folder bound elsewhere), as mountinfo (/proc/self/mountinfo when "")
+// says; an error when it is not mounted. On a machine that mounts the v1
+// controllers it is often /sys/fs/cgroup/unified.
+func UnifiedMount(mountinfo string) (string, error) {
+	if mountinfo == "" {
+		mountinfo = "/proc/self/mountinfo"
+	}
+	f, err := os.Open(mountinfo)
+	if err != nil {
+		return "", fmt.Errorf("find the cgroup v2 hierarchy: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if len(f) >= 5 && len(g) >= 1 && g[0] == "cgroup2" && f[3] == "/" {
+			return unescapeMount(f[4]), nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", fmt.Errorf("find the cgroup v2 hierarchy: %w", err)
+	}
+	return "", errors.New("no cgroup v2 hierarchy is mounted")
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var c byte
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
+				b.WriteByte(c)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

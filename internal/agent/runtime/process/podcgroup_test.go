@@ -1,7 +1,6 @@
 package process
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubesvc/kubesvc/internal/agent/runtime/cgroups"
 	"github.com/kubesvc/kubesvc/internal/testutil/isolate"
 )
 
@@ -19,21 +19,9 @@ import (
 // the test where there is none.
 func cgroup2Dir(t *testing.T) (dir, rel string) {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	mnt, err := cgroups.UnifiedMount("")
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var mnt string
-	for sc := bufio.NewScanner(f); sc.Scan(); {
-		pre, post, _ := strings.Cut(sc.Text(), " - ")
-		if fs, gs := strings.Fields(pre), strings.Fields(post); len(fs) >= 5 && len(gs) > 0 && gs[0] == "cgroup2" && fs[3] == "/" {
-			mnt = fs[4]
-			break
-		}
-	}
-	if mnt == "" {
-		t.Skip("no cgroup v2 hierarchy here")
+		t.Skipf("no cgroup v2 hierarchy here: %v", err)
 	}
 	name := fmt.Sprintf("kubesvc-process-test-%d", os.Getpid())
 	dir = filepath.Join(mnt, name)
